@@ -1,0 +1,1 @@
+# Installed as the package `mas_cli.conf` so Hydra finds the configs with pkg://mas_cli.conf.

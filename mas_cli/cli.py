@@ -1,0 +1,38 @@
+"""`mas <command> [overrides...]`: hands each command to its own @hydra.main, so that -m,
+launchers, run directories and --help work exactly as with the direct `mas-<command>` scripts."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "train": ("mas_cli.commands.train", "train a task model into the model store (mas train task=count arch=gru)"),
+}
+
+USAGE = """usage: mas <command> [hydra overrides...]   (mas <command> --help for its options)
+
+commands:
+{commands}
+
+Each command is also installed on its own as mas-<command> (Hydra's tab completion binds there)."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        width = max(len(name) for name in COMMANDS)
+        lines = "\n".join(f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items())
+        print(USAGE.format(commands=lines))
+        raise SystemExit(0 if argv else 2)
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"error: unknown command '{command}'; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
+        raise SystemExit(2)
+    module = importlib.import_module(COMMANDS[command][0])
+    sys.argv = [f"mas-{command}", *rest]
+    module.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Thin entry files, one per command: compose -> validate -> run -> summarise."""

@@ -1,0 +1,50 @@
+"""Task accuracy of a model on fixed sequence sets (SPEC §2): a trial is correct when every
+scored prediction (each response token and the EOS) is right."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mas_cli.models import SequenceModel
+from tasks import Task, targets_of
+
+
+@dataclass
+class EvalSet:
+    """Sequences with their next-token targets and scored positions, as tensors on a device."""
+
+    tokens: torch.Tensor  # int64 [N, L]
+    targets: torch.Tensor  # int64 [N, L]
+    scored: torch.Tensor  # bool  [N, L]
+
+    @classmethod
+    def draw(cls, task: Task, n: int, rng: np.random.Generator, split, device) -> EvalSet | None:
+        if len(task.counts(split)) == 0:
+            return None  # e.g. no held-out counts configured
+        tokens = task.sample(n, rng, split).tokens
+        return cls(
+            tokens=torch.from_numpy(tokens).to(device),
+            targets=torch.from_numpy(targets_of(tokens)).to(device),
+            scored=torch.from_numpy(task.response_mask(tokens)).to(device),
+        )
+
+
+@torch.no_grad()
+def task_accuracy(model: SequenceModel, data: EvalSet, chunk: int = 2000) -> tuple[float, float]:
+    """(task accuracy, token accuracy over scored predictions)."""
+    was_training = model.training
+    model.eval()
+    trials, tokens_right, tokens_scored = 0, 0, 0
+    for start in range(0, len(data.tokens), chunk):
+        part = slice(start, start + chunk)
+        predictions = model(data.tokens[part]).argmax(-1)
+        scored = data.scored[part]
+        right = (predictions == data.targets[part]) & scored
+        trials += int((right == scored).all(dim=1).sum())
+        tokens_right += int(right.sum())
+        tokens_scored += int(scored.sum())
+    model.train(was_training)
+    return trials / len(data.tokens), tokens_right / max(tokens_scored, 1)

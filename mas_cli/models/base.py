@@ -1,0 +1,93 @@
+"""What every model in the zoo shares: the readout MLP and the alignment-site protocol.
+
+Every model is an autoregressive next-token predictor with two alignment sites (SPEC §4):
+
+    embed   the input embedding at each position           [B, L, site_width("embed")]
+    hidden  RNN state after each token / transformer
+            residual stream after layer 1                  [B, L, site_width("hidden")]
+
+and, for the alignment engine, these calls over a whole batch:
+
+    features(tokens)          [B, L, F]  what the readout sees at each position
+    readout(features)         [..., V]   logits; applied only where a loss is needed
+    hidden_states(tokens)     [B, L, D]  the hidden site at every position, in one call
+    continue_from(state, tokens, tau)
+                              [B, L, V]  logits when the hidden site at position tau[b] is
+                                         replaced by state[b]; valid at positions >= tau[b]
+    logits_from_embeddings(e) [B, L, V]  run the model on given input embeddings (embed site)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+SITES = ("embed", "hidden")
+
+
+class Readout(nn.Module):
+    """width -> mult·width -> GELU -> dropout -> vocab (paper default: mult 4, dropout 0.5)."""
+
+    def __init__(self, in_width: int, hidden_width: int, vocab_size: int, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(in_width, hidden_width),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_width, vocab_size),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class SequenceModel(nn.Module):
+    """Base class: `forward` is features + readout; subclasses implement the rest."""
+
+    config: object
+    readout: Readout
+
+    def site_width(self, site: str) -> int:
+        raise NotImplementedError
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def features(self, tokens: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def continue_from(self, state: torch.Tensor, tokens: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def logits_from_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.readout(self.features(tokens))
+
+
+def gather_suffixes(tokens: torch.Tensor, tau: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tokens after tau[b] of each row, left-aligned: ([B, S], column index into `tokens`).
+
+    S = the longest suffix; shorter rows are filled with their last token, which is harmless
+    because nothing after a row's end is read back."""
+    length = tokens.shape[1]
+    steps = torch.arange(length - int(tau.min()) - 1, device=tokens.device)
+    columns = (tau[:, None] + 1 + steps[None, :]).clamp(max=length - 1)
+    return tokens.gather(1, columns), columns
+
+
+def scatter_suffix_logits(
+    prefix_logits: torch.Tensor, suffix_logits: torch.Tensor, tau: torch.Tensor, length: int
+) -> torch.Tensor:
+    """[B, L, V] logits with position tau[b] from prefix_logits and tau[b]+1.. from suffix_logits;
+    positions before tau[b] are zero (they are not defined by a continuation)."""
+    batch, _, vocab = suffix_logits.shape
+    out = suffix_logits.new_zeros(batch, length + suffix_logits.shape[1], vocab)
+    steps = torch.arange(suffix_logits.shape[1] + 1, device=tau.device)
+    columns = (tau[:, None] + steps[None, :]).unsqueeze(-1).expand(-1, -1, vocab)
+    out.scatter_(1, columns, torch.cat([prefix_logits[:, None], suffix_logits], 1))
+    return out[:, :length]

@@ -1,0 +1,73 @@
+"""LSTM next-token model (SPEC §4): embedding -> one LSTM layer (h and c of width/2 each) ->
+readout MLP on h. The hidden site is the concatenation [h; c], `width` wide, because the cell
+state carries information h alone does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mas_cli.models.base import Readout, SequenceModel, gather_suffixes, scatter_suffix_logits
+
+
+@dataclass
+class LSTMConfig:
+    vocab_size: int
+    width: int = 128  # embedding width and width of the [h; c] site; h and c are width/2
+    readout_mult: int = 4
+    dropout: float = 0.5
+
+
+class LSTMModel(SequenceModel):
+    def __init__(self, config: LSTMConfig):
+        super().__init__()
+        self.config = config
+        w = config.width
+        self.embedding = nn.Embedding(config.vocab_size, w)
+        self.rnn = nn.LSTM(w, w // 2, batch_first=True)
+        self.readout = Readout(w // 2, config.readout_mult * w, config.vocab_size, config.dropout)
+
+    def site_width(self, site: str) -> int:
+        return self.config.width
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.embedding(tokens)
+
+    def features(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.rnn(self.embedding(tokens))[0]  # h at every position, [B, L, W/2]
+
+    def logits_from_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.readout(self.rnn(embeddings)[0])
+
+    def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:
+        """[h; c] at every position, [B, L, W].
+
+        The fused kernel returns h for every step but c only for the last, so c is rebuilt:
+        with h_{t-1} known, all gates come from one batched matmul, and c_t = f_t c_{t-1} + i_t g_t
+        is a cheap elementwise recurrence (no per-step matmul)."""
+        x = self.embedding(tokens)
+        h, _ = self.rnn(x)
+        h_prev = torch.cat([h.new_zeros(h[:, :1].shape), h[:, :-1]], 1)
+        gates = x @ self.rnn.weight_ih_l0.T + h_prev @ self.rnn.weight_hh_l0.T
+        gates = gates + self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0
+        i, f, g, _ = gates.chunk(4, dim=-1)  # PyTorch's gate order: input, forget, cell, output
+        i, f, g = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g)
+        cells, c = [], h.new_zeros(h[:, 0].shape)
+        for t in range(tokens.shape[1]):
+            c = f[:, t] * c + i[:, t] * g[:, t]
+            cells.append(c)
+        return torch.cat([h, torch.stack(cells, 1)], -1)
+
+    def continue_suffix(self, state: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
+        """state [B, W] = [h; c] at τ, suffix [B, S] -> logits [B, 1 + S, V]."""
+        h0, c0 = state.chunk(2, dim=-1)
+        out, _ = self.rnn(self.embedding(suffix), (h0[None].contiguous(), c0[None].contiguous()))
+        return self.readout(torch.cat([h0[:, None], out], 1))
+
+    def continue_from(self, state: torch.Tensor, tokens: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        suffix, _ = gather_suffixes(tokens, tau)
+        logits = self.continue_suffix(state, suffix)
+        return scatter_suffix_logits(logits[:, 0], logits[:, 1:], tau, tokens.shape[1])

@@ -1,0 +1,111 @@
+"""Transformer next-token model (SPEC §4): 2 pre-norm layers, 1 head, rotary position embeddings,
+FFN 4·width, causal mask, then a final LayerNorm and the readout MLP.
+
+No learned position embedding: RoPE rotates queries and keys by position, so attention sees only
+relative offsets. The hidden site is the residual stream after layer `hidden_layer` (1 of 2).
+Because layer-1 outputs at positions > τ do not depend on position τ, an intervention at τ only
+has to re-run the layers above the site.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mas_cli.models.base import Readout, SequenceModel
+
+
+@dataclass
+class TransformerConfig:
+    vocab_size: int
+    width: int = 128
+    layers: int = 2
+    ffn_mult: int = 4
+    readout_mult: int = 4
+    dropout: float = 0.5  # readout only, as in the RNNs
+    rope_base: float = 10000.0
+    hidden_layer: int = 1  # the hidden site is the residual after this many layers
+
+
+def rotate(x: torch.Tensor, base: float) -> torch.Tensor:
+    """Rotary embedding of x [B, L, D]: pairs (x_i, x_{i+D/2}) turn by angle pos·base^(-2i/D)."""
+    length, dim = x.shape[-2], x.shape[-1]
+    freqs = base ** (-torch.arange(0, dim, 2, device=x.device, dtype=torch.float32) / dim)
+    angles = torch.arange(length, device=x.device, dtype=torch.float32)[:, None] * freqs[None]
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)  # [L, D/2]
+    first, second = x.chunk(2, dim=-1)
+    return torch.cat([first * cos - second * sin, first * sin + second * cos], -1)
+
+
+class Block(nn.Module):
+    """x + attn(ln(x)), then x + mlp(ln(x)); one head of width `width`."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        w = config.width
+        self.rope_base = config.rope_base
+        self.ln_attn = nn.LayerNorm(w)
+        self.qkv = nn.Linear(w, 3 * w)
+        self.proj = nn.Linear(w, w)
+        self.ln_mlp = nn.LayerNorm(w)
+        self.mlp = nn.Sequential(nn.Linear(w, config.ffn_mult * w), nn.GELU(), nn.Linear(config.ffn_mult * w, w))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(self.ln_attn(x)).chunk(3, dim=-1)  # each [B, L, W]
+        q, k = rotate(q, self.rope_base), rotate(k, self.rope_base)
+        attended = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # fused kernel
+        x = x + self.proj(attended)
+        return x + self.mlp(self.ln_mlp(x))
+
+
+class TransformerModel(SequenceModel):
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.config = config
+        w = config.width
+        self.embedding = nn.Embedding(config.vocab_size, w)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
+        self.ln_final = nn.LayerNorm(w)
+        self.readout = Readout(w, config.readout_mult * w, config.vocab_size, config.dropout)
+
+    def site_width(self, site: str) -> int:
+        return self.config.width
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.embedding(tokens)
+
+    def _lower(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks[: self.config.hidden_layer]:
+            x = block(x)
+        return x
+
+    def _upper(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks[self.config.hidden_layer :]:
+            x = block(x)
+        return self.ln_final(x)
+
+    def features(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self._upper(self._lower(self.embedding(tokens)))
+
+    def logits_from_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.readout(self._upper(self._lower(embeddings)))
+
+    def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self._lower(self.embedding(tokens))  # [B, L, W] residual after layer 1
+
+    def continue_from(
+        self,
+        state: torch.Tensor,
+        tokens: torch.Tensor,
+        tau: torch.Tensor,
+        residuals: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`residuals` = hidden_states(tokens), when the caller has them already (they do not
+        depend on the intervention, so the alignment engine computes them once)."""
+        residuals = self.hidden_states(tokens) if residuals is None else residuals
+        at_tau = F.one_hot(tau, tokens.shape[1]).to(residuals.dtype)[..., None]  # [B, L, 1]
+        patched = residuals * (1 - at_tau) + state[:, None] * at_tau
+        return self.readout(self._upper(patched))

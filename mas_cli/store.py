@@ -1,0 +1,101 @@
+"""Where things live on disk, and how they get there safely.
+
+Every file is written atomically (temporary file in the same folder, then `os.replace`), so a
+reader sees either the old complete file or the new complete file, never a torn one. A model
+store entry is complete once its `metrics.json` exists, which is written last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+MODEL_FORMAT = "mas-model/1"
+ENTRY_FILES = ("model.pt", "config.yaml", "curve.csv", "metrics.json")  # metrics.json last
+
+
+class StoreError(Exception):
+    """A store entry is missing, corrupt or foreign; the message says what to do."""
+
+
+def model_dir(root: str | Path, task: str, arch: str, seed: int) -> Path:
+    return Path(root) / "models" / task / arch / f"seed{seed}"
+
+
+def _atomic(path: Path, write: Callable[[str], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(text)
+
+    _atomic(path, write)
+
+
+def write_json(path: Path, data: dict) -> None:
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def save_torch(path: Path, obj) -> None:
+    _atomic(path, lambda tmp: torch.save(obj, tmp))
+
+
+def is_complete(entry: Path) -> bool:
+    return all((entry / name).is_file() for name in ENTRY_FILES)
+
+
+def fingerprint(cfg: DictConfig) -> dict:
+    """The settings that define a trained model; a store entry is reused only if they match."""
+    keys = ("task", "arch", "budget", "seed")
+    return {k: OmegaConf.to_container(cfg[k], resolve=True) if k != "seed" else cfg[k] for k in keys}
+
+
+def describe_difference(old: dict, new: dict, prefix: str = "") -> str:
+    """First differing setting, as 'budget.name: quick -> paper'."""
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found = describe_difference(a, b, f"{prefix}{key}.")
+            if found:
+                return found
+        elif a != b:
+            return f"{prefix}{key}: {a} -> {b}"
+    return ""
+
+
+def read_metrics(entry: Path) -> dict:
+    return json.loads((entry / "metrics.json").read_text())
+
+
+def read_fingerprint(entry: Path) -> dict:
+    return read_metrics(entry)["fingerprint"]
+
+
+def load_model_file(path: Path) -> dict:
+    """The contents of a model.pt, checked; raises StoreError with a fix in the message."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise StoreError(f"{path} does not exist; train it with `mas train`") from None
+    except Exception as exc:  # a truncated or foreign file: torch raises many kinds
+        raise StoreError(f"{path} is not a readable model file ({type(exc).__name__}); "
+                         "delete it and retrain with `mas train ... force=true`") from None
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise StoreError(f"{path} is not a mas model file (expected format {MODEL_FORMAT}); "
+                         "retrain it with `mas train ... force=true`")
+    return payload

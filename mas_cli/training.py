@@ -1,0 +1,191 @@
+"""Task-model training (SPEC §4): next-token cross-entropy until validation task accuracy reaches
+the criterion, with a step cap, checkpoints to resume from, and an atomic model store entry."""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+
+from mas_cli import store
+from mas_cli.config import ConfigError
+from mas_cli.console import StepProgress, console
+from mas_cli.evaluation import EvalSet, task_accuracy
+from mas_cli.models import SequenceModel, build_model, model_spec
+from tasks import Task, task_from_config
+from tasks.vocab import PAD
+
+
+@dataclass
+class TrainResult:
+    entry: Path
+    metrics: dict
+    reused: bool
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up, then cosine decay to 10 % of the peak at the step cap."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def next_token_loss(model: SequenceModel, tokens: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over every non-pad target. The readout runs only where a target exists:
+    about half of a padded batch is PAD, and the readout MLP is a third of the work."""
+    targets = torch.roll(tokens, -1, 1)
+    targets[:, -1] = PAD
+    has_target = targets != PAD
+    return F.cross_entropy(model.readout(model.features(tokens)[has_target]), targets[has_target])
+
+
+def train_model(cfg: DictConfig) -> TrainResult:
+    """Reuse the complete store entry for this config, or train (resuming a checkpoint)."""
+    entry = store.model_dir(cfg.paths.root, cfg.task.name, cfg.arch.name, cfg.seed)
+    wanted = store.fingerprint(cfg)
+    if store.is_complete(entry) and not cfg.force:
+        found = store.read_fingerprint(entry)
+        if found != wanted:
+            change = store.describe_difference(found, wanted)
+            raise ConfigError(f"{entry} holds a model trained with other settings ({change}); "
+                              "add force=true to retrain it, or choose another paths.root")
+        console.print(f"reusing {entry} (complete; force=true retrains)")
+        return TrainResult(entry, store.read_metrics(entry), reused=True)
+    return Trainer(cfg, entry, wanted).run()
+
+
+class Trainer:
+    def __init__(self, cfg: DictConfig, entry: Path, fingerprint: dict):
+        self.cfg, self.entry, self.fingerprint = cfg, entry, fingerprint
+        self.budget = cfg.budget
+        self.device = resolve_device(cfg.device)
+        self.task: Task = task_from_config(cfg.task)
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg.arch.name, len(self.task.vocab), cfg.arch).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.budget.lr)
+        self.data_rng = np.random.default_rng([cfg.seed, 0])
+        # Validation and held-out sets are fixed by the seed, apart from the training stream.
+        self.val = EvalSet.draw(self.task, self.budget.val_size, np.random.default_rng([cfg.seed, 1]),
+                                "train", self.device)
+        self.heldout = EvalSet.draw(self.task, self.budget.heldout_size,
+                                    np.random.default_rng([cfg.seed, 2]), "heldout", self.device)
+        self.step, self.wall_before, self.curve = 0, 0.0, []
+        self.checkpoint = entry / "checkpoint.pt"
+
+    def run(self) -> TrainResult:
+        if self.cfg.force:
+            (self.entry / "metrics.json").unlink(missing_ok=True)  # the old entry is no longer complete
+            self.checkpoint.unlink(missing_ok=True)
+        self._resume()
+        started = time.perf_counter()
+        reached = bool(self.curve) and self.curve[-1]["val_task_acc"] >= self.budget.criterion
+        title = f"train {self.task.name}/{self.cfg.arch.name}/seed{self.cfg.seed}"
+        with StepProgress(title, self.budget.max_steps, self.step) as progress:
+            while not reached and self.step < self.budget.max_steps:
+                self._train_step()
+                progress.advance(self.step)
+                if self.step % self.budget.val_every == 0 or self.step == self.budget.max_steps:
+                    row = self._validate(time.perf_counter() - started)
+                    reached = row["val_task_acc"] >= self.budget.criterion
+                    progress.report(self.step, f"loss {row['loss']:.4f} val task acc {row['val_task_acc']:.4f}")
+                if self.step % self.budget.checkpoint_every == 0 and not reached:
+                    self._save_checkpoint(time.perf_counter() - started)
+        return self._finish(reached, self.wall_before + time.perf_counter() - started)
+
+    def _train_step(self) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.budget.lr * lr_factor(self.step, self.budget.warmup_steps, self.budget.max_steps)
+        batch = self.task.sample(self.budget.batch_size, self.data_rng, "train").tokens
+        self.loss = next_token_loss(self.model, torch.from_numpy(batch).to(self.device))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.loss.backward()
+        self.optimizer.step()
+        self.step += 1
+
+    def _validate(self, elapsed: float) -> dict:
+        task_acc, tok_acc = task_accuracy(self.model, self.val)
+        row = {
+            "step": self.step,
+            "loss": self.loss.item(),
+            "val_task_acc": task_acc,
+            "val_tok_acc": tok_acc,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "wall_s": round(self.wall_before + elapsed, 3),
+        }
+        self.curve.append(row)
+        return row
+
+    def _resume(self) -> None:
+        if not self.checkpoint.exists():
+            return
+        state = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
+        if state.get("fingerprint") != self.fingerprint:
+            console.print(f"ignoring {self.checkpoint}: it was made with other settings")
+            return
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.data_rng.bit_generator.state = state["data_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        self.step, self.wall_before, self.curve = state["step"], state["wall_s"], state["curve"]
+        console.print(f"resuming {self.entry} from step {self.step}")
+
+    def _save_checkpoint(self, elapsed: float) -> None:
+        store.save_torch(self.checkpoint, {
+            "fingerprint": self.fingerprint,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "data_rng": self.data_rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "step": self.step,
+            "wall_s": self.wall_before + elapsed,
+            "curve": self.curve,
+        })
+
+    def _finish(self, reached: bool, wall_s: float) -> TrainResult:
+        last = self.curve[-1]
+        heldout_acc = task_accuracy(self.model, self.heldout)[0] if self.heldout else None
+        metrics = {
+            "val_task_acc": last["val_task_acc"],
+            "val_tok_acc": last["val_tok_acc"],
+            "heldout_task_acc": heldout_acc,
+            "trained_to_criterion": reached,
+            "criterion": self.budget.criterion,
+            "val_size": self.budget.val_size,
+            "steps": self.step,
+            "wall_s": round(wall_s, 2),
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "device": str(self.device),
+            "fingerprint": self.fingerprint,
+        }
+        cpu_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        store.save_torch(self.entry / "model.pt", {
+            "format": store.MODEL_FORMAT,
+            **model_spec(self.model),
+            "state_dict": cpu_state,
+            "task": OmegaConf.to_container(self.cfg.task, resolve=True),
+            "vocab": list(self.task.vocab.names),
+            "metrics": {k: v for k, v in metrics.items() if k != "fingerprint"},
+        })
+        store.write_text(self.entry / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
+        buffer = io.StringIO()
+        pd.DataFrame(self.curve).to_csv(buffer, index=False)
+        store.write_text(self.entry / "curve.csv", buffer.getvalue())
+        store.write_json(self.entry / "metrics.json", metrics)  # last: marks the entry complete
+        self.checkpoint.unlink(missing_ok=True)
+        return TrainResult(self.entry, metrics, reused=False)
+

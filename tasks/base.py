@@ -1,0 +1,64 @@
+"""What every task provides: seeded sequence batches, the positions that score a trial, the
+positions where an intervention may happen, and its causal models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+
+from tasks.vocab import PAD, Vocab
+
+# Which target quantities a batch draws from: the training counts (held-out ones removed),
+# only the held-out counts (generalisation), or every count (alignment data, SPEC §2).
+Split = Literal["train", "heldout", "all"]
+
+
+@dataclass
+class Sequences:
+    """A batch of token sequences, right-padded with PAD.
+
+    tokens:   int64 [N, L], L = the longest sequence in the batch
+    lengths:  int64 [N], number of non-PAD tokens (BOS..EOS inclusive)
+    quantity: int64 [N], the exogenous quantity drawn for each sequence (n, or the op count k)
+    """
+
+    tokens: np.ndarray
+    lengths: np.ndarray
+    quantity: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+class Task(Protocol):
+    name: str
+    vocab: Vocab
+    max_length: int  # longest natural sequence the task can produce (void tokens aside)
+
+    def sample(self, n: int, rng: np.random.Generator, split: Split = "train") -> Sequences: ...
+
+    def response_mask(self, tokens: np.ndarray) -> np.ndarray:
+        """bool [N, L]: True where the prediction made at position p (of token p+1) is part of
+        the trial verdict (SPEC §2: each response token and the EOS)."""
+        ...
+
+    def eligible_positions(self, tokens: np.ndarray) -> np.ndarray:
+        """bool [N, L]: positions an interchange intervention may target (SPEC §3)."""
+        ...
+
+    def causal_model(self, name: str | None = None): ...
+
+
+def targets_of(tokens: np.ndarray) -> np.ndarray:
+    """Next-token targets: targets[:, p] = tokens[:, p+1], PAD past the end."""
+    targets = np.full_like(tokens, PAD)
+    targets[:, :-1] = tokens[:, 1:]
+    return targets
+
+
+def trial_correct(predictions: np.ndarray, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """bool [N]: every scored prediction equals its target (a trial is all-or-nothing)."""
+    wrong = (predictions != targets_of(tokens)) & mask
+    return ~wrong.any(axis=1)

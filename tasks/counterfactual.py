@@ -1,0 +1,161 @@
+"""Counterfactual sequences for interchange interventions (SPEC §3).
+
+For a base (target) sequence and a position τ, and a source sequence and a position σ: read the
+source causal model's variables after it has read the token at σ, run the causal model over the
+base prefix up to and including τ, overwrite the swapped variables with the source values and let
+it run to EOS. The counterfactual sequence is the base prefix up to τ followed by that
+continuation; the predictions it scores are the response-phase ones from τ on.
+
+Tokens the causal model leaves to chance (demo tokens, operators, operands) are copied from the
+base sequence at the same position when the program allows them there, and drawn fresh otherwise,
+so a swap that changes nothing reproduces the base sequence exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tasks.base import Sequences, Task
+from tasks.causal import CausalModel, Free, OutOfRange
+from tasks.vocab import EOS, PAD
+
+
+@dataclass
+class Counterfactuals:
+    """N counterfactual items, arrays right-padded with PAD.
+
+    tokens:     int64 [N, L]  base prefix up to τ, then the intervened continuation, then EOS
+    label_mask: bool  [N, L]  predictions scored for IIA: response-phase ones at positions ≥ τ
+    base, source:  int64 [N, Lb], [N, Ls]  the un-intervened sequences
+    tau, sigma:    int64 [N]  intervention positions in base and source
+    """
+
+    tokens: np.ndarray
+    label_mask: np.ndarray
+    base: np.ndarray
+    source: np.ndarray
+    tau: np.ndarray
+    sigma: np.ndarray
+    variable: str
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+def _pick(allowed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One uniformly chosen True column per row (-1 where a row has none)."""
+    keys = np.where(allowed, rng.random(allowed.shape), -1.0)
+    picked = keys.argmax(axis=1)
+    return np.where(allowed.any(axis=1), picked, -1)
+
+
+def _state_at(model: CausalModel, tokens: np.ndarray, quantity: int, position: int) -> dict:
+    return model.trace(tokens[: position + 1], int(quantity))[position]
+
+
+def continue_from(
+    model: CausalModel,
+    state: dict,
+    prefix: np.ndarray,
+    base: np.ndarray,
+    rng: np.random.Generator,
+    max_length: int,
+) -> list[int]:
+    """Let the causal model run from `state` to EOS after `prefix`; returns the whole sequence."""
+    out = [int(t) for t in prefix]
+    while out[-1] != EOS:
+        emitted = model.emit(state)
+        if isinstance(emitted, Free):
+            at = len(out)
+            reuse = at < len(base) and int(base[at]) in emitted.choices
+            emitted = int(base[at]) if reuse else emitted.sample(rng)
+        out.append(emitted)
+        if len(out) > max_length:
+            raise OutOfRange(f"counterfactual ran past {max_length} tokens without EOS")
+        if emitted != EOS:
+            state = model.read(state, emitted)
+    return out
+
+
+def make_counterfactuals(
+    task: Task,
+    n: int,
+    variable: str,
+    rng: np.random.Generator,
+    causal_model: str | None = None,
+    same_position: bool = False,
+    same_phase: bool = False,
+) -> Counterfactuals:
+    """n counterfactuals swapping `variable` ('full' = every variable) from source into base.
+
+    same_position: σ = τ (the embed site intervenes on every position up to τ of both).
+    same_phase: σ and τ in the same phase (the context-distributed hypothesis test).
+    """
+    model = task.causal_model(causal_model)
+    keys = model.swap_keys(variable)
+    rows: list[tuple] = []
+    max_length = 4 * task.max_length + 64
+    while len(rows) < n:
+        need = n - len(rows)
+        base, source = task.sample(need, rng, "all"), task.sample(need, rng, "all")
+        for item in _draw_items(task, model, keys, base, source, rng, same_position, same_phase, max_length):
+            rows.append(item)
+    return _stack(task, rows[:n], variable)
+
+
+def _positions(task, base: Sequences, source: Sequences, rng, same_position, same_phase):
+    base_ok = task.eligible_positions(base.tokens)
+    source_ok = task.eligible_positions(source.tokens)
+    if same_position:
+        width = min(base_ok.shape[1], source_ok.shape[1])
+        both = base_ok[:, :width] & source_ok[:, :width]
+        if same_phase:
+            both &= task.phase_of(base.tokens)[:, :width] == task.phase_of(source.tokens)[:, :width]
+        tau = _pick(both, rng)
+        return tau, tau
+    tau = _pick(base_ok, rng)
+    if same_phase:
+        base_phase = np.take_along_axis(task.phase_of(base.tokens), tau[:, None], 1)
+        source_ok &= task.phase_of(source.tokens) == base_phase
+    return tau, _pick(source_ok, rng)
+
+
+def _draw_items(task, model, keys, base, source, rng, same_position, same_phase, max_length):
+    tau, sigma = _positions(task, base, source, rng, same_position, same_phase)
+    for i in range(len(base)):
+        if tau[i] < 0 or sigma[i] < 0:
+            continue  # no admissible pair of positions; the caller draws a fresh pair
+        b, s = base.tokens[i, : base.lengths[i]], source.tokens[i, : source.lengths[i]]
+        state = _state_at(model, b, base.quantity[i], tau[i])
+        source_state = _state_at(model, s, source.quantity[i], sigma[i])
+        state.update({key: source_state[key] for key in keys})
+        try:
+            tokens = continue_from(model, state, b[: tau[i] + 1], b, rng, max_length)
+        except OutOfRange:
+            continue  # the swapped values cannot be expressed by this task; draw another
+        yield tokens, b, s, tau[i], sigma[i]
+
+
+def _pad(rows: list, width: int | None = None) -> np.ndarray:
+    width = width or max(len(r) for r in rows)
+    out = np.full((len(rows), width), PAD, dtype=np.int64)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
+def _stack(task: Task, rows: list[tuple], variable: str) -> Counterfactuals:
+    tokens = _pad([r[0] for r in rows])
+    tau = np.array([r[3] for r in rows], dtype=np.int64)
+    after_tau = np.arange(tokens.shape[1])[None, :] >= tau[:, None]
+    return Counterfactuals(
+        tokens=tokens,
+        label_mask=task.response_mask(tokens) & after_tau,
+        base=_pad([r[1] for r in rows]),
+        source=_pad([r[2] for r in rows]),
+        tau=tau,
+        sigma=np.array([r[4] for r in rows], dtype=np.int64),
+        variable=variable,
+    )
