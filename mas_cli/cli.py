@@ -7,7 +7,10 @@ import importlib
 import sys
 
 COMMANDS = {
-    "train": ("mas_cli.commands.train", "train a task model into the model store (mas train task=count arch=gru)"),
+    "train": (
+        "mas_cli.commands.train",
+        "train a task model into the model store (mas train task=count arch=gru)",
+    ),
 }
 
 USAGE = """usage: mas <command> [hydra overrides...]   (mas <command> --help for its options)

@@ -93,9 +93,13 @@ def load_model_file(path: Path) -> dict:
     except FileNotFoundError:
         raise StoreError(f"{path} does not exist; train it with `mas train`") from None
     except Exception as exc:  # a truncated or foreign file: torch raises many kinds
-        raise StoreError(f"{path} is not a readable model file ({type(exc).__name__}); "
-                         "delete it and retrain with `mas train ... force=true`") from None
+        raise StoreError(
+            f"{path} is not a readable model file ({type(exc).__name__}); "
+            "delete it and retrain with `mas train ... force=true`"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise StoreError(f"{path} is not a mas model file (expected format {MODEL_FORMAT}); "
-                         "retrain it with `mas train ... force=true`")
+        raise StoreError(
+            f"{path} is not a mas model file (expected format {MODEL_FORMAT}); "
+            "retrain it with `mas train ... force=true`"
+        )
     return payload

@@ -62,8 +62,10 @@ def train_model(cfg: DictConfig) -> TrainResult:
         found = store.read_fingerprint(entry)
         if found != wanted:
             change = store.describe_difference(found, wanted)
-            raise ConfigError(f"{entry} holds a model trained with other settings ({change}); "
-                              "add force=true to retrain it, or choose another paths.root")
+            raise ConfigError(
+                f"{entry} holds a model trained with other settings ({change}); "
+                "add force=true to retrain it, or choose another paths.root"
+            )
         console.print(f"reusing {entry} (complete; force=true retrains)")
         return TrainResult(entry, store.read_metrics(entry), reused=True)
     return Trainer(cfg, entry, wanted).run()
@@ -80,10 +82,12 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.budget.lr)
         self.data_rng = np.random.default_rng([cfg.seed, 0])
         # Validation and held-out sets are fixed by the seed, apart from the training stream.
-        self.val = EvalSet.draw(self.task, self.budget.val_size, np.random.default_rng([cfg.seed, 1]),
-                                "train", self.device)
-        self.heldout = EvalSet.draw(self.task, self.budget.heldout_size,
-                                    np.random.default_rng([cfg.seed, 2]), "heldout", self.device)
+        self.val = EvalSet.draw(
+            self.task, self.budget.val_size, np.random.default_rng([cfg.seed, 1]), "train", self.device
+        )
+        self.heldout = EvalSet.draw(
+            self.task, self.budget.heldout_size, np.random.default_rng([cfg.seed, 2]), "heldout", self.device
+        )
         self.step, self.wall_before, self.curve = 0, 0.0, []
         self.checkpoint = entry / "checkpoint.pt"
 
@@ -102,14 +106,18 @@ class Trainer:
                 if self.step % self.budget.val_every == 0 or self.step == self.budget.max_steps:
                     row = self._validate(time.perf_counter() - started)
                     reached = row["val_task_acc"] >= self.budget.criterion
-                    progress.report(self.step, f"loss {row['loss']:.4f} val task acc {row['val_task_acc']:.4f}")
+                    progress.report(
+                        self.step, f"loss {row['loss']:.4f} val task acc {row['val_task_acc']:.4f}"
+                    )
                 if self.step % self.budget.checkpoint_every == 0 and not reached:
                     self._save_checkpoint(time.perf_counter() - started)
         return self._finish(reached, self.wall_before + time.perf_counter() - started)
 
     def _train_step(self) -> None:
         for group in self.optimizer.param_groups:
-            group["lr"] = self.budget.lr * lr_factor(self.step, self.budget.warmup_steps, self.budget.max_steps)
+            group["lr"] = self.budget.lr * lr_factor(
+                self.step, self.budget.warmup_steps, self.budget.max_steps
+            )
         batch = self.task.sample(self.budget.batch_size, self.data_rng, "train").tokens
         self.loss = next_token_loss(self.model, torch.from_numpy(batch).to(self.device))
         self.optimizer.zero_grad(set_to_none=True)
@@ -145,16 +153,19 @@ class Trainer:
         console.print(f"resuming {self.entry} from step {self.step}")
 
     def _save_checkpoint(self, elapsed: float) -> None:
-        store.save_torch(self.checkpoint, {
-            "fingerprint": self.fingerprint,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "data_rng": self.data_rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-            "step": self.step,
-            "wall_s": self.wall_before + elapsed,
-            "curve": self.curve,
-        })
+        store.save_torch(
+            self.checkpoint,
+            {
+                "fingerprint": self.fingerprint,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "data_rng": self.data_rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "step": self.step,
+                "wall_s": self.wall_before + elapsed,
+                "curve": self.curve,
+            },
+        )
 
     def _finish(self, reached: bool, wall_s: float) -> TrainResult:
         last = self.curve[-1]
@@ -173,14 +184,17 @@ class Trainer:
             "fingerprint": self.fingerprint,
         }
         cpu_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        store.save_torch(self.entry / "model.pt", {
-            "format": store.MODEL_FORMAT,
-            **model_spec(self.model),
-            "state_dict": cpu_state,
-            "task": OmegaConf.to_container(self.cfg.task, resolve=True),
-            "vocab": list(self.task.vocab.names),
-            "metrics": {k: v for k, v in metrics.items() if k != "fingerprint"},
-        })
+        store.save_torch(
+            self.entry / "model.pt",
+            {
+                "format": store.MODEL_FORMAT,
+                **model_spec(self.model),
+                "state_dict": cpu_state,
+                "task": OmegaConf.to_container(self.cfg.task, resolve=True),
+                "vocab": list(self.task.vocab.names),
+                "metrics": {k: v for k, v in metrics.items() if k != "fingerprint"},
+            },
+        )
         store.write_text(self.entry / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
         buffer = io.StringIO()
         pd.DataFrame(self.curve).to_csv(buffer, index=False)
@@ -188,4 +202,3 @@ class Trainer:
         store.write_json(self.entry / "metrics.json", metrics)  # last: marks the entry complete
         self.checkpoint.unlink(missing_ok=True)
         return TrainResult(self.entry, metrics, reused=False)
-

@@ -51,20 +51,24 @@ def _pick(allowed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.where(allowed.any(axis=1), picked, -1)
 
 
-def _state_at(model: CausalModel, tokens: np.ndarray, quantity: int, position: int) -> dict:
-    return model.trace(tokens[: position + 1], int(quantity))[position]
-
-
-def continue_from(
+def counterfactual_sequence(
     model: CausalModel,
-    state: dict,
-    prefix: np.ndarray,
     base: np.ndarray,
+    base_quantity: int,
+    tau: int,
+    source: np.ndarray,
+    source_quantity: int,
+    sigma: int,
+    variable: str,
     rng: np.random.Generator,
-    max_length: int,
+    max_length: int = 512,
 ) -> list[int]:
-    """Let the causal model run from `state` to EOS after `prefix`; returns the whole sequence."""
-    out = [int(t) for t in prefix]
+    """One counterfactual: base[:tau+1], then what `model` emits once `variable` holds the
+    source's value (read after source[sigma]). Raises OutOfRange if the task cannot express it."""
+    state = model.trace(base[: tau + 1], int(base_quantity))[tau]
+    source_state = model.trace(source[: sigma + 1], int(source_quantity))[sigma]
+    state.update({key: source_state[key] for key in model.swap_keys(variable)})
+    out = [int(t) for t in base[: tau + 1]]
     while out[-1] != EOS:
         emitted = model.emit(state)
         if isinstance(emitted, Free):
@@ -94,14 +98,14 @@ def make_counterfactuals(
     same_phase: σ and τ in the same phase (the context-distributed hypothesis test).
     """
     model = task.causal_model(causal_model)
-    keys = model.swap_keys(variable)
+    model.swap_keys(variable)  # fails early, with the choices, on an unknown variable
     rows: list[tuple] = []
     max_length = 4 * task.max_length + 64
     while len(rows) < n:
         need = n - len(rows)
         base, source = task.sample(need, rng, "all"), task.sample(need, rng, "all")
-        for item in _draw_items(task, model, keys, base, source, rng, same_position, same_phase, max_length):
-            rows.append(item)
+        pairs = _draw_items(task, model, variable, base, source, rng, same_position, same_phase, max_length)
+        rows.extend(pairs)
     return _stack(task, rows[:n], variable)
 
 
@@ -122,17 +126,16 @@ def _positions(task, base: Sequences, source: Sequences, rng, same_position, sam
     return tau, _pick(source_ok, rng)
 
 
-def _draw_items(task, model, keys, base, source, rng, same_position, same_phase, max_length):
+def _draw_items(task, model, variable, base, source, rng, same_position, same_phase, max_length):
     tau, sigma = _positions(task, base, source, rng, same_position, same_phase)
     for i in range(len(base)):
         if tau[i] < 0 or sigma[i] < 0:
             continue  # no admissible pair of positions; the caller draws a fresh pair
         b, s = base.tokens[i, : base.lengths[i]], source.tokens[i, : source.lengths[i]]
-        state = _state_at(model, b, base.quantity[i], tau[i])
-        source_state = _state_at(model, s, source.quantity[i], sigma[i])
-        state.update({key: source_state[key] for key in keys})
         try:
-            tokens = continue_from(model, state, b[: tau[i] + 1], b, rng, max_length)
+            tokens = counterfactual_sequence(
+                model, b, base.quantity[i], tau[i], s, source.quantity[i], sigma[i], variable, rng, max_length
+            )
         except OutOfRange:
             continue  # the swapped values cannot be expressed by this task; draw another
         yield tokens, b, s, tau[i], sigma[i]

@@ -1,0 +1,44 @@
+"""Shared fixtures: compose the real config tree with Hydra's compose API, then shrink it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+
+torch.set_num_threads(2)
+
+SMALL = ["budget=smoke", "arch.width=16", "budget.val_size=50", "budget.heldout_size=50"]
+
+
+def compose_config(config_name: str, overrides: list[str]):
+    with initialize_config_module(config_module="mas_cli.conf", version_base="1.3"):
+        return compose(config_name=config_name, overrides=overrides)
+
+
+@pytest.fixture
+def small_train_cfg(tmp_path):
+    """The real `train` config, shrunk to seconds and pointed at a temporary paths.root."""
+
+    def make(*overrides: str):
+        return compose_config("train", [*SMALL, f"paths.root={tmp_path / 'out'}", *overrides])
+
+    return make
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run the installed `mas` entry point as a user would (module form: same interpreter)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "mas_cli.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )

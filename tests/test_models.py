@@ -1,0 +1,79 @@
+"""Model zoo: shapes, both alignment sites, and the continue-from-state contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mas_cli.models import ARCHITECTURES, build_model, model_spec
+from tasks import CountingTask
+
+TASK = CountingTask(void_p=0.2)
+WIDTH = 32
+
+
+@pytest.fixture(params=sorted(ARCHITECTURES))
+def model(request):
+    torch.manual_seed(0)
+    return build_model(request.param, len(TASK.vocab), {"width": WIDTH, "dropout": 0.5}).eval()
+
+
+@pytest.fixture
+def tokens():
+    return torch.from_numpy(TASK.sample(16, np.random.default_rng(0)).tokens)
+
+
+def test_shapes_and_sites(model, tokens):
+    batch, length = tokens.shape
+    assert model(tokens).shape == (batch, length, len(TASK.vocab))
+    assert model.embed(tokens).shape == (batch, length, model.site_width("embed"))
+    assert model.hidden_states(tokens).shape == (batch, length, model.site_width("hidden"))
+    assert model.site_width("hidden") == WIDTH
+
+
+def test_continue_from_own_state_reproduces_the_forward_pass(model, tokens):
+    tau = torch.from_numpy(np.random.default_rng(1).integers(0, 20, len(tokens)))
+    state = model.hidden_states(tokens)[torch.arange(len(tokens)), tau]
+    after = torch.arange(tokens.shape[1])[None, :] >= tau[:, None]
+    continued = model.continue_from(state, tokens, tau)
+    torch.testing.assert_close(continued[after], model(tokens)[after], atol=1e-5, rtol=1e-5)
+
+
+def test_continue_from_uses_the_given_state(model, tokens):
+    tau = torch.full((len(tokens),), 3)
+    state = model.hidden_states(tokens)[:, 3]
+    moved = model.continue_from(state + 1.0, tokens, tau)
+    assert not torch.allclose(moved[:, 3:], model(tokens)[:, 3:])
+
+
+def test_embed_site_round_trip(model, tokens):
+    torch.testing.assert_close(model.logits_from_embeddings(model.embed(tokens)), model(tokens))
+
+
+def test_model_is_causal(model, tokens):
+    """Changing a later token never changes an earlier prediction."""
+    changed = tokens.clone()
+    changed[:, 10] = TASK.void
+    torch.testing.assert_close(model(changed)[:, :10], model(tokens)[:, :10])
+
+
+def test_lstm_cell_states_match_a_step_by_step_loop(tokens):
+    torch.manual_seed(0)
+    model = build_model("lstm", len(TASK.vocab), {"width": WIDTH}).eval()
+    cell = nn.LSTMCell(WIDTH, WIDTH // 2)
+    cell.load_state_dict({k.removesuffix("_l0"): v for k, v in model.rnn.state_dict().items()})
+    h = c = torch.zeros(len(tokens), WIDTH // 2)
+    expected = []
+    for t in range(tokens.shape[1]):
+        h, c = cell(model.embedding(tokens[:, t]), (h, c))
+        expected.append(torch.cat([h, c], -1))
+    torch.testing.assert_close(model.hidden_states(tokens), torch.stack(expected, 1), atol=1e-5, rtol=1e-5)
+
+
+def test_model_spec_rebuilds_an_identical_model(model, tokens):
+    spec = model_spec(model)
+    rebuilt = build_model(spec["arch"], len(TASK.vocab), spec["config"]).eval()
+    rebuilt.load_state_dict(model.state_dict())
+    torch.testing.assert_close(rebuilt(tokens), model(tokens))
