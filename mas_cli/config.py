@@ -35,16 +35,13 @@ def validate_task(task: DictConfig) -> None:
         _positive_int(low, "task.min_ops")
         _require(
             high <= task.max_value,
-            f"task.max_ops ({high}) must not exceed task.max_value "
-            f"({task.max_value}): k is written as a number token",
+            f"task.max_ops ({high}) must not exceed task.max_value ({task.max_value}): k is written as a number token",
         )
     else:
         _require(task.kind == "counting", f"task.kind must be counting or arithmetic, got {task.kind!r}")
         _require(task.variant in VARIANTS, f"task.variant must be one of {', '.join(VARIANTS)}")
         _require(task.transform in TRANSFORMS, f"task.transform must be one of {', '.join(TRANSFORMS)}")
-        _require(
-            task.causal_model in CAUSAL_MODELS, f"task.causal_model must be one of {', '.join(CAUSAL_MODELS)}"
-        )
+        _require(task.causal_model in CAUSAL_MODELS, f"task.causal_model must be one of {', '.join(CAUSAL_MODELS)}")
         void_p = task.void_p
         _require(
             isinstance(void_p, (int, float)) and 0 <= void_p < 1,
@@ -69,9 +66,7 @@ def validate_arch(arch: DictConfig) -> None:
     _require(arch.name in ARCHITECTURES, f"arch must be one of {', '.join(ARCHITECTURES)}, got {arch.name!r}")
     _positive_int(arch.width, "arch.width")
     if arch.name == "lstm":
-        _require(
-            arch.width % 2 == 0, f"arch.width must be even for lstm (h and c are width/2), got {arch.width}"
-        )
+        _require(arch.width % 2 == 0, f"arch.width must be even for lstm (h and c are width/2), got {arch.width}")
     if arch.name == "transformer":
         _require(arch.width % 2 == 0, f"arch.width must be even for rotary embeddings, got {arch.width}")
         _require(
@@ -85,19 +80,16 @@ def validate_budget(budget: DictConfig) -> None:
     for key in ("max_steps", "batch_size", "val_every", "val_size", "heldout_size", "checkpoint_every"):
         _positive_int(budget[key], f"budget.{key}")
     _require(budget.lr > 0, f"budget.lr must be positive, got {budget.lr}")
+    _require(budget.grad_clip >= 0, f"budget.grad_clip must be >= 0 (0 = off), got {budget.grad_clip}")
     _require(0 < budget.criterion <= 1, f"budget.criterion must be in (0, 1], got {budget.criterion}")
 
 
 def validate_runtime(cfg: DictConfig) -> None:
     _require(cfg.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {cfg.device!r}")
     if cfg.device == "cuda":
-        _require(
-            torch.cuda.is_available(), "device=cuda but no CUDA device is visible; use device=auto or cpu"
-        )
+        _require(torch.cuda.is_available(), "device=cuda but no CUDA device is visible; use device=auto or cpu")
     _positive_int(cfg.threads, "threads")
-    _require(
-        isinstance(cfg.seed, int) and cfg.seed >= 0, f"seed must be a non-negative integer, got {cfg.seed!r}"
-    )
+    _require(isinstance(cfg.seed, int) and cfg.seed >= 0, f"seed must be a non-negative integer, got {cfg.seed!r}")
     check_writable(Path(cfg.paths.root))
 
 
@@ -106,16 +98,12 @@ def check_writable(root: Path) -> None:
     existing = root
     while not existing.exists():
         existing = existing.parent
-    _require(
-        existing.is_dir(), f"paths.root={root}: {existing} is a file, not a folder; choose another paths.root"
-    )
+    _require(existing.is_dir(), f"paths.root={root}: {existing} is a file, not a folder; choose another paths.root")
     try:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError:
-        raise ConfigError(
-            f"paths.root={root} is not writable ({existing}); choose a folder you can write to"
-        ) from None
+        raise ConfigError(f"paths.root={root} is not writable ({existing}); choose a folder you can write to") from None
 
 
 def validate_train(cfg: DictConfig) -> None:

@@ -106,22 +106,20 @@ class Trainer:
                 if self.step % self.budget.val_every == 0 or self.step == self.budget.max_steps:
                     row = self._validate(time.perf_counter() - started)
                     reached = row["val_task_acc"] >= self.budget.criterion
-                    progress.report(
-                        self.step, f"loss {row['loss']:.4f} val task acc {row['val_task_acc']:.4f}"
-                    )
+                    progress.report(self.step, f"loss {row['loss']:.4f} val task acc {row['val_task_acc']:.4f}")
                 if self.step % self.budget.checkpoint_every == 0 and not reached:
                     self._save_checkpoint(time.perf_counter() - started)
         return self._finish(reached, self.wall_before + time.perf_counter() - started)
 
     def _train_step(self) -> None:
         for group in self.optimizer.param_groups:
-            group["lr"] = self.budget.lr * lr_factor(
-                self.step, self.budget.warmup_steps, self.budget.max_steps
-            )
+            group["lr"] = self.budget.lr * lr_factor(self.step, self.budget.warmup_steps, self.budget.max_steps)
         batch = self.task.sample(self.budget.batch_size, self.data_rng, "train").tokens
         self.loss = next_token_loss(self.model, torch.from_numpy(batch).to(self.device))
         self.optimizer.zero_grad(set_to_none=True)
         self.loss.backward()
+        if self.budget.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.budget.grad_clip)
         self.optimizer.step()
         self.step += 1
 

@@ -117,9 +117,7 @@ def test_make_counterfactuals_shapes_and_labels(seed, variable, same_position):
 
 def test_same_phase_pairs_steps_of_one_phase():
     task = CountingTask()
-    cf = make_counterfactuals(
-        task, 200, "full", np.random.default_rng(1), causal_model="context", same_phase=True
-    )
+    cf = make_counterfactuals(task, 200, "full", np.random.default_rng(1), causal_model="context", same_phase=True)
     rows = np.arange(200)
     base_phase = task.phase_of(cf.base)[rows, cf.tau]
     source_phase = task.phase_of(cf.source)[rows, cf.sigma]

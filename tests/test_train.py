@@ -134,9 +134,7 @@ def test_cli_help_and_unknown_command(tmp_path):
 
 
 def test_cli_multirun_trains_every_combination(tmp_path):
-    done = run_cli(
-        "train", "-m", "arch=gru,lstm,transformer", "seed=0,1", *SMOKE, "paths.root=out", cwd=tmp_path
-    )
+    done = run_cli("train", "-m", "arch=gru,lstm,transformer", "seed=0,1", *SMOKE, "paths.root=out", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     for arch in ("gru", "lstm", "transformer"):
         for seed in (0, 1):

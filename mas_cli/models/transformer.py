@@ -51,9 +51,7 @@ class Block(nn.Module):
         self.qkv = nn.Linear(w, 3 * w)
         self.proj = nn.Linear(w, w)
         self.ln_mlp = nn.LayerNorm(w)
-        self.mlp = nn.Sequential(
-            nn.Linear(w, config.ffn_mult * w), nn.GELU(), nn.Linear(config.ffn_mult * w, w)
-        )
+        self.mlp = nn.Sequential(nn.Linear(w, config.ffn_mult * w), nn.GELU(), nn.Linear(config.ffn_mult * w, w))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self.qkv(self.ln_attn(x)).chunk(3, dim=-1)  # each [B, L, W]
