@@ -90,7 +90,7 @@ def bench_steps(steps: int, peak: float) -> list[str]:
         if arch == "gru":
             cell = nn.GRUCell(WIDTH, WIDTH)
             params = [*model.embedding.parameters(), *cell.parameters(), *model.readout.parameters()]
-            seconds, flops = time_steps(lambda b, m=model: gru_cell_loss(m, cell, b), params, batches, steps)
+            seconds, flops = time_steps(lambda b, m=model, c=cell: gru_cell_loss(m, c, b), params, batches, steps)
             rows.append(_row("gru, per-step GRUCell loop (baseline)", seconds, flops, peak))
     return rows
 
