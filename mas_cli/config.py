@@ -74,13 +74,13 @@ def validate_arch(arch: DictConfig) -> None:
             f"arch.hidden_layer must be between 1 and arch.layers - 1 ({arch.layers - 1})",
         )
     _require(0 <= arch.dropout < 1, f"arch.dropout must be in [0, 1), got {arch.dropout}")
+    _require(arch.grad_clip >= 0, f"arch.grad_clip must be >= 0 (0 = off), got {arch.grad_clip}")
 
 
 def validate_budget(budget: DictConfig) -> None:
     for key in ("max_steps", "batch_size", "val_every", "val_size", "heldout_size", "checkpoint_every"):
         _positive_int(budget[key], f"budget.{key}")
     _require(budget.lr > 0, f"budget.lr must be positive, got {budget.lr}")
-    _require(budget.grad_clip >= 0, f"budget.grad_clip must be >= 0 (0 = off), got {budget.grad_clip}")
     _require(0 < budget.criterion <= 1, f"budget.criterion must be in (0, 1], got {budget.criterion}")
 
 

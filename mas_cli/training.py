@@ -118,8 +118,8 @@ class Trainer:
         self.loss = next_token_loss(self.model, torch.from_numpy(batch).to(self.device))
         self.optimizer.zero_grad(set_to_none=True)
         self.loss.backward()
-        if self.budget.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.budget.grad_clip)
+        if self.cfg.arch.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.arch.grad_clip)
         self.optimizer.step()
         self.step += 1
 
