@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tasks.base import Sequences, Split
+from tasks.base import Sequences, Split, quantities
 from tasks.causal import Arithmetic, ArithmeticTokens
 from tasks.vocab import BOS, EOS, PAD, Vocab
 
@@ -48,9 +48,7 @@ class ArithmeticTask:
         return 3 + 5 * self.max_ops
 
     def counts(self, split: Split) -> np.ndarray:
-        everything = np.arange(self.min_ops, self.max_ops + 1)
-        held = np.isin(everything, self.held_out)
-        return {"train": everything[~held], "heldout": everything[held], "all": everything}[split]
+        return quantities(split, self.min_ops, self.max_ops, self.held_out)
 
     def sample(self, n: int, rng: np.random.Generator, split: Split = "train") -> Sequences:
         """Vectorised over sequences; one loop iteration per operation slot (≤ max_ops)."""

@@ -37,6 +37,8 @@ class Task(Protocol):
     vocab: Vocab
     max_length: int  # longest natural sequence the task can produce (void tokens aside)
 
+    def counts(self, split: Split) -> np.ndarray: ...
+
     def sample(self, n: int, rng: np.random.Generator, split: Split = "train") -> Sequences: ...
 
     def response_mask(self, tokens: np.ndarray) -> np.ndarray:
@@ -49,6 +51,13 @@ class Task(Protocol):
         ...
 
     def causal_model(self, name: str | None = None): ...
+
+
+def quantities(split: Split, low: int, high: int, held_out: tuple[int, ...]) -> np.ndarray:
+    """The quantities a split draws from: low..high without, only, or regardless of held_out."""
+    everything = np.arange(low, high + 1)
+    held = np.isin(everything, held_out)
+    return {"train": everything[~held], "heldout": everything[held], "all": everything}[split]
 
 
 def targets_of(tokens: np.ndarray) -> np.ndarray:

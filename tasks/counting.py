@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tasks.base import Sequences, Split
+from tasks.base import Sequences, Split, quantities
 from tasks.causal import TRANSFORMS, ContextDistributed, CountingTokens, UpDown, UpUp
 from tasks.vocab import BOS, EOS, PAD, Vocab
 
@@ -72,9 +72,7 @@ class CountingTask:
         return max(n + int(self._transform(n)) for n in counts) + 3
 
     def counts(self, split: Split) -> np.ndarray:
-        everything = np.arange(self.min_count, self.max_count + 1)
-        held = np.isin(everything, self.held_out)
-        return {"train": everything[~held], "heldout": everything[held], "all": everything}[split]
+        return quantities(split, self.min_count, self.max_count, self.held_out)
 
     def sample(self, n: int, rng: np.random.Generator, split: Split = "train") -> Sequences:
         """n sequences in one vectorised pass (no per-sequence Python loop)."""
