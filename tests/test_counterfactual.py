@@ -46,6 +46,8 @@ def swap(task, causal, base, n_base, tau, source, n_source, sigma, variable, see
         ("up_up", 6, 2, "demo_count", "BOS D0 D1 D2 D0 T R R EOS"),
         # Up-Up: resp_count 4 from σ=11 at τ=6 -> the target is already reached
         ("up_up", 6, 11, "resp_count", "BOS D0 D1 D2 D0 T R EOS"),
+        # Up-Up: phase=response at demo step τ=2: respond until resp_count reaches demo_count 2
+        ("up_up", 2, 8, "phase", "BOS D0 D1 R R EOS"),
         # context-distributed: nothing is stored, a full swap changes nothing
         ("context", 7, 3, "full", BASE4),
     ],
@@ -71,6 +73,14 @@ ARITH_SOURCE = "BOS 3 10 - 7 = 3 , + 9 = 12 , - 2 = 10 EOS"
 )
 def test_arithmetic_hand_worked(tau, sigma, variable, expected):
     assert swap(ARITH, None, ARITH_BASE, 2, tau, ARITH_SOURCE, 3, sigma, variable) == expected
+
+
+def test_arithmetic_operator_swap():
+    # after '+' is read (τ=3) the operator becomes the source's '-' (σ=3): 5 - 3 = 2; the base's
+    # next operator '-' is reused, but its operand 6 no longer fits (2 - 6 < 0) so one is drawn
+    out = swap(ARITH, None, ARITH_BASE, 2, 3, ARITH_SOURCE, 3, 3, "op").split()
+    assert out[:9] == ["BOS", "2", "5", "+", "3", "=", "2", ",", "-"]
+    assert int(out[9]) <= 2 and out[10] == "=" and int(out[11]) == 2 - int(out[9]) and out[12] == "EOS"
 
 
 def test_arithmetic_more_remaining_ops_adds_an_operation():
