@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from mas_cli.models import ARCHITECTURES
 from tasks.causal import TRANSFORMS
@@ -23,16 +23,37 @@ def _require(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _positive_int(value, key: str) -> None:
-    _require(isinstance(value, int) and value > 0, f"{key} must be a positive integer, got {value!r}")
+    _require(_is_int(value) and value > 0, f"{key} must be a positive integer, got {value!r}")
+
+
+def _number_in(value, key: str, low: float, high: float, bounds: str) -> None:
+    """value within `bounds`, written as an interval such as "[0, 1)"; a non-number is refused too."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    inside = (
+        is_number
+        and (value > low if bounds.startswith("(") else value >= low)
+        and (value <= high if bounds.endswith("]") else value < high)
+    )
+    _require(inside, f"{key} must be in {bounds}, got {value!r}")
+
+
+def _count_range(task: DictConfig, low_key: str, high_key: str) -> tuple[int, int]:
+    low, high = task[low_key], task[high_key]
+    _positive_int(low, f"task.{low_key}")
+    _positive_int(high, f"task.{high_key}")
+    _require(high >= low, f"task.{low_key}/task.{high_key}: the maximum ({high}) must be at least the minimum ({low})")
+    return low, high
 
 
 def validate_task(task: DictConfig) -> None:
     if task.kind == "arithmetic":
         _positive_int(task.max_value, "task.max_value")
-        low, high = task.min_ops, task.max_ops
-        names = "task.min_ops/task.max_ops"
-        _positive_int(low, "task.min_ops")
+        low, high = _count_range(task, "min_ops", "max_ops")
         _require(
             high <= task.max_value,
             f"task.max_ops ({high}) must not exceed task.max_value ({task.max_value}): k is written as a number token",
@@ -42,19 +63,14 @@ def validate_task(task: DictConfig) -> None:
         _require(task.variant in VARIANTS, f"task.variant must be one of {', '.join(VARIANTS)}")
         _require(task.transform in TRANSFORMS, f"task.transform must be one of {', '.join(TRANSFORMS)}")
         _require(task.causal_model in CAUSAL_MODELS, f"task.causal_model must be one of {', '.join(CAUSAL_MODELS)}")
-        void_p = task.void_p
-        _require(
-            isinstance(void_p, (int, float)) and 0 <= void_p < 1,
-            f"task.void_p must be in [0, 1), got {void_p!r}",
-        )
-        low, high = task.min_count, task.max_count
-        names = "task.min_count/task.max_count"
-        _positive_int(low, "task.min_count")
+        _number_in(task.void_p, "task.void_p", 0, 1, "[0, 1)")
+        low, high = _count_range(task, "min_count", "max_count")
+    held_out = task.held_out
     _require(
-        isinstance(high, int) and high >= low,
-        f"{names}: the maximum ({high}) must be at least the minimum ({low})",
+        isinstance(held_out, ListConfig) and all(_is_int(n) for n in held_out),
+        f"task.held_out must be a list of integers such as [4,9], got {held_out!r}",
     )
-    held = set(task.held_out)
+    held = set(held_out)
     _require(held <= set(range(low, high + 1)), f"task.held_out {sorted(held)} must lie within {low}..{high}")
     _require(
         len(held) < high - low + 1,
@@ -69,19 +85,21 @@ def validate_arch(arch: DictConfig) -> None:
         _require(arch.width % 2 == 0, f"arch.width must be even for lstm (h and c are width/2), got {arch.width}")
     if arch.name == "transformer":
         _require(arch.width % 2 == 0, f"arch.width must be even for rotary embeddings, got {arch.width}")
+        _positive_int(arch.layers, "arch.layers")
         _require(
-            0 < arch.hidden_layer < arch.layers,
+            _is_int(arch.hidden_layer) and 0 < arch.hidden_layer < arch.layers,
             f"arch.hidden_layer must be between 1 and arch.layers - 1 ({arch.layers - 1})",
         )
-    _require(0 <= arch.dropout < 1, f"arch.dropout must be in [0, 1), got {arch.dropout}")
-    _require(arch.grad_clip >= 0, f"arch.grad_clip must be >= 0 (0 = off), got {arch.grad_clip}")
+    _number_in(arch.dropout, "arch.dropout", 0, 1, "[0, 1)")
+    _number_in(arch.grad_clip, "arch.grad_clip", 0, float("inf"), "[0, inf); 0 turns clipping off")
 
 
 def validate_budget(budget: DictConfig) -> None:
     for key in ("max_steps", "batch_size", "val_every", "val_size", "heldout_size", "checkpoint_every"):
         _positive_int(budget[key], f"budget.{key}")
-    _require(budget.lr > 0, f"budget.lr must be positive, got {budget.lr}")
-    _require(0 < budget.criterion <= 1, f"budget.criterion must be in (0, 1], got {budget.criterion}")
+    _require(_is_int(budget.warmup_steps) and budget.warmup_steps >= 0, "budget.warmup_steps must be an integer >= 0")
+    _require(isinstance(budget.lr, (int, float)) and budget.lr > 0, f"budget.lr must be positive, got {budget.lr!r}")
+    _number_in(budget.criterion, "budget.criterion", 0, 1, "(0, 1]")
 
 
 def validate_runtime(cfg: DictConfig) -> None:
@@ -89,7 +107,7 @@ def validate_runtime(cfg: DictConfig) -> None:
     if cfg.device == "cuda":
         _require(torch.cuda.is_available(), "device=cuda but no CUDA device is visible; use device=auto or cpu")
     _positive_int(cfg.threads, "threads")
-    _require(isinstance(cfg.seed, int) and cfg.seed >= 0, f"seed must be a non-negative integer, got {cfg.seed!r}")
+    _require(_is_int(cfg.seed) and cfg.seed >= 0, f"seed must be a non-negative integer, got {cfg.seed!r}")
     check_writable(Path(cfg.paths.root))
 
 

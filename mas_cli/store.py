@@ -61,8 +61,8 @@ def is_complete(entry: Path) -> bool:
 
 def fingerprint(cfg: DictConfig) -> dict:
     """The settings that define a trained model; a store entry is reused only if they match."""
-    keys = ("task", "arch", "budget", "seed")
-    return {k: OmegaConf.to_container(cfg[k], resolve=True) if k != "seed" else cfg[k] for k in keys}
+    groups = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("task", "arch", "budget")}
+    return {**groups, "seed": cfg.seed}
 
 
 def describe_difference(old: dict, new: dict, prefix: str = "") -> str:
@@ -79,7 +79,11 @@ def describe_difference(old: dict, new: dict, prefix: str = "") -> str:
 
 
 def read_metrics(entry: Path) -> dict:
-    return json.loads((entry / "metrics.json").read_text())
+    path = entry / "metrics.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise StoreError(f"{path} is unreadable; retrain the entry with `mas train ... force=true`") from None
 
 
 def read_fingerprint(entry: Path) -> dict:

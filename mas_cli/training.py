@@ -93,41 +93,41 @@ class Trainer:
 
     def run(self) -> TrainResult:
         if self.cfg.force:
-            (self.entry / "metrics.json").unlink(missing_ok=True)  # the old entry is no longer complete
-            self.checkpoint.unlink(missing_ok=True)
+            self.checkpoint.unlink(missing_ok=True)  # retrain from scratch; the old entry stays usable
         self._resume()
         started = time.perf_counter()
-        reached = bool(self.curve) and self.curve[-1]["val_task_acc"] >= self.budget.criterion
+        reached = False  # checkpoints are only written before the criterion is reached
         title = f"train {self.task.name}/{self.cfg.arch.name}/seed{self.cfg.seed}"
         with StepProgress(title, self.budget.max_steps, self.step) as progress:
             while not reached and self.step < self.budget.max_steps:
-                self._train_step()
+                loss = self._train_step()
                 progress.advance(self.step)
                 if self.step % self.budget.val_every == 0 or self.step == self.budget.max_steps:
-                    row = self._validate(time.perf_counter() - started)
+                    row = self._validate(loss, time.perf_counter() - started)
                     reached = row["val_task_acc"] >= self.budget.criterion
                     progress.report(self.step, f"loss {row['loss']:.4f} val task acc {row['val_task_acc']:.4f}")
                 if self.step % self.budget.checkpoint_every == 0 and not reached:
                     self._save_checkpoint(time.perf_counter() - started)
         return self._finish(reached, self.wall_before + time.perf_counter() - started)
 
-    def _train_step(self) -> None:
+    def _train_step(self) -> torch.Tensor:
         for group in self.optimizer.param_groups:
             group["lr"] = self.budget.lr * lr_factor(self.step, self.budget.warmup_steps, self.budget.max_steps)
         batch = self.task.sample(self.budget.batch_size, self.data_rng, "train").tokens
-        self.loss = next_token_loss(self.model, torch.from_numpy(batch).to(self.device))
+        loss = next_token_loss(self.model, torch.from_numpy(batch).to(self.device))
         self.optimizer.zero_grad(set_to_none=True)
-        self.loss.backward()
+        loss.backward()
         if self.cfg.arch.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.arch.grad_clip)
         self.optimizer.step()
         self.step += 1
+        return loss.detach()
 
-    def _validate(self, elapsed: float) -> dict:
+    def _validate(self, loss: torch.Tensor, elapsed: float) -> dict:
         task_acc, tok_acc = task_accuracy(self.model, self.val)
         row = {
             "step": self.step,
-            "loss": self.loss.item(),
+            "loss": loss.item(),
             "val_task_acc": task_acc,
             "val_tok_acc": tok_acc,
             "lr": self.optimizer.param_groups[0]["lr"],
@@ -181,6 +181,10 @@ class Trainer:
             "device": str(self.device),
             "fingerprint": self.fingerprint,
         }
+        # Files are replaced one at a time, so the entry is marked incomplete first: a crash
+        # part-way (say while force=true replaces an old model) never pairs new weights with old
+        # metrics. Until this point the old entry stayed complete and usable.
+        (self.entry / "metrics.json").unlink(missing_ok=True)
         cpu_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
         store.save_torch(
             self.entry / "model.pt",

@@ -10,6 +10,8 @@ Prints (markdown, for docs/BENCHMARKS.md):
   * the same GRU trained by a per-timestep nn.GRUCell loop with the readout on every position
     (the straightforward implementation);
   * time to generate 10,000 sequences;
+  * one validation pass (1,000 sequences) with the readout on scored positions only, beside the
+    readout on every position;
   * wall time of `mas train task=count arch=gru` (quick budget) to the criterion, data generation
     and validation included.
 """
@@ -100,6 +102,37 @@ def _row(name: str, seconds: float, flops: float, peak: float) -> str:
     return f"| {name} | {seconds * 1e3:.1f} | {flops / 1e9:.2f} | {achieved:.1f} | {100 * achieved / peak:.0f} % |"
 
 
+@torch.no_grad()
+def full_readout_accuracy(model, data) -> float:
+    """Baseline validation: readout on every position, then mask (what `task_accuracy` avoids)."""
+    predictions = model(data.tokens).argmax(-1)
+    right = (predictions == data.targets) | ~data.scored
+    return float(right.all(dim=1).float().mean())
+
+
+def bench_validation(repeats: int = 5) -> str:
+    from mas_cli.evaluation import EvalSet, task_accuracy
+
+    task = CountingTask()
+    torch.manual_seed(0)
+    model = build_model("gru", len(task.vocab), {"width": WIDTH}).eval()
+    data = EvalSet.draw(task, 1000, np.random.default_rng(0), "train", "cpu")
+    assert task_accuracy(model, data)[0] == full_readout_accuracy(model, data)  # same verdicts
+    timings = {}
+    for name, fn in (
+        ("scored positions only (mas)", task_accuracy),
+        ("every position (baseline)", full_readout_accuracy),
+    ):
+        fn(model, data)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn(model, data)
+        timings[name] = 1e3 * (time.perf_counter() - start) / repeats
+    return "validation of 1,000 sequences, GRU width 128, readout on " + "; ".join(
+        f"{name}: {ms:.0f} ms" for name, ms in timings.items()
+    )
+
+
 def bench_generation() -> str:
     task = CountingTask(void_p=0.2)
     start = time.perf_counter()
@@ -139,6 +172,7 @@ def main() -> None:
         print(row)
     print()
     print(bench_generation())
+    print(bench_validation())
     if not args.skip_criterion:
         print(bench_to_criterion())
 

@@ -141,8 +141,8 @@ def _draw_items(task, model, variable, base, source, rng, same_position, same_ph
         yield tokens, b, s, tau[i], sigma[i]
 
 
-def _pad(rows: list, width: int | None = None) -> np.ndarray:
-    width = width or max(len(r) for r in rows)
+def _pad(rows: list) -> np.ndarray:
+    width = max(len(r) for r in rows)
     out = np.full((len(rows), width), PAD, dtype=np.int64)
     for i, r in enumerate(rows):
         out[i, : len(r)] = r

@@ -55,6 +55,14 @@ def test_transformer_trains_with_void_tokens_by_default(small_train_cfg):
         (["device=tpu"], "device must be auto, cpu or cuda"),
         (["budget.lr=0"], "budget.lr must be positive"),
         (["threads=0"], "threads must be a positive integer"),
+        # a value of the wrong type gets the same one line, never a TypeError traceback
+        (["budget.lr=abc"], "budget.lr must be positive"),
+        (["budget.criterion=x"], r"budget.criterion must be in \(0, 1\]"),
+        (["arch.dropout=x"], r"arch.dropout must be in \[0, 1\)"),
+        (["arch.grad_clip=-1"], "arch.grad_clip must be in"),
+        (["task.held_out=5"], "task.held_out must be a list of integers"),
+        (["task=arithmetic", "task.max_ops=x"], "task.max_ops must be a positive integer"),
+        (["seed=true"], "seed must be a non-negative integer"),
     ],
 )
 def test_bad_values_get_one_line_that_says_what_to_change(small_train_cfg, overrides, message):

@@ -53,7 +53,7 @@ def test_interrupted_run_resumes_to_the_same_model(small_train_cfg, tmp_path, mo
     def stop_at_12(self):
         if self.step == 12:
             raise Interrupted
-        original_step(self)
+        return original_step(self)
 
     cfg = small_train_cfg(*settings, f"paths.root={tmp_path / 'b'}")
     monkeypatch.setattr(Trainer, "_train_step", stop_at_12)
@@ -139,3 +139,16 @@ def test_cli_multirun_trains_every_combination(tmp_path):
     for arch in ("gru", "lstm", "transformer"):
         for seed in (0, 1):
             assert store.is_complete(tmp_path / f"out/models/count/{arch}/seed{seed}")
+
+
+def test_interrupted_force_run_leaves_the_old_entry_complete(small_train_cfg, monkeypatch):
+    old = train_model(small_train_cfg())
+
+    def interrupt(self):
+        raise Interrupted
+
+    monkeypatch.setattr(Trainer, "_train_step", interrupt)
+    with pytest.raises(Interrupted):
+        train_model(small_train_cfg("force=true"))
+    assert store.is_complete(old.entry)
+    assert store.read_metrics(old.entry)["wall_s"] == old.metrics["wall_s"]

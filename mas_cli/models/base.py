@@ -45,13 +45,14 @@ class SequenceModel(nn.Module):
     """Base class: `forward` is features + readout; subclasses implement the rest."""
 
     config: object
+    embedding: nn.Embedding
     readout: Readout
 
     def site_width(self, site: str) -> int:
-        raise NotImplementedError
+        return self.config.width  # both sites are `width` wide in every model of the zoo
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        return self.embedding(tokens)  # [B, L, W]
 
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -69,15 +70,37 @@ class SequenceModel(nn.Module):
         return self.readout(self.features(tokens))
 
 
-def gather_suffixes(tokens: torch.Tensor, tau: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The tokens after tau[b] of each row, left-aligned: ([B, S], column index into `tokens`).
+class RecurrentModel(SequenceModel):
+    """What the GRU and LSTM share: embedding -> `self.rnn` (batch_first) -> readout, with the
+    hidden site continued by running the fused kernel over the suffix only."""
+
+    rnn: nn.RNNBase
+
+    def features(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.rnn(self.embedding(tokens))[0]  # the RNN output at every position
+
+    def logits_from_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.readout(self.rnn(embeddings)[0])
+
+    def continue_suffix(self, state: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
+        """state [B, D] at τ, suffix [B, S] = tokens after τ -> logits [B, 1 + S, V]:
+        the prediction made at τ, then one after each suffix token."""
+        raise NotImplementedError
+
+    def continue_from(self, state: torch.Tensor, tokens: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        logits = self.continue_suffix(state, gather_suffixes(tokens, tau))
+        return scatter_suffix_logits(logits[:, 0], logits[:, 1:], tau, tokens.shape[1])
+
+
+def gather_suffixes(tokens: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """The tokens after tau[b] of each row, left-aligned: [B, S].
 
     S = the longest suffix; shorter rows are filled with their last token, which is harmless
     because nothing after a row's end is read back."""
     length = tokens.shape[1]
     steps = torch.arange(length - int(tau.min()) - 1, device=tokens.device)
     columns = (tau[:, None] + 1 + steps[None, :]).clamp(max=length - 1)
-    return tokens.gather(1, columns), columns
+    return tokens.gather(1, columns)
 
 
 def scatter_suffix_logits(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mas_cli.models.base import Readout, SequenceModel, gather_suffixes, scatter_suffix_logits
+from mas_cli.models.base import Readout, RecurrentModel
 
 
 @dataclass
@@ -21,7 +21,7 @@ class LSTMConfig:
     dropout: float = 0.5
 
 
-class LSTMModel(SequenceModel):
+class LSTMModel(RecurrentModel):
     def __init__(self, config: LSTMConfig):
         super().__init__()
         self.config = config
@@ -29,18 +29,6 @@ class LSTMModel(SequenceModel):
         self.embedding = nn.Embedding(config.vocab_size, w)
         self.rnn = nn.LSTM(w, w // 2, batch_first=True)
         self.readout = Readout(w // 2, config.readout_mult * w, config.vocab_size, config.dropout)
-
-    def site_width(self, site: str) -> int:
-        return self.config.width
-
-    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.embedding(tokens)
-
-    def features(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.rnn(self.embedding(tokens))[0]  # h at every position, [B, L, W/2]
-
-    def logits_from_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.readout(self.rnn(embeddings)[0])
 
     def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:
         """[h; c] at every position, [B, L, W].
@@ -62,12 +50,7 @@ class LSTMModel(SequenceModel):
         return torch.cat([h, torch.stack(cells, 1)], -1)
 
     def continue_suffix(self, state: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
-        """state [B, W] = [h; c] at τ, suffix [B, S] -> logits [B, 1 + S, V]."""
+        """state [B, W] = [h; c] at τ; the readout sees h (features are h, [B, L, W/2])."""
         h0, c0 = state.chunk(2, dim=-1)
         out, _ = self.rnn(self.embedding(suffix), (h0[None].contiguous(), c0[None].contiguous()))
         return self.readout(torch.cat([h0[:, None], out], 1))
-
-    def continue_from(self, state: torch.Tensor, tokens: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-        suffix, _ = gather_suffixes(tokens, tau)
-        logits = self.continue_suffix(state, suffix)
-        return scatter_suffix_logits(logits[:, 0], logits[:, 1:], tau, tokens.shape[1])

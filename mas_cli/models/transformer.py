@@ -71,12 +71,6 @@ class TransformerModel(SequenceModel):
         self.ln_final = nn.LayerNorm(w)
         self.readout = Readout(w, config.readout_mult * w, config.vocab_size, config.dropout)
 
-    def site_width(self, site: str) -> int:
-        return self.config.width
-
-    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.embedding(tokens)
-
     def _lower(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks[: self.config.hidden_layer]:
             x = block(x)
