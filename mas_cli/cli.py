@@ -11,6 +11,10 @@ COMMANDS = {
         "mas_cli.commands.train",
         "train a task model into the model store (mas train task=count arch=gru)",
     ),
+    "align": (
+        "mas_cli.commands.align",
+        "fit MAS alignments between frozen models, write IIA tables (mas align a=gru b=lstm)",
+    ),
 }
 
 USAGE = """usage: mas <command> [hydra overrides...]   (mas <command> --help for its options)

@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, ListConfig
 
-from mas_cli.models import ARCHITECTURES
+from mas_cli.align.functions import ORTHOGONAL_MAPS
+from mas_cli.models import ARCHITECTURES, SITES
 from tasks.causal import TRANSFORMS
 from tasks.counting import CAUSAL_MODELS, VARIANTS
 
@@ -128,4 +129,32 @@ def validate_train(cfg: DictConfig) -> None:
     validate_task(cfg.task)
     validate_arch(cfg.arch)
     validate_budget(cfg.budget)
+    validate_runtime(cfg)
+
+
+def validate_align_budget(settings: DictConfig) -> None:
+    for key in ("train_size", "val_size", "max_steps", "batch_size", "val_every", "patience"):
+        _positive_int(settings[key], f"budget.align.{key}")
+    _number_in(settings.lr, "budget.align.lr", 0, float("inf"), "(0, inf)")
+    _number_in(settings.min_delta, "budget.align.min_delta", 0, float("inf"), "[0, inf)")
+    _number_in(settings.target_iia, "budget.align.target_iia", 0, 1, "(0, 1]")
+
+
+def validate_align(cfg: DictConfig) -> None:
+    _require(cfg.method in ("mas", "das"), f"method must be mas or das, got {cfg.method!r}")
+    _require(cfg.site in SITES, f"site must be one of {', '.join(SITES)}, got {cfg.site!r}")
+    _require(
+        cfg.k == "full" or (_is_int(cfg.k) and cfg.k > 0),
+        f"k must be a positive integer (or full), got {cfg.k!r}",
+    )
+    _require(isinstance(cfg.swap, str) and cfg.swap, f"swap must name one causal variable or full, got {cfg.swap!r}")
+    _require(
+        cfg.orthogonal_map in ORTHOGONAL_MAPS,
+        f"orthogonal_map must be one of {', '.join(ORTHOGONAL_MAPS)}, got {cfg.orthogonal_map!r}",
+    )
+    for key in ("auto_train", "allow_undertrained", "force"):
+        _require(isinstance(cfg[key], bool), f"{key} must be true or false, got {cfg[key]!r}")
+    _require(isinstance(cfg.models, ListConfig), f"models must be a list such as [gru:0,lstm:0], got {cfg.models!r}")
+    validate_budget(cfg.budget)
+    validate_align_budget(cfg.budget.align)
     validate_runtime(cfg)

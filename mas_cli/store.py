@@ -60,8 +60,10 @@ def is_complete(entry: Path) -> bool:
 
 
 def fingerprint(cfg: DictConfig) -> dict:
-    """The settings that define a trained model; a store entry is reused only if they match."""
+    """The settings that define a trained model; a store entry is reused only if they match.
+    (`budget.align` configures `mas align`, not the model, so it is left out.)"""
     groups = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("task", "arch", "budget")}
+    groups["budget"].pop("align", None)
     return {**groups, "seed": cfg.seed}
 
 

@@ -62,11 +62,14 @@ def counterfactual_sequence(
     variable: str,
     rng: np.random.Generator,
     max_length: int = 512,
+    source_model: CausalModel | None = None,
 ) -> list[int]:
     """One counterfactual: base[:tau+1], then what `model` emits once `variable` holds the
-    source's value (read after source[sigma]). Raises OutOfRange if the task cannot express it."""
+    source's value (read by `source_model`, default `model`, after source[sigma]).
+    Raises OutOfRange if the task cannot express it."""
     state = model.trace(base[: tau + 1], int(base_quantity))[tau]
-    source_state = model.trace(source[: sigma + 1], int(source_quantity))[sigma]
+    source_model = model if source_model is None else source_model
+    source_state = source_model.trace(source[: sigma + 1], int(source_quantity))[sigma]
     state.update({key: source_state[key] for key in model.swap_keys(variable)})
     out = [int(t) for t in base[: tau + 1]]
     while out[-1] != EOS:
@@ -91,50 +94,66 @@ def make_counterfactuals(
     causal_model: str | None = None,
     same_position: bool = False,
     same_phase: bool = False,
+    source_task: Task | None = None,
 ) -> Counterfactuals:
     """n counterfactuals swapping `variable` ('full' = every variable) from source into base.
 
+    Bases come from `task`, sources from `source_task` (default `task`; e.g. a Mod-task source
+    aligned with a Multi-Object target), each read by its own causal model.
     same_position: σ = τ (the embed site intervenes on every position up to τ of both).
     same_phase: σ and τ in the same phase (the context-distributed hypothesis test).
     """
+    source_task = task if source_task is None else source_task
     model = task.causal_model(causal_model)
-    model.swap_keys(variable)  # fails early, with the choices, on an unknown variable
+    source_model = source_task.causal_model(causal_model)
+    for m in (model, source_model):
+        m.swap_keys(variable)  # fails early, with the choices, on an unknown variable
     rows: list[tuple] = []
-    max_length = 4 * task.max_length + 64
+    max_length = 4 * max(task.max_length, source_task.max_length) + 64
     while len(rows) < n:
         need = n - len(rows)
-        base, source = task.sample(need, rng, "all"), task.sample(need, rng, "all")
-        pairs = _draw_items(task, model, variable, base, source, rng, same_position, same_phase, max_length)
-        rows.extend(pairs)
+        base, source = task.sample(need, rng, "all"), source_task.sample(need, rng, "all")
+        tau, sigma = _positions(task, source_task, base, source, rng, same_position, same_phase)
+        rows.extend(_draw_items((model, source_model), variable, base, source, tau, sigma, rng, max_length))
     return _stack(task, rows[:n], variable)
 
 
-def _positions(task, base: Sequences, source: Sequences, rng, same_position, same_phase):
+def _positions(task, source_task, base: Sequences, source: Sequences, rng, same_position, same_phase):
     base_ok = task.eligible_positions(base.tokens)
-    source_ok = task.eligible_positions(source.tokens)
+    source_ok = source_task.eligible_positions(source.tokens)
     if same_position:
         width = min(base_ok.shape[1], source_ok.shape[1])
         both = base_ok[:, :width] & source_ok[:, :width]
         if same_phase:
-            both &= task.phase_of(base.tokens)[:, :width] == task.phase_of(source.tokens)[:, :width]
+            both &= task.phase_of(base.tokens)[:, :width] == source_task.phase_of(source.tokens)[:, :width]
         tau = _pick(both, rng)
         return tau, tau
     tau = _pick(base_ok, rng)
     if same_phase:
         base_phase = np.take_along_axis(task.phase_of(base.tokens), tau[:, None], 1)
-        source_ok &= task.phase_of(source.tokens) == base_phase
+        source_ok &= source_task.phase_of(source.tokens) == base_phase
     return tau, _pick(source_ok, rng)
 
 
-def _draw_items(task, model, variable, base, source, rng, same_position, same_phase, max_length):
-    tau, sigma = _positions(task, base, source, rng, same_position, same_phase)
+def _draw_items(models, variable, base, source, tau, sigma, rng, max_length):
+    model, source_model = models
     for i in range(len(base)):
         if tau[i] < 0 or sigma[i] < 0:
             continue  # no admissible pair of positions; the caller draws a fresh pair
         b, s = base.tokens[i, : base.lengths[i]], source.tokens[i, : source.lengths[i]]
         try:
             tokens = counterfactual_sequence(
-                model, b, base.quantity[i], tau[i], s, source.quantity[i], sigma[i], variable, rng, max_length
+                model,
+                b,
+                base.quantity[i],
+                tau[i],
+                s,
+                source.quantity[i],
+                sigma[i],
+                variable,
+                rng,
+                max_length,
+                source_model,
             )
         except OutOfRange:
             continue  # the swapped values cannot be expressed by this task; draw another

@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 
 import torch
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
 from mas_cli.config import ConfigError
@@ -15,6 +17,15 @@ from mas_cli.store import StoreError
 def configure_runtime(cfg: DictConfig) -> None:
     # Deliberate thread count: torch's default oversubscribes small CPUs and slows every step.
     torch.set_num_threads(cfg.threads)
+
+
+def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
+    """Compose one of our primary configs (e.g. `train` from inside `mas align`), inside a running
+    Hydra app or on its own."""
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name=config_name, overrides=overrides)
+    with initialize_config_module(config_module="mas_cli.conf", version_base="1.3"):
+        return compose(config_name=config_name, overrides=overrides)
 
 
 def reports_bad_input(task_function):

@@ -14,7 +14,12 @@ and, for the alignment engine, these calls over a whole batch:
     continue_from(state, tokens, tau)
                               [B, L, V]  logits when the hidden site at position tau[b] is
                                          replaced by state[b]; valid at positions >= tau[b]
-    logits_from_embeddings(e) [B, L, V]  run the model on given input embeddings (embed site)
+    features_from_embeddings(e)
+                              [B, L, F]  run the model on given input embeddings (embed site)
+
+The alignment engine calls the cheaper, site-specific pieces directly (RecurrentModel
+.continue_features over suffixes, TransformerModel.features_above_site over stored residuals)
+and runs the readout only where a prediction is scored.
 """
 
 from __future__ import annotations
@@ -63,8 +68,11 @@ class SequenceModel(nn.Module):
     def continue_from(self, state: torch.Tensor, tokens: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def logits_from_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
+    def features_from_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def logits_from_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.readout(self.features_from_embeddings(embeddings))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.readout(self.features(tokens))
@@ -79,13 +87,17 @@ class RecurrentModel(SequenceModel):
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.rnn(self.embedding(tokens))[0]  # the RNN output at every position
 
-    def logits_from_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.readout(self.rnn(embeddings)[0])
+    def features_from_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.rnn(embeddings)[0]
+
+    def continue_features(self, state: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
+        """state [B, D] at τ, suffix [B, S] = tokens after τ -> readout inputs [B, 1 + S, F]:
+        the features at τ, then after each suffix token."""
+        raise NotImplementedError
 
     def continue_suffix(self, state: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
-        """state [B, D] at τ, suffix [B, S] = tokens after τ -> logits [B, 1 + S, V]:
-        the prediction made at τ, then one after each suffix token."""
-        raise NotImplementedError
+        """Logits [B, 1 + S, V]: the prediction made at τ, then one after each suffix token."""
+        return self.readout(self.continue_features(state, suffix))
 
     def continue_from(self, state: torch.Tensor, tokens: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         logits = self.continue_suffix(state, gather_suffixes(tokens, tau))

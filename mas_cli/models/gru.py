@@ -34,6 +34,6 @@ class GRUModel(RecurrentModel):
     def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.features(tokens)  # [B, L, W]: the readout sees exactly the state we align
 
-    def continue_suffix(self, state: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
+    def continue_features(self, state: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(self.embedding(suffix), state[None].contiguous())
-        return self.readout(torch.cat([state[:, None], out], 1))
+        return torch.cat([state[:, None], out], 1)

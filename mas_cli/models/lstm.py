@@ -49,8 +49,8 @@ class LSTMModel(RecurrentModel):
             cells.append(c)
         return torch.cat([h, torch.stack(cells, 1)], -1)
 
-    def continue_suffix(self, state: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
-        """state [B, W] = [h; c] at τ; the readout sees h (features are h, [B, L, W/2])."""
+    def continue_features(self, state: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
+        """state [B, W] = [h; c] at τ; the readout sees h (features are h, [B, 1 + S, W/2])."""
         h0, c0 = state.chunk(2, dim=-1)
         out, _ = self.rnn(self.embedding(suffix), (h0[None].contiguous(), c0[None].contiguous()))
-        return self.readout(torch.cat([h0[:, None], out], 1))
+        return torch.cat([h0[:, None], out], 1)

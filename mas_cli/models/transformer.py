@@ -84,8 +84,8 @@ class TransformerModel(SequenceModel):
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
         return self._upper(self._lower(self.embedding(tokens)))
 
-    def logits_from_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.readout(self._upper(self._lower(embeddings)))
+    def features_from_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self._upper(self._lower(embeddings))
 
     def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:
         return self._lower(self.embedding(tokens))  # [B, L, W] residual after layer 1
@@ -100,6 +100,10 @@ class TransformerModel(SequenceModel):
         """`residuals` = hidden_states(tokens), when the caller has them already (they do not
         depend on the intervention, so the alignment engine computes them once)."""
         residuals = self.hidden_states(tokens) if residuals is None else residuals
-        at_tau = F.one_hot(tau, tokens.shape[1]).to(residuals.dtype)[..., None]  # [B, L, 1]
-        patched = residuals * (1 - at_tau) + state[:, None] * at_tau
-        return self.readout(self._upper(patched))
+        return self.readout(self.features_above_site(state, residuals, tau))
+
+    def features_above_site(self, state: torch.Tensor, residuals: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        """Readout inputs [B, L, W] when the residual at tau[b] becomes state[b] ([B, W]): only
+        the layers above the site run again."""
+        at_tau = F.one_hot(tau, residuals.shape[1]).to(residuals.dtype)[..., None]  # [B, L, 1]
+        return self._upper(residuals * (1 - at_tau) + state[:, None] * at_tau)

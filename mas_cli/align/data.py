@@ -1,0 +1,137 @@
+"""The data of one direction s→t: counterfactual items plus everything about them that does not
+depend on the alignment functions, computed once before training (the models are frozen).
+
+Per item, for the hidden site:
+    source_state [N, d_s]   source hidden site at σ
+    target_state [N, d_t]   target hidden site at τ (the counterfactual prefix equals the base's)
+    RNN target:   inputs = the tokens after τ, labels in continuation coordinates (column j is the
+                  prediction made at τ + j), so a step runs only the suffix through the fused kernel
+    transformer:  residuals = layer-1 residual stream of the counterfactual input [N, L, d_t];
+                  only the layers above the site run again
+For the embed site: inputs = counterfactual tokens, source_tokens (σ = τ), labels per position.
+
+labels hold the next-token target where a prediction is scored (response phase, from τ on) and -1
+elsewhere. `extent` is the number of label columns an item needs; batches are drawn from items of
+similar extent (bucketed), so a batch is not padded to the longest suffix in the whole set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+import torch
+
+from mas_cli.models.base import RecurrentModel
+from tasks import make_counterfactuals, targets_of
+from tasks.vocab import PAD
+
+UNSCORED = -1
+
+
+@dataclass
+class Batch:
+    tau: torch.Tensor  # [B]
+    labels: torch.Tensor  # [B, C] target token or UNSCORED
+    inputs: torch.Tensor | None = None  # [B, C - 1] suffix tokens (RNN hidden) or [B, C] tokens
+    source_state: torch.Tensor | None = None  # [B, d_s]
+    target_state: torch.Tensor | None = None  # [B, d_t]
+    residuals: torch.Tensor | None = None  # [B, C, d_t] (transformer hidden)
+    source_tokens: torch.Tensor | None = None  # [B, C] (embed)
+
+
+@dataclass
+class DirectionData:
+    items: Batch  # every item, padded to the longest
+    extent: np.ndarray  # [N] label columns each item needs
+    suffix_coords: bool  # labels/inputs start at τ (RNN hidden site) rather than at position 0
+
+    def __len__(self) -> int:
+        return len(self.extent)
+
+    def take(self, index: np.ndarray) -> Batch:
+        """Items `index`, cut to the columns the longest of them needs."""
+        columns = int(self.extent[index].max())
+        if self.suffix_coords:  # outputs = the state's prediction + one per suffix token (≥ 1)
+            columns = max(columns, 2)
+        rows = torch.as_tensor(index, device=self.items.tau.device)
+        cut = {}
+        for f in fields(Batch):
+            value = getattr(self.items, f.name)
+            if value is None or value.dim() == 1 or f.name.endswith("_state"):
+                cut[f.name] = None if value is None else value[rows]
+            else:
+                width = columns - 1 if f.name == "inputs" and self.suffix_coords else columns
+                cut[f.name] = value[rows, :width]
+        return replace(self.items, **cut)
+
+    def epoch_batches(self, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+        """One epoch in random batches of items of similar extent: a random order, stably sorted
+        by extent (ties stay random), cut into batches, the batch order shuffled."""
+        order = rng.permutation(len(self))
+        order = order[np.argsort(self.extent[order], kind="stable")]
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def eval_batches(self, batch_size: int, limit: int | None = None) -> list[np.ndarray]:
+        """The first `limit` items (all by default) in extent order, for evaluation."""
+        index = np.arange(len(self) if limit is None else min(limit, len(self)))
+        order = index[np.argsort(self.extent[index], kind="stable")]
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+@torch.no_grad()
+def _site_at(model, tokens: torch.Tensor, at: torch.Tensor, chunk: int = 1000) -> tuple[torch.Tensor, list]:
+    """Hidden site at position at[b] of each row [N, d], and the full site per chunk."""
+    states, full = [], []
+    for start in range(0, len(tokens), chunk):
+        part = model.hidden_states(tokens[start : start + chunk])
+        rows = torch.arange(len(part), device=part.device)
+        states.append(part[rows, at[start : start + chunk]])
+        full.append(part)
+    return torch.cat(states), full
+
+
+def build_direction(
+    source, target, site: str, variable: str, n: int, rng: np.random.Generator, device
+) -> DirectionData:
+    """n counterfactual items for source → target (FrozenModels), with frozen activations."""
+    cf = make_counterfactuals(target.task, n, variable, rng, same_position=site == "embed", source_task=source.task)
+    tokens, tau, sigma = (torch.from_numpy(a).to(device) for a in (cf.tokens, cf.tau, cf.sigma))
+    labels = np.where(cf.label_mask, targets_of(cf.tokens), UNSCORED)
+    last_scored = labels.shape[1] - 1 - np.argmax(labels[:, ::-1] != UNSCORED, axis=1)
+    if site == "embed":
+        width = tokens.shape[1]
+        source_tokens = np.full_like(cf.tokens, PAD)
+        source_tokens[:, : min(width, cf.source.shape[1])] = cf.source[:, :width]
+        items = Batch(
+            tau=tau,
+            labels=torch.from_numpy(labels).to(device),
+            inputs=tokens,
+            source_tokens=torch.from_numpy(source_tokens).to(device),
+        )
+        return DirectionData(items, last_scored + 1, suffix_coords=False)
+    source_state, _ = _site_at(source.model, torch.from_numpy(cf.source).to(device), sigma)
+    target_state, target_full = _site_at(target.model, tokens, tau)
+    if isinstance(target.model, RecurrentModel):
+        # Column j of the continuation is the prediction made at τ + j (j = 0: from the state).
+        columns = cf.tau[:, None] + np.arange(tokens.shape[1])[None, :]
+        clipped = np.minimum(columns, tokens.shape[1] - 1)
+        suffix_labels = np.where(columns < tokens.shape[1], np.take_along_axis(labels, clipped, 1), UNSCORED)
+        suffix = np.take_along_axis(cf.tokens, np.minimum(clipped + 1, tokens.shape[1] - 1), 1)
+        items = Batch(
+            tau=tau,
+            labels=torch.from_numpy(suffix_labels).to(device),
+            inputs=torch.from_numpy(suffix).to(device),
+            source_state=source_state,
+            target_state=target_state,
+        )
+        return DirectionData(items, last_scored - cf.tau + 1, suffix_coords=True)
+    items = Batch(
+        tau=tau,
+        labels=torch.from_numpy(labels).to(device),
+        source_state=source_state,
+        target_state=target_state,
+        residuals=torch.cat(target_full),
+    )
+    return DirectionData(items, last_scored + 1, suffix_coords=False)

@@ -1,0 +1,208 @@
+"""The MAS optimisation loop (SPEC §5): m frozen models, one alignment function each, every chosen
+ordered direction trained jointly with equal weight; only the alignment functions learn.
+
+A step draws one batch per direction, computes each model's Q once, and runs for each direction
+only what the intervention changes (see data.py and intervention.py). Validation every
+`val_every` steps; early stop when every direction reaches `target_iia` on train and validation,
+or when the mean validation loss has not improved by `min_delta` for `patience` validations.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from torch import nn
+
+from mas_cli import store
+from mas_cli.align.data import DirectionData, build_direction
+from mas_cli.align.functions import OrthogonalAlignment
+from mas_cli.align.intervention import scored_logits
+from mas_cli.align.zoo import FrozenModel
+from mas_cli.console import StepProgress, console
+
+EVAL_BATCH = 512
+
+
+@dataclass
+class Direction:
+    source: int  # model indices
+    target: int
+    train: DirectionData
+    val: DirectionData
+
+
+@dataclass
+class Scores:
+    iia: float  # fraction of items whose every scored prediction is right
+    tok_acc: float
+    loss: float
+    n: int
+
+
+def build_functions(models: list[FrozenModel], site: str, orthogonal_map: str, seed: int) -> nn.ModuleList:
+    generator = torch.Generator().manual_seed(seed)
+    return nn.ModuleList(OrthogonalAlignment(m.model.site_width(site), orthogonal_map, generator) for m in models)
+
+
+def build_directions(models, pairs, site, variable, settings, seed, device) -> list[Direction]:
+    """Counterfactual data per direction; seeded by (seed, source, target, split) so that the
+    same run always sees the same items."""
+    out = []
+    for s, t in pairs:
+        made = [
+            build_direction(
+                models[s], models[t], site, variable, size, np.random.default_rng([seed, s, t, split]), device
+            )
+            for split, size in enumerate((settings.train_size, settings.val_size))
+        ]
+        out.append(Direction(s, t, *made))
+    return out
+
+
+class Aligner:
+    def __init__(self, cfg: DictConfig, models: list[FrozenModel], directions: list[Direction], device):
+        self.cfg, self.models, self.directions = cfg, models, directions
+        self.settings = cfg.budget.align
+        self.k, self.site = cfg.k, cfg.site
+        self.functions = build_functions(models, cfg.site, cfg.orthogonal_map, cfg.seed).to(device)
+        self.optimizer = torch.optim.Adam(self.functions.parameters(), lr=self.settings.lr)
+        self.step, self.wall_before, self.curve = 0, 0.0, []
+        self.best_loss, self.since_best, self.stop_reason = float("inf"), 0, "step cap"
+        self._epochs: dict[tuple[int, int], list[np.ndarray]] = {}
+
+    # ---- one step -------------------------------------------------------------------------
+    def aligned_rows(self) -> list[torch.Tensor]:
+        """Q_i[:k] for every model: the parametrisation runs once per model per step."""
+        return [f.matrix()[: self.k] for f in self.functions]
+
+    def direction_loss(self, d: Direction, batch, rows) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        target, source = self.models[d.target].model, self.models[d.source].model
+        logits, labels = scored_logits(target, source, batch, rows[d.target], rows[d.source], self.site)
+        return F.cross_entropy(logits, labels), logits, labels
+
+    def _train_batch(self, i: int, d: Direction):
+        """Batch for this step: epoch e of direction i is a fixed function of (seed, i, e), so a
+        resumed run draws exactly the batches the uninterrupted one would have."""
+        per_epoch = -(-len(d.train) // self.settings.batch_size)
+        epoch, index = divmod(self.step, per_epoch)
+        if (i, epoch) not in self._epochs:
+            self._epochs = {key: v for key, v in self._epochs.items() if key[0] != i}
+            rng = np.random.default_rng([self.cfg.seed, i, epoch, 7])
+            self._epochs[(i, epoch)] = d.train.epoch_batches(self.settings.batch_size, rng)
+        return d.train.take(self._epochs[(i, epoch)][index])
+
+    def train_step(self) -> float:
+        rows = self.aligned_rows()
+        loss = sum(self.direction_loss(d, self._train_batch(i, d), rows)[0] for i, d in enumerate(self.directions))
+        loss = loss / len(self.directions)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        return loss.item()
+
+    # ---- evaluation -----------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, d: Direction, data: DirectionData, limit: int | None = None, rows=None) -> Scores:
+        rows = self.aligned_rows() if rows is None else rows
+        right_items = right_tokens = scored_tokens = items = 0
+        loss_sum = 0.0
+        for index in data.eval_batches(EVAL_BATCH, limit):
+            batch = data.take(index)
+            _, logits, labels = self.direction_loss(d, batch, rows)
+            right = logits.argmax(-1) == labels
+            item_of = (batch.labels >= 0).nonzero()[:, 0]  # the item each scored prediction belongs to
+            wrong = torch.zeros(len(index), device=right.device).index_add_(0, item_of, (~right).float())
+            right_items += int((wrong == 0).sum())
+            right_tokens += int(right.sum())
+            scored_tokens += len(labels)
+            loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+            items += len(index)
+        return Scores(right_items / items, right_tokens / scored_tokens, loss_sum / scored_tokens, items)
+
+    def validate(self, train_loss: float, elapsed: float) -> bool:
+        """Append curve rows; True when training should stop."""
+        rows = self.aligned_rows()
+        val = [self.evaluate(d, d.val, rows=rows) for d in self.directions]
+        train = [self.evaluate(d, d.train, limit=self.settings.val_size, rows=rows) for d in self.directions]
+        for d, v, t in zip(self.directions, val, train):
+            for split, scores in (("train", t), ("val", v)):
+                self.curve.append(
+                    {
+                        "step": self.step,
+                        "src": self.models[d.source].spec.label,
+                        "trg": self.models[d.target].spec.label,
+                        "split": split,
+                        "iia": scores.iia,
+                        "tok_acc": scores.tok_acc,
+                        "loss": scores.loss,
+                        "train_step_loss": train_loss,
+                        "wall_s": round(self.wall_before + elapsed, 3),
+                    }
+                )
+        mean_val_loss = float(np.mean([v.loss for v in val]))
+        if mean_val_loss < self.best_loss - self.settings.min_delta:
+            self.best_loss, self.since_best = mean_val_loss, 0
+        else:
+            self.since_best += 1
+        target = self.settings.target_iia
+        if all(v.iia >= target and t.iia >= target for v, t in zip(val, train)):
+            self.stop_reason = f"every direction reached IIA {target}"
+            return True
+        if self.since_best >= self.settings.patience:
+            self.stop_reason = f"validation loss flat for {self.settings.patience} validations"
+            return True
+        return False
+
+    def mean_val_iia(self) -> float:
+        last = self.curve[-len(self.directions) * 2 :]
+        return float(np.mean([r["iia"] for r in last if r["split"] == "val"]))
+
+    # ---- the loop, with checkpoints -------------------------------------------------------
+    def run(self, checkpoint: Path, fingerprint: dict, title: str) -> float:
+        """Train until an early stop or the step cap; returns the wall time in seconds."""
+        self._resume(checkpoint, fingerprint)
+        started, done = time.perf_counter(), False
+        every = self.settings.val_every
+        with StepProgress(title, self.settings.max_steps, self.step) as progress:
+            while not done and self.step < self.settings.max_steps:
+                loss = self.train_step()
+                progress.advance(self.step)
+                if self.step % every == 0 or self.step == self.settings.max_steps:
+                    done = self.validate(loss, time.perf_counter() - started)
+                    progress.report(self.step, f"loss {loss:.4f} mean val IIA {self.mean_val_iia():.4f}")
+                    if not done:
+                        self._save_checkpoint(checkpoint, fingerprint, time.perf_counter() - started)
+        return self.wall_before + time.perf_counter() - started
+
+    def _resume(self, checkpoint: Path, fingerprint: dict) -> None:
+        if not checkpoint.exists():
+            return
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if state.get("fingerprint") != fingerprint:
+            console.print(f"ignoring {checkpoint}: it was made with other settings")
+            return
+        self.functions.load_state_dict(state["functions"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for key in ("step", "wall_before", "curve", "best_loss", "since_best"):
+            setattr(self, key, state[key])
+        console.print(f"resuming {checkpoint.parent} from step {self.step}")
+
+    def _save_checkpoint(self, checkpoint: Path, fingerprint: dict, elapsed: float) -> None:
+        state = {
+            "fingerprint": fingerprint,
+            "functions": self.functions.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "wall_before": self.wall_before + elapsed,
+            "curve": self.curve,
+            "best_loss": self.best_loss,
+            "since_best": self.since_best,
+        }
+        store.save_torch(checkpoint, state)

@@ -1,0 +1,210 @@
+"""One `mas align` job: plan from the config, make sure the models exist, fit, write the results.
+
+A run directory `<paths.root>/alignments/<settings>/<models>/` holds
+    alignment.pt   the fitted alignment functions, the full config and the fingerprint
+    curve.csv      validation metrics by step (tidy: step × direction × split)
+    config.yaml    the resolved config
+    iia.csv        one row per direction × variable × split; written last, marks the run complete
+A complete run with the same fingerprint is reused; an interrupted one resumes from checkpoint.pt.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from mas_cli import store
+from mas_cli.align.engine import Aligner, build_directions
+from mas_cli.align.specs import ModelSpec, parse_directions, parse_spec
+from mas_cli.align.zoo import FrozenModel, ensure_trained, load_frozen
+from mas_cli.config import ConfigError
+from mas_cli.console import console
+from mas_cli.training import resolve_device
+
+ALIGNMENT_FORMAT = "mas-alignment/1"
+
+
+@dataclass
+class Plan:
+    specs: list[ModelSpec]
+    pairs: list[tuple[int, int]]
+    method: str  # das when one model is aligned with itself
+    run_dir: Path
+
+
+@dataclass
+class AlignResult:
+    run_dir: Path
+    rows: pd.DataFrame  # the iia.csv rows
+    specs: list[ModelSpec]
+    reused: bool
+
+
+def plan_alignment(cfg: DictConfig) -> Plan:
+    """Everything that follows from the config alone (no model loaded yet)."""
+    given = [cfg[key] for key in ("a", "b") if cfg[key] is not None]
+    if given and cfg.models:
+        raise ConfigError("give either a=/b= or models=[...], not both")
+    raw = list(cfg.models) if cfg.models else given
+    if not raw:
+        raise ConfigError("name the models to align: a=gru b=lstm, or models=[gru:0,gru:1,lstm:0]")
+    specs = [parse_spec(text, cfg.task) for text in raw]
+    if len(set(specs)) < len(specs):
+        raise ConfigError(f"models {list(raw)} name the same model twice; each model appears once")
+    if cfg.method == "das" and len(specs) != 1:
+        raise ConfigError(f"method=das aligns one model with itself; got {len(specs)} models (use method=mas)")
+    pairs = parse_directions(cfg.directions, len(specs))
+    method = "das" if len(specs) == 1 else cfg.method
+    directions = (
+        ""
+        if cfg.directions == "all"
+        else f"-{cfg.directions}"
+        if isinstance(cfg.directions, str)
+        else ("-" + ".".join(f"{s}-{t}" for s, t in pairs))
+    )
+    settings = f"{method}-{cfg.site}-{cfg.swap}-k{cfg.k}-s{cfg.seed}{directions}"
+    run_dir = Path(cfg.paths.root) / "alignments" / settings / "+".join(s.slug for s in specs)
+    return Plan(specs, pairs, method, run_dir)
+
+
+def check_models(cfg: DictConfig, described: list[tuple[str, int, tuple[str, ...]]]) -> int:
+    """k and the swapped variable against each model's (label, site width, causal variables);
+    returns k as a number (`k=full` is the smallest width)."""
+    smallest = min(width for _, width, _ in described)
+    k = smallest if cfg.k == "full" else cfg.k
+    if cfg.k == "full" and len({w for _, w, _ in described}) > 1:
+        console.print(f"[yellow]warning:[/] k=full is capped at the smallest site width, {smallest}")
+    if k > smallest:
+        raise ConfigError(f"k={k} is larger than the smallest site width ({smallest}); choose k <= {smallest}")
+    for label, _, variables in described:
+        if cfg.swap != "full" and cfg.swap not in variables:
+            have = ", ".join((*variables, "full"))
+            raise ConfigError(f"swap={cfg.swap} is not a variable of {label}'s causal model; choose one of {have}")
+    return k
+
+
+def describe(model: FrozenModel, site: str) -> tuple[str, int, tuple[str, ...]]:
+    return model.spec.label, model.model.site_width(site), model.task.causal_model().variables
+
+
+def fingerprint_of(cfg: DictConfig, plan: Plan, models: list[FrozenModel], k: int) -> dict:
+    return {
+        "method": plan.method,
+        "site": cfg.site,
+        "swap": cfg.swap,
+        "k": k,
+        "orthogonal_map": cfg.orthogonal_map,
+        "directions": [list(p) for p in plan.pairs],
+        "seed": cfg.seed,
+        "settings": OmegaConf.to_container(cfg.budget.align, resolve=True),
+        "models": [{"model": m.spec.label, "trained": m.metrics.get("fingerprint")} for m in models],
+    }
+
+
+def align(cfg: DictConfig, train: Callable[[ModelSpec], None], precheck: Callable[[ModelSpec], tuple]) -> AlignResult:
+    """`precheck(spec)` describes a model that is not trained yet (label, width, variables), so
+    that bad settings are refused before anything is trained or written."""
+    plan = plan_alignment(cfg)
+    missing = [s for s in plan.specs if not store.is_complete(store.model_dir(cfg.paths.root, s.task, s.arch, s.seed))]
+    if missing:
+        check_models(cfg, [precheck(s) for s in missing])
+    entries = ensure_trained(plan.specs, cfg.paths.root, cfg.auto_train, train)
+    device = resolve_device(cfg.device)
+    models = [load_frozen(s, e, device, cfg.allow_undertrained) for s, e in zip(plan.specs, entries)]
+    k = check_models(cfg, [describe(m, cfg.site) for m in models])
+    cfg = OmegaConf.merge(cfg, {"k": k})
+    wanted = fingerprint_of(cfg, plan, models, k)
+    if (plan.run_dir / "iia.csv").is_file() and not cfg.force:
+        found = read_alignment(plan.run_dir / "alignment.pt")["fingerprint"]
+        if found != wanted:
+            change = store.describe_difference(found, wanted)
+            raise ConfigError(
+                f"{plan.run_dir} holds an alignment fitted with other settings ({change}); "
+                "add force=true to refit it, or choose another paths.root"
+            )
+        console.print(f"reusing {plan.run_dir} (complete; force=true refits)")
+        return AlignResult(plan.run_dir, pd.read_csv(plan.run_dir / "iia.csv"), plan.specs, reused=True)
+    return fit(cfg, plan, models, wanted, device)
+
+
+def fit(cfg: DictConfig, plan: Plan, models: list[FrozenModel], fingerprint: dict, device) -> AlignResult:
+    checkpoint = plan.run_dir / "checkpoint.pt"
+    if cfg.force:
+        checkpoint.unlink(missing_ok=True)
+    console.print(f"counterfactual data: {len(plan.pairs)} direction(s), swap={cfg.swap}, site={cfg.site}")
+    directions = build_directions(models, plan.pairs, cfg.site, cfg.swap, cfg.budget.align, cfg.seed, device)
+    aligner = Aligner(cfg, models, directions, device)
+    title = f"align {plan.method} {' '.join(m.spec.label for m in models)}"
+    wall = aligner.run(checkpoint, fingerprint, title)
+    rows = result_rows(cfg, plan, aligner, wall)
+    write_run(cfg, plan, aligner, fingerprint, rows)
+    checkpoint.unlink(missing_ok=True)
+    return AlignResult(plan.run_dir, rows, plan.specs, reused=False)
+
+
+def result_rows(cfg: DictConfig, plan: Plan, aligner: Aligner, wall: float) -> pd.DataFrame:
+    rows = []
+    weights = aligner.aligned_rows()
+    for d in aligner.directions:
+        for split, data in (("train", d.train), ("val", d.val)):
+            scores = aligner.evaluate(d, data, rows=weights)
+            rows.append(
+                {
+                    "method": plan.method,
+                    "site": cfg.site,
+                    "k": cfg.k,
+                    "variable": cfg.swap,
+                    "src": aligner.models[d.source].spec.label,
+                    "trg": aligner.models[d.target].spec.label,
+                    "split": split,
+                    "iia": scores.iia,
+                    "tok_acc": scores.tok_acc,
+                    "loss": scores.loss,
+                    "n": scores.n,
+                    "steps": aligner.step,
+                    "stop": aligner.stop_reason,
+                    "seed": cfg.seed,
+                    "wall_s": round(wall, 2),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _csv(frame: pd.DataFrame) -> str:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue()
+
+
+def write_run(cfg: DictConfig, plan: Plan, aligner: Aligner, fingerprint: dict, rows: pd.DataFrame) -> None:
+    """iia.csv goes last: until then an older complete run in this directory stays complete."""
+    (plan.run_dir / "iia.csv").unlink(missing_ok=True)
+    payload = {
+        "format": ALIGNMENT_FORMAT,
+        "fingerprint": fingerprint,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "models": [m.spec.label for m in aligner.models],
+        "functions": {k: v.detach().cpu() for k, v in aligner.functions.state_dict().items()},
+    }
+    store.save_torch(plan.run_dir / "alignment.pt", payload)
+    store.write_text(plan.run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    store.write_text(plan.run_dir / "curve.csv", _csv(pd.DataFrame(aligner.curve)))
+    store.write_text(plan.run_dir / "iia.csv", _csv(rows))
+
+
+def read_alignment(path: Path) -> dict:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a truncated or foreign file
+        raise store.StoreError(
+            f"{path} is not a readable alignment file ({type(exc).__name__}); refit with force=true"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != ALIGNMENT_FORMAT:
+        raise store.StoreError(f"{path} is not a mas alignment file; refit with force=true")
+    return payload

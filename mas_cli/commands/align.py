@@ -1,0 +1,96 @@
+"""`mas align`: fit MAS (or DAS, one model) alignment functions and print the m × m IIA table."""
+
+from __future__ import annotations
+
+import hydra
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from rich.table import Table
+
+from mas_cli.align.run import AlignResult, align
+from mas_cli.align.specs import ModelSpec
+from mas_cli.commands.common import compose_config, configure_runtime, reports_bad_input
+from mas_cli.config import ConfigError, validate_align, validate_train
+from mas_cli.console import console
+from mas_cli.training import train_model
+from tasks import task_from_config
+
+
+@hydra.main(version_base="1.3", config_path="pkg://mas_cli.conf", config_name="align")
+@reports_bad_input
+def main(cfg: DictConfig) -> dict:
+    validate_align(cfg)
+    configure_runtime(cfg)
+    models = ModelsOnDemand(cfg)
+    result = align(cfg, train=models.train, precheck=models.describe)
+    return print_summary(result)
+
+
+class ModelsOnDemand:
+    """Training configs for models the store lacks: the `train` config for the spec's task, arch
+    and seed, with this run's budget, paths and device (and any `train_overrides`)."""
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+
+    def train_config(self, spec: ModelSpec) -> DictConfig:
+        overrides = [f"task={spec.task}", f"arch={spec.arch}", f"seed={spec.seed}", *self.cfg.train_overrides]
+        try:
+            train_cfg = compose_config("train", overrides)
+        except HydraException as exc:
+            first_line = str(exc).splitlines()[0]
+            raise ConfigError(f"cannot compose the training config of {spec.label} ({first_line})") from None
+        for key in ("budget", "paths", "device", "threads"):
+            value = self.cfg[key]
+            train_cfg[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        validate_train(train_cfg)
+        return train_cfg
+
+    def describe(self, spec: ModelSpec) -> tuple[str, int, tuple[str, ...]]:
+        train_cfg = self.train_config(spec)
+        variables = task_from_config(train_cfg.task).causal_model().variables
+        return spec.label, train_cfg.arch.width, variables
+
+    def train(self, spec: ModelSpec) -> None:
+        result = train_model(self.train_config(spec))
+        if not result.metrics["trained_to_criterion"]:
+            console.print(f"[yellow]warning:[/] {spec.label} did not reach the training criterion")
+
+
+def iia_matrix(result: AlignResult) -> list[list[float | None]]:
+    """Validation IIA, rows = source, columns = target (None where a direction was not trained)."""
+    labels = [s.label for s in result.specs]
+    val = result.rows[result.rows.split == "val"]
+    found = {(r.src, r.trg): r.iia for r in val.itertuples()}
+    return [[found.get((s, t)) for t in labels] for s in labels]
+
+
+def print_summary(result: AlignResult) -> dict:
+    labels = [s.label for s in result.specs]
+    matrix = iia_matrix(result)
+    first = result.rows.iloc[0]
+    title = f"{first.method.upper()} validation IIA (swap {first.variable}, site {first.site}, k {first.k})"
+    table = Table(title=title)
+    table.add_column("source \\ target")
+    for label in labels:
+        table.add_column(label, justify="right")
+    for label, row in zip(labels, matrix):
+        table.add_row(label, *("—" if v is None else f"{v:.3f}" for v in row))
+    console.print(table)
+    within = [matrix[i][i] for i in range(len(labels)) if matrix[i][i] is not None]
+    cross = [
+        matrix[i][j] for i in range(len(labels)) for j in range(len(labels)) if i != j and matrix[i][j] is not None
+    ]
+    summary = {
+        "within_iia": sum(within) / len(within) if within else None,
+        "cross_iia": sum(cross) / len(cross) if cross else None,
+    }
+    for key, value in summary.items():
+        console.print(f"mean {key.replace('_iia', '')}-model IIA: " + ("n/a" if value is None else f"{value:.3f}"))
+    reused = " (earlier run, reused)" if result.reused else ""
+    console.print(f"steps {first.steps}, stopped: {first.stop}{reused}\nresults: {result.run_dir}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
