@@ -142,13 +142,14 @@ def fit(cfg: DictConfig, plan: Plan, models: list[FrozenModel], fingerprint: dic
     aligner = Aligner(cfg, models, directions, device)
     title = f"align {plan.method} {' '.join(m.spec.label for m in models)}"
     wall = aligner.run(checkpoint, fingerprint, title)
-    rows = result_rows(cfg, plan, aligner, wall)
+    rows = result_rows(cfg, plan, aligner)
+    console.print(f"fitted in {wall:.1f} s")
     write_run(cfg, plan, aligner, fingerprint, rows)
     checkpoint.unlink(missing_ok=True)
     return AlignResult(plan.run_dir, rows, plan.specs, reused=False)
 
 
-def result_rows(cfg: DictConfig, plan: Plan, aligner: Aligner, wall: float) -> pd.DataFrame:
+def result_rows(cfg: DictConfig, plan: Plan, aligner: Aligner) -> pd.DataFrame:
     rows = []
     weights = aligner.aligned_rows()
     for d in aligner.directions:
@@ -170,7 +171,6 @@ def result_rows(cfg: DictConfig, plan: Plan, aligner: Aligner, wall: float) -> p
                     "steps": aligner.step,
                     "stop": aligner.stop_reason,
                     "seed": cfg.seed,
-                    "wall_s": round(wall, 2),
                 }
             )
     return pd.DataFrame(rows)

@@ -1,0 +1,201 @@
+"""`mas align` end to end on tiny models: files, reuse, resume, determinism, bad input."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mas_cli.align import engine
+from mas_cli.align.engine import Aligner, build_directions
+from mas_cli.align.run import align, plan_alignment, read_alignment
+from mas_cli.align.zoo import load_frozen
+from mas_cli.commands.align import ModelsOnDemand, iia_matrix
+from mas_cli.config import ConfigError, validate_align
+from mas_cli.store import StoreError
+from tests.conftest import compose_config, run_cli
+
+TINY = ["budget=smoke", 'train_overrides=["arch.width=16"]', "allow_undertrained=true", "k=4"]
+COLUMNS = ["method", "site", "k", "variable", "src", "trg", "split", "iia", "tok_acc", "n"]
+
+
+def run_align(root, *overrides):
+    cfg = compose_config("align", [*TINY, f"paths.root={root}", *overrides])
+    validate_align(cfg)
+    models = ModelsOnDemand(cfg)
+    return align(cfg, train=models.train, precheck=models.describe)
+
+
+def test_two_models_write_tidy_results_and_a_reusable_run(tmp_path):
+    result = run_align(tmp_path, "a=gru", "b=lstm")
+    files = {p.name for p in result.run_dir.iterdir()}
+    assert files == {"alignment.pt", "config.yaml", "curve.csv", "iia.csv"}  # no checkpoint left
+    rows = pd.read_csv(result.run_dir / "iia.csv")
+    assert set(COLUMNS) <= set(rows.columns)
+    assert len(rows) == 4 * 2  # four ordered directions × train/val
+    assert set(rows.src) == {"count/gru/0", "count/lstm/0"} and set(rows.method) == {"mas"}
+    assert ((rows.iia >= 0) & (rows.iia <= 1)).all() and (rows.n > 0).all()
+    curve = pd.read_csv(result.run_dir / "curve.csv")
+    assert sorted(curve.step.unique()) == [10, 20]
+    again = run_align(tmp_path, "a=gru", "b=lstm")
+    assert again.reused and again.rows.equals(rows)
+
+
+def test_same_seed_gives_identical_results_and_the_saved_alignment_reproduces_them(tmp_path):
+    first = run_align(tmp_path / "one", "a=gru", "b=transformer")
+    second = run_align(tmp_path / "two", "a=gru", "b=transformer")
+    assert (first.run_dir / "iia.csv").read_text() == (second.run_dir / "iia.csv").read_text()
+    payload = read_alignment(first.run_dir / "alignment.pt")
+    cfg = compose_config("align", [*TINY, f"paths.root={tmp_path / 'one'}", "a=gru", "b=transformer"])
+    plan = plan_alignment(cfg)
+    models = [
+        load_frozen(s, first.run_dir.parents[2] / "models" / s.task / s.arch / f"seed{s.seed}", "cpu", True)
+        for s in plan.specs
+    ]
+    directions = build_directions(models, plan.pairs, "hidden", "count", cfg.budget.align, cfg.seed, "cpu")
+    aligner = Aligner(compose_config("align", [*TINY, "a=gru", "b=transformer"]), models, directions, "cpu")
+    aligner.functions.load_state_dict(payload["functions"])
+    val = first.rows[first.rows.split == "val"]
+    for d, row in zip(directions, val.itertuples()):
+        assert aligner.evaluate(d, d.val).iia == row.iia
+
+
+def test_interrupted_run_resumes_to_the_same_results(tmp_path, monkeypatch):
+    done = run_align(tmp_path / "whole", "a=gru", "b=lstm")
+    real_step = Aligner.train_step
+
+    def crash_after_15(self):
+        if self.step == 15:
+            raise KeyboardInterrupt
+        return real_step(self)
+
+    monkeypatch.setattr(Aligner, "train_step", crash_after_15)
+    with pytest.raises(KeyboardInterrupt):
+        run_align(tmp_path / "cut", "a=gru", "b=lstm")
+    run_dir = tmp_path / "cut" / done.run_dir.relative_to(tmp_path / "whole")
+    assert (run_dir / "checkpoint.pt").exists() and not (run_dir / "iia.csv").exists()
+    monkeypatch.setattr(Aligner, "train_step", real_step)
+    resumed = run_align(tmp_path / "cut", "a=gru", "b=lstm")
+    assert (resumed.run_dir / "iia.csv").read_text() == (done.run_dir / "iia.csv").read_text()
+
+
+def test_other_settings_are_refused_and_force_refits(tmp_path):
+    first = run_align(tmp_path, "a=gru")
+    assert set(first.rows.method) == {"das"} and len(first.rows) == 2
+    with pytest.raises(ConfigError, match=r"settings.lr: 0.001 -> 0.01.*force=true"):
+        run_align(tmp_path, "a=gru", "budget.align.lr=0.01")
+    refit = run_align(tmp_path, "a=gru", "budget.align.lr=0.01", "force=true")
+    assert not refit.reused and read_alignment(refit.run_dir / "alignment.pt")["fingerprint"]["settings"]["lr"] == 0.01
+
+
+def test_three_models_give_a_three_by_three_table_from_one_fit(tmp_path):
+    result = run_align(tmp_path, "models=[gru:0,gru:1,lstm:0]")
+    matrix = iia_matrix(result)
+    assert len(matrix) == 3 and all(len(row) == 3 and None not in row for row in matrix)
+    assert len(pd.read_csv(result.run_dir / "iia.csv")) == 9 * 2
+
+
+def test_directions_and_different_widths(tmp_path):
+    small = 'train_overrides=["arch.width=8"]'
+    run_align(tmp_path, "a=lstm", small)  # an 8-wide LSTM in the store
+    result = run_align(tmp_path, "a=gru", "b=lstm", "directions=[0-1,1-1]", "k=full")
+    assert list(zip(result.rows.src, result.rows.trg))[::2] == [("count/gru/0", "count/lstm/0"), ("count/lstm/0",) * 2]
+    assert set(result.rows.k) == {8}  # capped at the smaller site
+    with pytest.raises(ConfigError, match="k=9 is larger than the smallest site width"):
+        run_align(tmp_path, "a=gru", "b=lstm", "k=9")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["a=gru", "k=0"], "k must be a positive integer"),
+        (["a=gru", "k=many"], "k must be a positive integer"),
+        (["a=gru", "k=17"], "k=17 is larger than the smallest site width"),
+        (["a=gru", "site=middle"], "site must be one of embed, hidden"),
+        (["a=gru", "swap=colour"], "swap=colour is not a variable of count/gru/0"),
+        (["a=arithmetic/gru", "swap=count"], "swap=count is not a variable of arithmetic/gru/0"),
+        (["a=gru", "orthogonal_map=householder"], "orthogonal_map must be one of"),
+        (["a=gru", "b=lstm", "method=das"], "method=das aligns one model"),
+        (["a=gru", "directions=[0-3]"], "directions item '0-3'"),
+        ([], "name the models to align"),
+        (["a=gru", "models=[lstm]"], "not both"),
+        (["a=gru", "b=gru:0"], "same model twice"),
+        (["a=gru:x"], "is not \\[task/\\]arch\\[:seed\\]"),
+        (["a=rnn"], "arch must be one of"),
+        (["a=nosuchtask/gru"], "cannot compose the training config of nosuchtask/gru/0"),
+        (["a=gru", "auto_train=false"], "count/gru/0 is not in the model store.*mas train task=count arch=gru seed=0"),
+        (["a=gru", "budget.align.batch_size=0"], "budget.align.batch_size must be a positive integer"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_is_written(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        run_align(tmp_path / "out", *overrides)
+    assert not (tmp_path / "out").exists()
+
+
+def test_undertrained_foreign_and_corrupt_models_are_refused(tmp_path):
+    run_align(tmp_path, "a=gru", "b=lstm")  # tiny smoke models: not trained to criterion
+    with pytest.raises(ConfigError, match="did not reach its training criterion.*allow_undertrained=true"):
+        run_align(tmp_path, "a=gru", "allow_undertrained=false")
+    models = tmp_path / "models" / "count"
+    shutil.copy(models / "lstm" / "seed0" / "model.pt", models / "gru" / "seed0" / "model.pt")
+    with pytest.raises(StoreError, match="does not hold a usable gru model"):
+        run_align(tmp_path, "a=gru", "k=2")
+    (models / "gru" / "seed0" / "model.pt").write_bytes(b"not a model")
+    with pytest.raises(StoreError, match="not a readable model file"):
+        run_align(tmp_path, "a=gru", "k=2")
+
+
+def test_embed_site_runs_for_every_architecture(tmp_path):
+    result = run_align(tmp_path, "models=[gru,lstm,transformer]", "site=embed", "directions=within")
+    assert set(result.rows.site) == {"embed"} and len(result.rows) == 3 * 2
+
+
+def test_cli_prints_the_table_and_bad_input_exits_2(tmp_path):
+    done = run_cli("align", *TINY, "a=gru", "b=lstm", "paths.root=out", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "source \\ target" in done.stdout and "mean cross-model IIA" in done.stdout
+    bad = run_cli("align", *TINY, "a=gru", "b=lstm", "k=0", "paths.root=fresh", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "Traceback" not in bad.stderr
+    assert not (tmp_path / "fresh").exists()
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    unwritable = run_cli("align", *TINY, "a=gru", "paths.root=a_file/out", cwd=tmp_path)
+    assert unwritable.returncode == 2 and "not a folder" in unwritable.stderr
+
+
+def test_cli_sweep_over_targets(tmp_path):
+    done = run_cli("align", "-m", *TINY, "a=gru:0", "b=gru:1,lstm:0", "paths.root=out", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    runs = sorted(p.parent.name for p in (tmp_path / "out" / "alignments").rglob("iia.csv"))
+    assert runs == ["count.gru.0+count.gru.1", "count.gru.0+count.lstm.0"]
+
+
+def test_every_step_draws_batches_from_one_length_band(tmp_path):
+    """Bucketed batches: the spread of suffix lengths inside a batch is far below the spread
+    over the whole set, so batches are not padded to the longest suffix."""
+    result = run_align(tmp_path, "a=gru")
+    assert result.rows.n.iloc[0] > 0
+    cfg = compose_config("align", [*TINY, f"paths.root={tmp_path}", "a=gru", "budget.align.train_size=512"])
+    model = load_frozen(plan_alignment(cfg).specs[0], tmp_path / "models/count/gru/seed0", "cpu", True)
+    (direction,) = build_directions([model], [(0, 0)], "hidden", "count", cfg.budget.align, 0, "cpu")
+    batches = direction.train.epoch_batches(32, np.random.default_rng(0))
+    spread = np.mean([np.ptp(direction.train.extent[b]) for b in batches])
+    assert spread <= 0.25 * np.ptp(direction.train.extent)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(512))  # an epoch covers every item once
+
+
+def test_eval_batch_size_does_not_change_scores(tmp_path, monkeypatch):
+    result = run_align(tmp_path, "a=gru")
+    cfg = compose_config("align", [*TINY, f"paths.root={tmp_path}", "a=gru"])
+    model = load_frozen(plan_alignment(cfg).specs[0], tmp_path / "models/count/gru/seed0", "cpu", True)
+    directions = build_directions([model], [(0, 0)], "hidden", "count", cfg.budget.align, 0, "cpu")
+    aligner = Aligner(cfg, [model], directions, "cpu")
+    aligner.functions.load_state_dict(read_alignment(result.run_dir / "alignment.pt")["functions"])
+    whole = aligner.evaluate(directions[0], directions[0].val)
+    monkeypatch.setattr(engine, "EVAL_BATCH", 5)
+    pieces = aligner.evaluate(directions[0], directions[0].val)
+    assert whole.iia == pieces.iia and whole.tok_acc == pieces.tok_acc
+    assert whole.loss == pytest.approx(pieces.loss, rel=1e-5)

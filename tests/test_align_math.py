@@ -1,0 +1,149 @@
+"""Exact tests of the intervention math: alignment functions, the swap, the fast path against the
+straightforward one, and a planted code that MAS/DAS must recover."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from mas_cli.align.data import build_direction
+from mas_cli.align.engine import Aligner, build_directions
+from mas_cli.align.functions import ORTHOGONAL_MAPS, OrthogonalAlignment
+from mas_cli.align.intervention import interchange, scored_logits, swap
+from mas_cli.align.reference import reference_logits, unrolled_states
+from mas_cli.align.specs import ModelSpec
+from mas_cli.align.zoo import FrozenModel
+from mas_cli.models import build_model
+from tasks import CountingTask, make_counterfactuals, targets_of
+from tests.planted import PlantedCounter
+
+TASK = CountingTask(name="count", variant="multi_object", void_p=0.2)
+
+
+def frozen(arch: str, width: int = 16, seed: int = 0, task=TASK) -> FrozenModel:
+    torch.manual_seed(seed)
+    model = build_model(arch, len(task.vocab), {"width": width, "layers": 2, "hidden_layer": 1})
+    model.eval().requires_grad_(False)
+    return FrozenModel(ModelSpec(task.name, arch, seed), None, model, task, {})
+
+
+def align_cfg(k: int, site: str = "hidden", seed: int = 0, **settings):
+    defaults = dict(train_size=64, val_size=64, max_steps=10, batch_size=32, lr=1e-3, val_every=5)
+    defaults.update(patience=10, min_delta=0.001, target_iia=0.995, **settings)
+    return OmegaConf.create(
+        {"k": k, "site": site, "seed": seed, "orthogonal_map": "matrix_exp", "budget": {"align": defaults}}
+    )
+
+
+@pytest.mark.parametrize("orthogonal_map", ORTHOGONAL_MAPS)
+def test_inverse_undoes_the_alignment_and_training_keeps_it_orthogonal(orthogonal_map):
+    a = OrthogonalAlignment(12, orthogonal_map, torch.Generator().manual_seed(0))
+    h = torch.randn(5, 12)
+    torch.testing.assert_close(a.inverse(a(h)), h, atol=1e-5, rtol=0)
+    optimizer = torch.optim.Adam(a.parameters(), lr=0.1)
+    for _ in range(20):
+        loss = (a(torch.randn(8, 12))[:, :3] ** 2).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    q = a.matrix().detach()
+    assert not torch.allclose(q, OrthogonalAlignment(12, orthogonal_map, torch.Generator().manual_seed(0)).matrix())
+    torch.testing.assert_close(q @ q.T, torch.eye(12), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("widths", [(8, 8), (6, 10), (10, 6)])
+def test_swap_equals_the_formula_through_the_full_alignment_space(widths):
+    d_t, d_s = widths
+    generator = torch.Generator().manual_seed(1)
+    a_t, a_s = OrthogonalAlignment(d_t, generator=generator), OrthogonalAlignment(d_s, generator=generator)
+    h_t, h_s = torch.randn(7, d_t), torch.randn(7, d_s)
+    k = 3
+    fast = swap(h_t, h_s, a_t.matrix()[:k], a_s.matrix()[:k])
+    torch.testing.assert_close(fast, interchange(h_t, h_s, a_t, a_s, k), atol=1e-5, rtol=0)
+    # the aligned coordinates now hold the source's, the rest are the target's own
+    torch.testing.assert_close(a_t(fast)[:, :k], a_s(h_s)[:, :k], atol=1e-5, rtol=0)
+    torch.testing.assert_close(a_t(fast)[:, k:], a_t(h_t)[:, k:], atol=1e-5, rtol=0)
+
+
+def _direction(source, target, site="hidden", n=48, seed=0):
+    return build_direction(source, target, site, "count", n, np.random.default_rng(seed), "cpu")
+
+
+@pytest.mark.parametrize("pair", [("gru", "gru"), ("lstm", "gru"), ("gru", "lstm"), ("gru", "transformer")])
+def test_fast_path_matches_the_straightforward_per_step_path(pair):
+    source, target = frozen(pair[0], seed=1), frozen(pair[1], seed=2)
+    generator = torch.Generator().manual_seed(3)
+    rows_s = OrthogonalAlignment(16, generator=generator).matrix()[:5].detach()
+    rows_t = OrthogonalAlignment(16, generator=generator).matrix()[:5].detach()
+    cf = make_counterfactuals(TASK, 48, "count", np.random.default_rng(4))
+    data = build_direction(source, target, "hidden", "count", 48, np.random.default_rng(4), "cpu")
+    fast, labels = scored_logits(target.model, source.model, data.take(np.arange(48)), rows_t, rows_s, "hidden")
+    tensors = [torch.from_numpy(a) for a in (cf.tokens, cf.tau, cf.source, cf.sigma)]
+    slow = reference_logits(target.model, source.model, *tensors, rows_t, rows_s)
+    mask = torch.from_numpy(cf.label_mask)
+    torch.testing.assert_close(fast, slow[mask], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(labels, torch.from_numpy(targets_of(cf.tokens))[mask])
+
+
+@pytest.mark.parametrize("arch", ["gru", "lstm", "transformer"])
+def test_unrolled_states_match_the_models_own_hidden_states(arch):
+    model = frozen(arch).model
+    tokens = torch.from_numpy(TASK.sample(6, np.random.default_rng(0)).tokens)
+    torch.testing.assert_close(unrolled_states(model, tokens), model.hidden_states(tokens), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("site", ["hidden", "embed"])
+@pytest.mark.parametrize("arch", ["gru", "lstm", "transformer"])
+def test_k_zero_leaves_the_target_as_if_unintervened(arch, site):
+    model = frozen(arch)
+    data = _direction(frozen("gru", seed=5), model, site)
+    rows = torch.zeros(0, 16)
+    logits, _ = scored_logits(model.model, frozen("gru", seed=5).model, data.take(np.arange(48)), rows, rows, site)
+    cf = make_counterfactuals(TASK, 48, "count", np.random.default_rng(0), same_position=site == "embed")
+    plain = model.model(torch.from_numpy(cf.tokens))[torch.from_numpy(cf.label_mask)]
+    torch.testing.assert_close(logits, plain, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["gru", "transformer"])
+def test_full_width_within_model_iia_does_not_depend_on_the_alignment(arch):
+    model = frozen(arch)
+    scores = []
+    for seed in (0, 1):
+        cfg = align_cfg(k=16, seed=seed)
+        directions = build_directions([model], [(0, 0)], "hidden", "count", cfg.budget.align, 0, "cpu")
+        aligner = Aligner(cfg, [model], directions, "cpu")
+        scores.append(aligner.evaluate(directions[0], directions[0].val))
+    assert scores[0].iia == scores[1].iia and scores[0].tok_acc == scores[1].tok_acc
+    assert scores[0].loss == pytest.approx(scores[1].loss, abs=1e-4)
+
+
+def planted(seed: int) -> FrozenModel:
+    task = CountingTask(name="count", variant="multi_object", void_p=0.2)
+    model = PlantedCounter(task, seed).eval().requires_grad_(False)
+    return FrozenModel(ModelSpec("count", "planted", seed), None, model, task, {})
+
+
+def test_the_planted_model_behaves_like_up_down():
+    model = planted(0)
+    sequences = TASK.sample(200, np.random.default_rng(0), "all").tokens
+    predictions = model.model(torch.from_numpy(sequences)).argmax(-1).numpy()
+    scored = TASK.response_mask(sequences)
+    assert (predictions[scored] == targets_of(sequences)[scored]).all()
+
+
+@pytest.mark.parametrize("models", [[0], [0, 1]], ids=["das", "mas"])
+def test_das_and_mas_recover_a_planted_count_direction(models, tmp_path):
+    zoo = [planted(seed) for seed in models]
+    pairs = [(s, t) for s in range(len(zoo)) for t in range(len(zoo))]
+    cfg = align_cfg(k=1, train_size=1024, val_size=512, max_steps=400, batch_size=64, lr=0.02, val_every=50)
+    directions = build_directions(zoo, pairs, "hidden", "count", cfg.budget.align, 0, "cpu")
+    aligner = Aligner(cfg, zoo, directions, "cpu")
+    aligner.run(checkpoint=tmp_path / "checkpoint.pt", fingerprint={}, title="planted")
+    for d in directions:
+        assert aligner.evaluate(d, d.val).iia >= 0.99
+    for function, model in zip(aligner.functions, zoo):
+        learned = function.matrix()[0].detach()
+        planted_direction = model.model.rotation[:, 0]
+        assert abs(float(learned @ planted_direction)) >= 0.99  # unit vectors: |cos| ≥ 0.99
