@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from mas_cli.models.base import RecurrentModel
 from tasks import CountingTask
@@ -62,5 +63,13 @@ class PlantedCounter(RecurrentModel):
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.hidden_states(tokens)
 
+    def state_features(self, state: torch.Tensor) -> torch.Tensor:
+        return state
+
     def continue_features(self, state: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
         return torch.cat([state[:, None], state[:, None] + self.embed(suffix).cumsum(1)], 1)
+
+    def continue_packed(self, state: torch.Tensor, suffix: PackedSequence) -> torch.Tensor:
+        steps, lengths = pad_packed_sequence(suffix, batch_first=True)
+        after = state[:, None] + steps.cumsum(1)
+        return pack_padded_sequence(after, lengths, batch_first=True).data

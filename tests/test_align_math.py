@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from mas_cli.align.data import build_direction
 from mas_cli.align.engine import Aligner, build_directions
 from mas_cli.align.functions import ORTHOGONAL_MAPS, OrthogonalAlignment
-from mas_cli.align.intervention import interchange, scored_logits, swap
+from mas_cli.align.intervention import Part, interchange, predictions, swap
 from mas_cli.align.reference import reference_logits, unrolled_states
 from mas_cli.align.specs import ModelSpec
 from mas_cli.align.zoo import FrozenModel
@@ -67,6 +67,13 @@ def test_swap_equals_the_formula_through_the_full_alignment_space(widths):
     torch.testing.assert_close(a_t(fast)[:, k:], a_t(h_t)[:, k:], atol=1e-5, rtol=0)
 
 
+def scored_in_order(target, source, batch, rows_t, rows_s, site):
+    """(logits, labels) of one direction's scored predictions, item by item, in position order."""
+    found = predictions(target, rows_t, [Part(batch, source, rows_s)], site)
+    order = torch.argsort(found.item * 10_000 + found.column)
+    return found.logits[order], found.labels[order]
+
+
 def _direction(source, target, site="hidden", n=48, seed=0):
     return build_direction(source, target, site, "count", n, np.random.default_rng(seed), "cpu")
 
@@ -79,12 +86,31 @@ def test_fast_path_matches_the_straightforward_per_step_path(pair):
     rows_t = OrthogonalAlignment(16, generator=generator).matrix()[:5].detach()
     cf = make_counterfactuals(TASK, 48, "count", np.random.default_rng(4))
     data = build_direction(source, target, "hidden", "count", 48, np.random.default_rng(4), "cpu")
-    fast, labels = scored_logits(target.model, source.model, data.take(np.arange(48)), rows_t, rows_s, "hidden")
+    fast, labels = scored_in_order(target.model, source.model, data.take(np.arange(48)), rows_t, rows_s, "hidden")
     tensors = [torch.from_numpy(a) for a in (cf.tokens, cf.tau, cf.source, cf.sigma)]
     slow = reference_logits(target.model, source.model, *tensors, rows_t, rows_s)
     mask = torch.from_numpy(cf.label_mask)
     torch.testing.assert_close(fast, slow[mask], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(labels, torch.from_numpy(targets_of(cf.tokens))[mask])
+
+
+@pytest.mark.parametrize("site", ["hidden", "embed"])
+@pytest.mark.parametrize("arch", ["gru", "lstm", "transformer"])
+def test_directions_run_together_give_what_each_gives_alone(arch, site):
+    target, sources = frozen(arch, seed=1), [frozen("gru", seed=2), frozen("lstm", seed=3)]
+    generator = torch.Generator().manual_seed(0)
+    rows_t = OrthogonalAlignment(16, generator=generator).matrix()[:4].detach()
+    rows = [OrthogonalAlignment(16, generator=generator).matrix()[:4].detach() for _ in sources]
+    batches = [_direction(s, target, site, seed=i).take(np.arange(10 + 20 * i)) for i, s in enumerate(sources)]
+    parts = [Part(b, s.model, r) for b, s, r in zip(batches, sources, rows)]
+    together = predictions(target.model, rows_t, parts, site)
+    for i, part in enumerate(parts):
+        alone = predictions(target.model, rows_t, [part], site)
+        mine = together.part == i
+        key_together = torch.argsort(together.item[mine] * 10_000 + together.column[mine])
+        key_alone = torch.argsort(alone.item * 10_000 + alone.column)
+        torch.testing.assert_close(together.logits[mine][key_together], alone.logits[key_alone], atol=1e-5, rtol=1e-5)
+        assert torch.equal(together.labels[mine][key_together], alone.labels[key_alone])
 
 
 @pytest.mark.parametrize("arch", ["gru", "lstm", "transformer"])
@@ -100,7 +126,7 @@ def test_k_zero_leaves_the_target_as_if_unintervened(arch, site):
     model = frozen(arch)
     data = _direction(frozen("gru", seed=5), model, site)
     rows = torch.zeros(0, 16)
-    logits, _ = scored_logits(model.model, frozen("gru", seed=5).model, data.take(np.arange(48)), rows, rows, site)
+    logits, _ = scored_in_order(model.model, frozen("gru", seed=5).model, data.take(np.arange(48)), rows, rows, site)
     cf = make_counterfactuals(TASK, 48, "count", np.random.default_rng(0), same_position=site == "embed")
     plain = model.model(torch.from_numpy(cf.tokens))[torch.from_numpy(cf.label_mask)]
     torch.testing.assert_close(logits, plain, atol=1e-4, rtol=1e-4)

@@ -11,8 +11,10 @@ Per item, for the hidden site:
 For the embed site: inputs = counterfactual tokens, source_tokens (σ = τ), labels per position.
 
 labels hold the next-token target where a prediction is scored (response phase, from τ on) and -1
-elsewhere. `extent` is the number of label columns an item needs; batches are drawn from items of
-similar extent (bucketed), so a batch is not padded to the longest suffix in the whole set.
+elsewhere. `extent` is the number of label columns an item needs: a batch is cut to its longest
+item, and RNN suffixes are packed by it (intervention.py), so no step is spent on padding.
+Training batches are uniformly random: batches of similar lengths would be cheaper still, but
+they are biased samples and measurably slowed convergence (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ UNSCORED = -1
 @dataclass
 class Batch:
     tau: torch.Tensor  # [B]
+    extent: torch.Tensor  # [B] label columns each item needs
     labels: torch.Tensor  # [B, C] target token or UNSCORED
     inputs: torch.Tensor | None = None  # [B, C - 1] suffix tokens (RNN hidden) or [B, C] tokens
     source_state: torch.Tensor | None = None  # [B, d_s]
@@ -58,7 +61,7 @@ class DirectionData:
         cut = {}
         for f in fields(Batch):
             value = getattr(self.items, f.name)
-            if value is None or value.dim() == 1 or f.name.endswith("_state"):
+            if value is None or value.dim() == 1 or f.name.endswith("_state"):  # per item
                 cut[f.name] = None if value is None else value[rows]
             else:
                 width = columns - 1 if f.name == "inputs" and self.suffix_coords else columns
@@ -66,15 +69,12 @@ class DirectionData:
         return replace(self.items, **cut)
 
     def epoch_batches(self, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-        """One epoch in random batches of items of similar extent: a random order, stably sorted
-        by extent (ties stay random), cut into batches, the batch order shuffled."""
+        """One epoch: every item once, in uniformly random batches."""
         order = rng.permutation(len(self))
-        order = order[np.argsort(self.extent[order], kind="stable")]
-        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-        return [batches[i] for i in rng.permutation(len(batches))]
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
     def eval_batches(self, batch_size: int, limit: int | None = None) -> list[np.ndarray]:
-        """The first `limit` items (all by default) in extent order, for evaluation."""
+        """The first `limit` items (all by default) in extent order (least padding), for evaluation."""
         index = np.arange(len(self) if limit is None else min(limit, len(self)))
         order = index[np.argsort(self.extent[index], kind="stable")]
         return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
@@ -104,13 +104,15 @@ def build_direction(
         width = tokens.shape[1]
         source_tokens = np.full_like(cf.tokens, PAD)
         source_tokens[:, : min(width, cf.source.shape[1])] = cf.source[:, :width]
+        extent = last_scored + 1
         items = Batch(
             tau=tau,
+            extent=torch.from_numpy(extent).to(device),
             labels=torch.from_numpy(labels).to(device),
             inputs=tokens,
             source_tokens=torch.from_numpy(source_tokens).to(device),
         )
-        return DirectionData(items, last_scored + 1, suffix_coords=False)
+        return DirectionData(items, extent, suffix_coords=False)
     source_state, _ = _site_at(source.model, torch.from_numpy(cf.source).to(device), sigma)
     target_state, target_full = _site_at(target.model, tokens, tau)
     if isinstance(target.model, RecurrentModel):
@@ -119,19 +121,23 @@ def build_direction(
         clipped = np.minimum(columns, tokens.shape[1] - 1)
         suffix_labels = np.where(columns < tokens.shape[1], np.take_along_axis(labels, clipped, 1), UNSCORED)
         suffix = np.take_along_axis(cf.tokens, np.minimum(clipped + 1, tokens.shape[1] - 1), 1)
+        extent = last_scored - cf.tau + 1
         items = Batch(
             tau=tau,
+            extent=torch.from_numpy(extent).to(device),
             labels=torch.from_numpy(suffix_labels).to(device),
             inputs=torch.from_numpy(suffix).to(device),
             source_state=source_state,
             target_state=target_state,
         )
-        return DirectionData(items, last_scored - cf.tau + 1, suffix_coords=True)
+        return DirectionData(items, extent, suffix_coords=True)
+    extent = last_scored + 1
     items = Batch(
         tau=tau,
+        extent=torch.from_numpy(extent).to(device),
         labels=torch.from_numpy(labels).to(device),
         source_state=source_state,
         target_state=target_state,
         residuals=torch.cat(target_full),
     )
-    return DirectionData(items, last_scored + 1, suffix_coords=False)
+    return DirectionData(items, extent, suffix_coords=False)

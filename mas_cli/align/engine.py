@@ -1,8 +1,8 @@
 """The MAS optimisation loop (SPEC §5): m frozen models, one alignment function each, every chosen
 ordered direction trained jointly with equal weight; only the alignment functions learn.
 
-A step draws one batch per direction, computes each model's Q once, and runs for each direction
-only what the intervention changes (see data.py and intervention.py). Validation every
+A step draws one batch per direction, computes each model's Q once, and runs each target model
+once for all directions into it, on only what the intervention changes (data.py, intervention.py). Validation every
 `val_every` steps; early stop when every direction reaches `target_iia` on train and validation,
 or when the mean validation loss has not improved by `min_delta` for `patience` validations.
 """
@@ -22,7 +22,7 @@ from torch import nn
 from mas_cli import store
 from mas_cli.align.data import DirectionData, build_direction
 from mas_cli.align.functions import OrthogonalAlignment
-from mas_cli.align.intervention import scored_logits
+from mas_cli.align.intervention import Part, per_part_loss, predictions
 from mas_cli.align.zoo import FrozenModel
 from mas_cli.console import StepProgress, console
 
@@ -81,10 +81,10 @@ class Aligner:
         """Q_i[:k] for every model: the parametrisation runs once per model per step."""
         return [f.matrix()[: self.k] for f in self.functions]
 
-    def direction_loss(self, d: Direction, batch, rows) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        target, source = self.models[d.target].model, self.models[d.source].model
-        logits, labels = scored_logits(target, source, batch, rows[d.target], rows[d.source], self.site)
-        return F.cross_entropy(logits, labels), logits, labels
+    def target_step(self, target: int, batches: list[tuple[Direction, object]], rows):
+        """Scored predictions of one target for the batches of several directions into it."""
+        parts = [Part(batch, self.models[d.source].model, rows[d.source]) for d, batch in batches]
+        return predictions(self.models[target].model, rows[target], parts, self.site)
 
     def _train_batch(self, i: int, d: Direction):
         """Batch for this step: epoch e of direction i is a fixed function of (seed, i, e), so a
@@ -98,8 +98,14 @@ class Aligner:
         return d.train.take(self._epochs[(i, epoch)][index])
 
     def train_step(self) -> float:
+        """Every direction weighs the same: the mean over directions of each one's mean loss."""
         rows = self.aligned_rows()
-        loss = sum(self.direction_loss(d, self._train_batch(i, d), rows)[0] for i, d in enumerate(self.directions))
+        by_target: dict[int, list] = {}
+        for i, d in enumerate(self.directions):
+            by_target.setdefault(d.target, []).append((d, self._train_batch(i, d)))
+        loss = 0.0
+        for target, batches in by_target.items():
+            loss = loss + per_part_loss(self.target_step(target, batches, rows), len(batches)).sum()
         loss = loss / len(self.directions)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -114,15 +120,13 @@ class Aligner:
         right_items = right_tokens = scored_tokens = items = 0
         loss_sum = 0.0
         for index in data.eval_batches(EVAL_BATCH, limit):
-            batch = data.take(index)
-            _, logits, labels = self.direction_loss(d, batch, rows)
-            right = logits.argmax(-1) == labels
-            item_of = (batch.labels >= 0).nonzero()[:, 0]  # the item each scored prediction belongs to
-            wrong = torch.zeros(len(index), device=right.device).index_add_(0, item_of, (~right).float())
+            found = self.target_step(d.target, [(d, data.take(index))], rows)
+            right = found.logits.argmax(-1) == found.labels
+            wrong = torch.zeros(len(index), device=right.device).index_add_(0, found.item, (~right).float())
             right_items += int((wrong == 0).sum())
             right_tokens += int(right.sum())
-            scored_tokens += len(labels)
-            loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+            scored_tokens += len(found.labels)
+            loss_sum += F.cross_entropy(found.logits, found.labels, reduction="sum").item()
             items += len(index)
         return Scores(right_items / items, right_tokens / scored_tokens, loss_sum / scored_tokens, items)
 

@@ -4,11 +4,19 @@
 
 With orthogonal A = Q and M_k the first k coordinates, this is h_t + Q_t[:k]ᵀ(Q_s[:k] h_s − Q_t[:k] h_t):
 only the k aligned rows of each matrix are needed, which is what `swap` computes.
+
+`predictions` runs one target for the batches of every direction into it at once (its "parts"),
+and returns only the scored predictions: for an RNN at the hidden site the suffixes after τ are
+packed by length and run through the fused kernel, and the readout sees the packed outputs.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pack_padded_sequence
 
 from mas_cli.align.data import Batch
 from mas_cli.align.functions import OrthogonalAlignment
@@ -26,32 +34,117 @@ def interchange(h_target, h_source, a_target: OrthogonalAlignment, a_source: Ort
     z_target, z_source = a_target(h_target), a_source(h_source)
     mask = torch.zeros(z_target.shape[-1], dtype=z_target.dtype, device=z_target.device)
     mask[:k] = 1
-    z_source = torch.nn.functional.pad(z_source, (0, max(z_target.shape[-1] - z_source.shape[-1], 0)))
+    z_source = F.pad(z_source, (0, max(z_target.shape[-1] - z_source.shape[-1], 0)))
     return a_target.inverse((1 - mask) * z_target + mask * z_source[..., : z_target.shape[-1]])
 
 
-def scored_logits(
-    target: SequenceModel,
-    source: SequenceModel,
-    batch: Batch,
-    rows_target: torch.Tensor,
-    rows_source: torch.Tensor,
-    site: str,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits [P, V], labels [P]) at the scored predictions of the intervened target.
+@dataclass
+class Part:
+    """The batch of one direction into the target, with its source model and aligned rows."""
 
-    The readout runs only where a prediction is scored (the response phase after τ)."""
+    batch: Batch
+    source: SequenceModel
+    rows_source: torch.Tensor
+
+
+@dataclass
+class Predictions:
+    """Every scored prediction of a target step (P of them)."""
+
+    logits: torch.Tensor  # [P, V]
+    labels: torch.Tensor  # [P]
+    part: torch.Tensor  # [P] which Part (direction) it belongs to
+    item: torch.Tensor  # [P] the item within that part's batch
+    column: torch.Tensor  # [P] its label column (increases with position within an item)
+
+
+def predictions(target: SequenceModel, rows_target: torch.Tensor, parts: list[Part], site: str) -> Predictions:
     if site == "hidden":
-        state = swap(batch.target_state, batch.source_state, rows_target, rows_source)
+        states = [swap(p.batch.target_state, p.batch.source_state, rows_target, p.rows_source) for p in parts]
         if isinstance(target, RecurrentModel):
-            features = target.continue_features(state, batch.inputs)  # [B, 1 + S, F]
-        else:
-            features = target.features_above_site(state, batch.residuals, batch.tau)  # [B, L, F]
+            return _rnn_suffixes(target, torch.cat(states), parts)
+        batch = _concat([p.batch for p in parts])
+        features = target.features_above_site(torch.cat(states), batch.residuals, batch.tau)  # [N, L, F]
     else:  # embed: every position 0..τ of the target takes the swap (source at the same positions)
-        e_target, e_source = target.embed(batch.inputs), source.embed(batch.source_tokens)
-        positions = torch.arange(e_target.shape[1], device=e_target.device)
-        up_to_tau = (positions[None, :] <= batch.tau[:, None])[..., None]
-        embeddings = torch.where(up_to_tau, swap(e_target, e_source, rows_target, rows_source), e_target)
-        features = target.features_from_embeddings(embeddings)
+        embedded = []
+        for p in parts:
+            e_target, e_source = target.embed(p.batch.inputs), p.source.embed(p.batch.source_tokens)
+            positions = torch.arange(e_target.shape[1], device=e_target.device)
+            up_to_tau = (positions[None, :] <= p.batch.tau[:, None])[..., None]
+            embedded.append(torch.where(up_to_tau, swap(e_target, e_source, rows_target, p.rows_source), e_target))
+        batch = _concat([p.batch for p in parts])
+        features = target.features_from_embeddings(_pad_cat(embedded, 0.0))
     scored = batch.labels >= 0
-    return target.readout(features[scored]), batch.labels[scored]
+    item, column = scored.nonzero(as_tuple=True)
+    part, item = _split_items(item, parts)
+    return Predictions(target.readout(features[scored]), batch.labels[scored], part, item, column)
+
+
+def _rnn_suffixes(target: RecurrentModel, state: torch.Tensor, parts: list[Part]) -> Predictions:
+    """Column 0 is predicted from the intervened state itself; columns 1.. after each suffix
+    token. Suffixes are packed (longest first) so the kernel never steps over padding, and the
+    labels and item numbers are packed the same way so they line up with the packed outputs."""
+    batch = _concat([p.batch for p in parts])
+    lengths = (batch.extent - 1).clamp(min=1)  # suffix tokens an item needs (≥ 1 for packing)
+    order = torch.argsort(lengths, descending=True, stable=True)
+    sorted_lengths = lengths[order].cpu()
+    columns = torch.arange(1, batch.labels.shape[1], device=state.device).expand(len(order), -1)
+
+    def packed(x: torch.Tensor) -> torch.Tensor:
+        return pack_padded_sequence(x[order], sorted_lengths, batch_first=True, enforce_sorted=True).data
+
+    suffix = pack_padded_sequence(
+        target.embed(batch.inputs[order]), sorted_lengths, batch_first=True, enforce_sorted=True
+    )
+    after = target.continue_packed(state[order], suffix)  # [sum of lengths, F]
+    labels_after = packed(batch.labels[:, 1:])
+    items_after = packed(torch.arange(len(order), device=state.device)[:, None].expand_as(columns))
+    first_scored, scored = batch.labels[:, 0] >= 0, labels_after >= 0
+    features = torch.cat([target.state_features(state)[first_scored], after[scored]])
+    item = torch.cat([first_scored.nonzero()[:, 0], items_after[scored]])
+    column = torch.cat([torch.zeros_like(item[: int(first_scored.sum())]), packed(columns)[scored]])
+    part, item = _split_items(item, parts)
+    labels = torch.cat([batch.labels[first_scored, 0], labels_after[scored]])
+    return Predictions(target.readout(features), labels, part, item, column)
+
+
+def _split_items(item: torch.Tensor, parts: list[Part]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Global item numbers of a concatenated batch -> (part, item within the part)."""
+    sizes = torch.tensor([len(p.batch.tau) for p in parts], device=item.device)
+    starts = torch.cumsum(sizes, 0) - sizes
+    part = torch.bucketize(item, torch.cumsum(sizes, 0), right=True)
+    return part, item - starts[part]
+
+
+def _pad_cat(tensors: list[torch.Tensor], value) -> torch.Tensor:
+    """Concatenate [B_i, C_i, ...] tensors along the batch, padding dim 1 to the widest."""
+    width = max(t.shape[1] for t in tensors)
+    padded = []
+    for t in tensors:
+        pad = [0, 0] * (t.dim() - 2) + [0, width - t.shape[1]]
+        padded.append(F.pad(t, pad, value=value))
+    return torch.cat(padded)
+
+
+def _concat(batches: list[Batch]) -> Batch:
+    """One batch of the target's side of several parts (the source side was used per part:
+    sources may differ in width)."""
+    if len(batches) == 1:
+        return batches[0]
+    merged = {}
+    for name, value in vars(batches[0]).items():
+        if value is None or name.startswith("source_"):
+            merged[name] = None
+        elif value.dim() == 1 or name.endswith("_state"):
+            merged[name] = torch.cat([getattr(b, name) for b in batches])
+        else:
+            merged[name] = _pad_cat([getattr(b, name) for b in batches], -1 if name == "labels" else 0)
+    return Batch(**merged)
+
+
+def per_part_loss(found: Predictions, n_parts: int) -> torch.Tensor:
+    """Mean cross-entropy over each part's scored predictions: [n_parts]."""
+    losses = F.cross_entropy(found.logits, found.labels, reduction="none")
+    total = torch.zeros(n_parts, device=losses.device).index_add(0, found.part, losses)
+    count = torch.zeros(n_parts, device=losses.device).index_add(0, found.part, torch.ones_like(losses))
+    return total / count.clamp(min=1)

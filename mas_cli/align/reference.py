@@ -1,6 +1,6 @@
 """The straightforward interchange intervention, for tests and as the benchmark's baseline: run
 both frozen models from position 0 with a per-step loop, swap at τ inside the loop, and read out
-at every position. `intervention.scored_logits` must agree with it wherever a label is scored.
+at every position. `intervention.predictions` must agree with it wherever a label is scored.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
 SITES = ("embed", "hidden")
 
@@ -90,10 +91,24 @@ class RecurrentModel(SequenceModel):
     def features_from_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
         return self.rnn(embeddings)[0]
 
+    def initial_state(self, state: torch.Tensor):
+        """The hidden site [B, D] as the RNN's initial state (`hx`)."""
+        raise NotImplementedError
+
+    def state_features(self, state: torch.Tensor) -> torch.Tensor:
+        """What the readout sees when the hidden site is `state`: [B, F]."""
+        raise NotImplementedError
+
     def continue_features(self, state: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
         """state [B, D] at τ, suffix [B, S] = tokens after τ -> readout inputs [B, 1 + S, F]:
         the features at τ, then after each suffix token."""
-        raise NotImplementedError
+        out, _ = self.rnn(self.embedding(suffix), self.initial_state(state))
+        return torch.cat([self.state_features(state)[:, None], out], 1)
+
+    def continue_packed(self, state: torch.Tensor, suffix: PackedSequence) -> torch.Tensor:
+        """Readout inputs after each token of packed (embedded) suffixes, in the packed layout
+        [sum of lengths, F]: no step is spent on padding."""
+        return self.rnn(suffix, self.initial_state(state))[0].data
 
     def continue_suffix(self, state: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
         """Logits [B, 1 + S, V]: the prediction made at τ, then one after each suffix token."""

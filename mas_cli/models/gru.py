@@ -34,6 +34,8 @@ class GRUModel(RecurrentModel):
     def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.features(tokens)  # [B, L, W]: the readout sees exactly the state we align
 
-    def continue_features(self, state: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(self.embedding(suffix), state[None].contiguous())
-        return torch.cat([state[:, None], out], 1)
+    def initial_state(self, state: torch.Tensor) -> torch.Tensor:
+        return state[None].contiguous()  # [1, B, W]: one layer
+
+    def state_features(self, state: torch.Tensor) -> torch.Tensor:
+        return state

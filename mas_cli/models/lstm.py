@@ -49,8 +49,9 @@ class LSTMModel(RecurrentModel):
             cells.append(c)
         return torch.cat([h, torch.stack(cells, 1)], -1)
 
-    def continue_features(self, state: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
-        """state [B, W] = [h; c] at τ; the readout sees h (features are h, [B, 1 + S, W/2])."""
-        h0, c0 = state.chunk(2, dim=-1)
-        out, _ = self.rnn(self.embedding(suffix), (h0[None].contiguous(), c0[None].contiguous()))
-        return torch.cat([h0[:, None], out], 1)
+    def initial_state(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h, c = state.chunk(2, dim=-1)  # the site is [h; c]
+        return h[None].contiguous(), c[None].contiguous()
+
+    def state_features(self, state: torch.Tensor) -> torch.Tensor:
+        return state.chunk(2, dim=-1)[0]  # the readout sees h

@@ -1,0 +1,151 @@
+"""Alignment speed: one MAS optimisation step, side by side with a straightforward baseline.
+
+    python scripts/bench_align.py [--threads 2] [--steps 20] [--k 32]
+
+Setting (issue 3): GRU ↔ LSTM, width 128, batch 128 per direction, k 32, four directions
+(gru→gru, gru→lstm, lstm→gru, lstm→lstm), hidden site, swap count, Multi-Object counterfactuals.
+Weights are random: a step's cost does not depend on them.
+
+  * mas: `Aligner.train_step` — frozen activations precomputed once, only the suffix after τ
+    re-run through the fused kernel, batches bucketed by suffix length, readout on scored
+    predictions only.
+  * baseline: per direction, both models re-run from position 0 with a per-step cell loop, the
+    swap made inside the loop at τ, the readout on every position, loss on the scored ones.
+
+Prints a markdown table (for docs/BENCHMARKS.md): median ms per step, the speed-up, the model
+FLOPs a step does (forward + input-gradient backward, counted from the shapes it ran) and the
+achieved GFLOP/s beside the machine's fp32 matmul throughput measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+from mas_cli.align.engine import Aligner, build_directions
+from mas_cli.align.reference import reference_logits
+from mas_cli.align.specs import ModelSpec
+from mas_cli.align.zoo import FrozenModel
+from mas_cli.models import build_model
+from tasks import CountingTask, make_counterfactuals
+
+WIDTH, BATCH = 128, 128
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def frozen(arch: str, task: CountingTask, seed: int) -> FrozenModel:
+    torch.manual_seed(seed)
+    model = build_model(arch, len(task.vocab), {"width": WIDTH}).eval().requires_grad_(False)
+    return FrozenModel(ModelSpec(task.name, arch, seed), None, model, task, {})
+
+
+def per_token_flops(model) -> tuple[int, int]:
+    """(recurrent step, readout) forward FLOPs per token."""
+    rnn = model.rnn
+    gates = 3 if isinstance(rnn, torch.nn.GRU) else 4
+    step = 2 * gates * rnn.hidden_size * (rnn.input_size + rnn.hidden_size)
+    first, last = model.readout.net[0], model.readout.net[3]
+    return step, 2 * (first.in_features * first.out_features + last.in_features * last.out_features)
+
+
+def time_it(step, steps: int) -> float:
+    for _ in range(3):
+        step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench(steps: int, k: int) -> list[str]:
+    task = CountingTask()
+    models = [frozen("gru", task, 0), frozen("lstm", task, 1)]
+    pairs = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    settings = {"train_size": 2048, "val_size": 128, "max_steps": 10**6, "batch_size": BATCH, "lr": 1e-3}
+    settings.update(val_every=10**6, patience=10, min_delta=0.001, target_iia=0.995)
+    cfg = OmegaConf.create(
+        {"k": k, "site": "hidden", "seed": 0, "orthogonal_map": "matrix_exp", "budget": {"align": settings}}
+    )
+    directions = build_directions(models, pairs, "hidden", "count", cfg.budget.align, 0, "cpu")
+    aligner = Aligner(cfg, models, directions, "cpu")
+
+    # The work one fast step does, from the batches it draws: packed suffix tokens, scored predictions.
+    flops = []
+    for step in range(20):
+        aligner.step = step
+        total = 0
+        for i, d in enumerate(directions):
+            batch = aligner._train_batch(i, d)
+            recurrent, readout = per_token_flops(models[d.target].model)
+            suffix_tokens = int((batch.extent - 1).clamp(min=1).sum())
+            total += recurrent * suffix_tokens + readout * int((batch.labels >= 0).sum())
+        flops.append(2 * total)  # forward + the input-gradient backward (weights are frozen)
+    aligner.step = 0
+    fast = time_it(aligner.train_step, steps)
+
+    # Baseline: random (unbucketed) batches of the same items, everything from position 0.
+    rng = np.random.default_rng(1)
+    raw = {pair: make_counterfactuals(task, 1024, "count", np.random.default_rng([2, *pair])) for pair in pairs}
+    functions = aligner.functions
+    optimizer = torch.optim.Adam(functions.parameters(), lr=1e-3)
+
+    def baseline_step():
+        rows = [f.matrix()[:k] for f in functions]
+        loss = 0
+        for s, t in pairs:
+            cf = raw[(s, t)]
+            pick = rng.choice(len(cf), BATCH, replace=False)
+            tokens = cf.tokens[pick][:, : int((cf.tokens[pick] != 0).sum(1).max())]
+            sources = cf.source[pick][:, : int((cf.source[pick] != 0).sum(1).max())]
+            tensors = [torch.from_numpy(a) for a in (tokens, cf.tau[pick], sources, cf.sigma[pick])]
+            logits = reference_logits(models[t].model, models[s].model, *tensors, rows[t], rows[s])
+            scored = torch.from_numpy(cf.label_mask[pick][:, : tokens.shape[1]])
+            targets = torch.roll(tensors[0], -1, 1)
+            loss = loss + F.cross_entropy(logits[scored], targets[scored])
+        optimizer.zero_grad()
+        (loss / len(pairs)).backward()
+        optimizer.step()
+
+    slow = time_it(baseline_step, max(3, steps // 4))
+    peak = matmul_gflops()
+    work = statistics.mean(flops)
+    return [
+        f"fp32 matmul (2048²·2048) on {torch.get_num_threads()} threads: {peak:.0f} GFLOP/s",
+        "",
+        f"| step (GRU↔LSTM, 4 directions, batch 128, k {k}) | ms / step | speed-up "
+        "| model GFLOP / step | GFLOP/s | of matmul peak |",
+        "|---|---|---|---|---|---|",
+        f"| baseline: per-step loop from position 0, readout everywhere | {slow * 1e3:.1f} | 1.0× | | | |",
+        f"| mas (`Aligner.train_step`) | {fast * 1e3:.1f} | {slow / fast:.1f}× | {work / 1e9:.2f} "
+        f"| {work / fast / 1e9:.1f} | {100 * work / fast / 1e9 / peak:.0f} % |",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--k", type=int, default=32)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print("\n".join(bench(args.steps, args.k)))
+
+
+if __name__ == "__main__":
+    main()
