@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, ListConfig
 
-from mas_cli.align.functions import ORTHOGONAL_MAPS
+from mas_cli.align.functions import NORMALIZATIONS, ORTHOGONAL_MAPS
 from mas_cli.models import ARCHITECTURES, SITES
 from tasks.causal import TRANSFORMS
 from tasks.counting import CAUSAL_MODELS, VARIANTS
@@ -151,6 +151,9 @@ def validate_align(cfg: DictConfig) -> None:
     _require(
         cfg.orthogonal_map in ORTHOGONAL_MAPS,
         f"orthogonal_map must be one of {', '.join(ORTHOGONAL_MAPS)}, got {cfg.orthogonal_map!r}",
+    )
+    _require(
+        cfg.normalize in NORMALIZATIONS, f"normalize must be one of {', '.join(NORMALIZATIONS)}, got {cfg.normalize!r}"
     )
     for key in ("auto_train", "allow_undertrained", "force"):
         _require(isinstance(cfg[key], bool), f"{key} must be true or false, got {cfg[key]!r}")

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from mas_cli.align.data import build_direction
 from mas_cli.align.engine import Aligner, build_directions
-from mas_cli.align.functions import ORTHOGONAL_MAPS, OrthogonalAlignment
+from mas_cli.align.functions import ORTHOGONAL_MAPS, AlignedRows, OrthogonalAlignment
 from mas_cli.align.intervention import Part, interchange, predictions, swap
 from mas_cli.align.reference import reference_logits, unrolled_states
 from mas_cli.align.specs import ModelSpec
@@ -29,12 +29,11 @@ def frozen(arch: str, width: int = 16, seed: int = 0, task=TASK) -> FrozenModel:
     return FrozenModel(ModelSpec(task.name, arch, seed), None, model, task, {})
 
 
-def align_cfg(k: int, site: str = "hidden", seed: int = 0, **settings):
+def align_cfg(k: int, site: str = "hidden", seed: int = 0, normalize: str = "rms", **settings):
     defaults = dict(train_size=64, val_size=64, max_steps=10, batch_size=32, lr=1e-3, val_every=5)
     defaults.update(patience=10, min_delta=0.001, target_iia=0.995, **settings)
-    return OmegaConf.create(
-        {"k": k, "site": site, "seed": seed, "orthogonal_map": "matrix_exp", "budget": {"align": defaults}}
-    )
+    top = {"k": k, "site": site, "seed": seed, "orthogonal_map": "matrix_exp", "normalize": normalize}
+    return OmegaConf.create({**top, "budget": {"align": defaults}})
 
 
 @pytest.mark.parametrize("orthogonal_map", ORTHOGONAL_MAPS)
@@ -53,6 +52,15 @@ def test_inverse_undoes_the_alignment_and_training_keeps_it_orthogonal(orthogona
     torch.testing.assert_close(q @ q.T, torch.eye(12), atol=1e-5, rtol=0)
 
 
+def test_normalization_leaves_a_within_model_swap_unchanged():
+    a = OrthogonalAlignment(8, generator=torch.Generator().manual_seed(2))
+    h_t, h_s = torch.randn(5, 8), torch.randn(5, 8)
+    plain = swap(h_t, h_s, a.aligned(3), a.aligned(3))
+    a.fit_normalization(5 * torch.randn(100, 8) - 2, "rms")
+    assert float(a.scale) > 1
+    torch.testing.assert_close(swap(h_t, h_s, a.aligned(3), a.aligned(3)), plain, atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize("widths", [(8, 8), (6, 10), (10, 6)])
 def test_swap_equals_the_formula_through_the_full_alignment_space(widths):
     d_t, d_s = widths
@@ -60,7 +68,8 @@ def test_swap_equals_the_formula_through_the_full_alignment_space(widths):
     a_t, a_s = OrthogonalAlignment(d_t, generator=generator), OrthogonalAlignment(d_s, generator=generator)
     h_t, h_s = torch.randn(7, d_t), torch.randn(7, d_s)
     k = 3
-    fast = swap(h_t, h_s, a_t.matrix()[:k], a_s.matrix()[:k])
+    a_t.fit_normalization(3 * torch.randn(50, d_t) + 1, "rms")  # non-trivial μ and s
+    fast = swap(h_t, h_s, a_t.aligned(k), a_s.aligned(k))
     torch.testing.assert_close(fast, interchange(h_t, h_s, a_t, a_s, k), atol=1e-5, rtol=0)
     # the aligned coordinates now hold the source's, the rest are the target's own
     torch.testing.assert_close(a_t(fast)[:, :k], a_s(h_s)[:, :k], atol=1e-5, rtol=0)
@@ -82,8 +91,8 @@ def _direction(source, target, site="hidden", n=48, seed=0):
 def test_fast_path_matches_the_straightforward_per_step_path(pair):
     source, target = frozen(pair[0], seed=1), frozen(pair[1], seed=2)
     generator = torch.Generator().manual_seed(3)
-    rows_s = OrthogonalAlignment(16, generator=generator).matrix()[:5].detach()
-    rows_t = OrthogonalAlignment(16, generator=generator).matrix()[:5].detach()
+    rows_s = OrthogonalAlignment(16, generator=generator).aligned(5)
+    rows_t = OrthogonalAlignment(16, generator=generator).aligned(5)
     cf = make_counterfactuals(TASK, 48, "count", np.random.default_rng(4))
     data = build_direction(source, target, "hidden", "count", 48, np.random.default_rng(4), "cpu")
     fast, labels = scored_in_order(target.model, source.model, data.take(np.arange(48)), rows_t, rows_s, "hidden")
@@ -99,8 +108,8 @@ def test_fast_path_matches_the_straightforward_per_step_path(pair):
 def test_directions_run_together_give_what_each_gives_alone(arch, site):
     target, sources = frozen(arch, seed=1), [frozen("gru", seed=2), frozen("lstm", seed=3)]
     generator = torch.Generator().manual_seed(0)
-    rows_t = OrthogonalAlignment(16, generator=generator).matrix()[:4].detach()
-    rows = [OrthogonalAlignment(16, generator=generator).matrix()[:4].detach() for _ in sources]
+    rows_t = OrthogonalAlignment(16, generator=generator).aligned(4)
+    rows = [OrthogonalAlignment(16, generator=generator).aligned(4) for _ in sources]
     batches = [_direction(s, target, site, seed=i).take(np.arange(10 + 20 * i)) for i, s in enumerate(sources)]
     parts = [Part(b, s.model, r) for b, s, r in zip(batches, sources, rows)]
     together = predictions(target.model, rows_t, parts, site)
@@ -125,7 +134,7 @@ def test_unrolled_states_match_the_models_own_hidden_states(arch):
 def test_k_zero_leaves_the_target_as_if_unintervened(arch, site):
     model = frozen(arch)
     data = _direction(frozen("gru", seed=5), model, site)
-    rows = torch.zeros(0, 16)
+    rows = AlignedRows(torch.zeros(0, 16), torch.zeros(16), torch.ones(()))
     logits, _ = scored_in_order(model.model, frozen("gru", seed=5).model, data.take(np.arange(48)), rows, rows, site)
     cf = make_counterfactuals(TASK, 48, "count", np.random.default_rng(0), same_position=site == "embed")
     plain = model.model(torch.from_numpy(cf.tokens))[torch.from_numpy(cf.label_mask)]
@@ -159,11 +168,13 @@ def test_the_planted_model_behaves_like_up_down():
     assert (predictions[scored] == targets_of(sequences)[scored]).all()
 
 
+@pytest.mark.parametrize("normalize", ["rms", "none"])
 @pytest.mark.parametrize("models", [[0], [0, 1]], ids=["das", "mas"])
-def test_das_and_mas_recover_a_planted_count_direction(models, tmp_path):
+def test_das_and_mas_recover_a_planted_count_direction(models, normalize, tmp_path):
     zoo = [planted(seed) for seed in models]
     pairs = [(s, t) for s in range(len(zoo)) for t in range(len(zoo))]
-    cfg = align_cfg(k=1, train_size=1024, val_size=512, max_steps=400, batch_size=64, lr=0.02, val_every=50)
+    settings = dict(train_size=1024, val_size=512, max_steps=400, batch_size=64, lr=0.02, val_every=50)
+    cfg = align_cfg(k=1, normalize=normalize, **settings)
     directions = build_directions(zoo, pairs, "hidden", "count", cfg.budget.align, 0, "cpu")
     aligner = Aligner(cfg, zoo, directions, "cpu")
     aligner.run(checkpoint=tmp_path / "checkpoint.pt", fingerprint={}, title="planted")

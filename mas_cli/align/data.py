@@ -92,6 +92,15 @@ def _site_at(model, tokens: torch.Tensor, at: torch.Tensor, chunk: int = 1000) -
     return torch.cat(states), full
 
 
+@torch.no_grad()
+def natural_activations(model, site: str, n: int, rng: np.random.Generator, device) -> torch.Tensor:
+    """The site's activations [P, d] at every non-pad position of n natural sequences of the
+    model's own task (what an alignment function's normalisation is fitted to)."""
+    tokens = torch.from_numpy(model.task.sample(n, rng, "all").tokens).to(device)
+    site_values = model.model.embed(tokens) if site == "embed" else model.model.hidden_states(tokens)
+    return site_values[tokens != PAD]
+
+
 def build_direction(
     source, target, site: str, variable: str, n: int, rng: np.random.Generator, device
 ) -> DirectionData:

@@ -20,8 +20,8 @@ from omegaconf import DictConfig
 from torch import nn
 
 from mas_cli import store
-from mas_cli.align.data import DirectionData, build_direction
-from mas_cli.align.functions import OrthogonalAlignment
+from mas_cli.align.data import DirectionData, build_direction, natural_activations
+from mas_cli.align.functions import AlignedRows, OrthogonalAlignment
 from mas_cli.align.intervention import Part, per_part_loss, predictions
 from mas_cli.align.zoo import FrozenModel
 from mas_cli.console import StepProgress, console
@@ -45,9 +45,17 @@ class Scores:
     n: int
 
 
-def build_functions(models: list[FrozenModel], site: str, orthogonal_map: str, seed: int) -> nn.ModuleList:
-    generator = torch.Generator().manual_seed(seed)
-    return nn.ModuleList(OrthogonalAlignment(m.model.site_width(site), orthogonal_map, generator) for m in models)
+def build_functions(models: list[FrozenModel], cfg: DictConfig, device) -> nn.ModuleList:
+    """One alignment function per model: a seeded random rotation, normalised (functions.py) on
+    1,000 natural sequences of the model's own task."""
+    generator = torch.Generator().manual_seed(cfg.seed)
+    functions = nn.ModuleList()
+    for i, m in enumerate(models):
+        function = OrthogonalAlignment(m.model.site_width(cfg.site), cfg.orthogonal_map, generator).to(device)
+        natural = natural_activations(m, cfg.site, 1000, np.random.default_rng([cfg.seed, i, 99]), device)
+        function.fit_normalization(natural, cfg.get("normalize", "rms"))
+        functions.append(function)
+    return functions
 
 
 def build_directions(models, pairs, site, variable, settings, seed, device) -> list[Direction]:
@@ -70,16 +78,16 @@ class Aligner:
         self.cfg, self.models, self.directions = cfg, models, directions
         self.settings = cfg.budget.align
         self.k, self.site = cfg.k, cfg.site
-        self.functions = build_functions(models, cfg.site, cfg.orthogonal_map, cfg.seed).to(device)
+        self.functions = build_functions(models, cfg, device)
         self.optimizer = torch.optim.Adam(self.functions.parameters(), lr=self.settings.lr)
         self.step, self.wall_before, self.curve = 0, 0.0, []
         self.best_loss, self.since_best, self.stop_reason = float("inf"), 0, "step cap"
         self._epochs: dict[tuple[int, int], list[np.ndarray]] = {}
 
     # ---- one step -------------------------------------------------------------------------
-    def aligned_rows(self) -> list[torch.Tensor]:
-        """Q_i[:k] for every model: the parametrisation runs once per model per step."""
-        return [f.matrix()[: self.k] for f in self.functions]
+    def aligned_rows(self) -> list[AlignedRows]:
+        """Q_i[:k] (and μ_i, s_i) for every model: the parametrisation runs once per model per step."""
+        return [f.aligned(self.k) for f in self.functions]
 
     def target_step(self, target: int, batches: list[tuple[Direction, object]], rows):
         """Scored predictions of one target for the batches of several directions into it."""

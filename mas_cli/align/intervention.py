@@ -2,8 +2,9 @@
 
     h_t' = A_t⁻¹( (1 − M_k) ⊙ A_t(h_t) + M_k ⊙ A_s(h_s) )
 
-With orthogonal A = Q and M_k the first k coordinates, this is h_t + Q_t[:k]ᵀ(Q_s[:k] h_s − Q_t[:k] h_t):
-only the k aligned rows of each matrix are needed, which is what `swap` computes.
+With A(h) = Q(h − μ)/s (functions.py) and M_k the first k coordinates this is
+h_t + s_t·Q_t[:k]ᵀ(A_s(h_s)[:k] − A_t(h_t)[:k]): only the k aligned rows of each Q are needed,
+which is what `swap` computes.
 
 `predictions` runs one target for the batches of every direction into it at once (its "parts"),
 and returns only the scored predictions: for an RNN at the hidden site the suffixes after τ are
@@ -19,14 +20,14 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from mas_cli.align.data import Batch
-from mas_cli.align.functions import OrthogonalAlignment
+from mas_cli.align.functions import AlignedRows, OrthogonalAlignment
 from mas_cli.models import SequenceModel
 from mas_cli.models.base import RecurrentModel
 
 
-def swap(h_target: torch.Tensor, h_source: torch.Tensor, rows_target: torch.Tensor, rows_source: torch.Tensor):
-    """h_t' for [..., d_t] and [..., d_s] vectors, given the k aligned rows [k, d] of each Q."""
-    return h_target + (h_source @ rows_source.T - h_target @ rows_target.T) @ rows_target
+def swap(h_target: torch.Tensor, h_source: torch.Tensor, target: AlignedRows, source: AlignedRows) -> torch.Tensor:
+    """h_t' for [..., d_t] and [..., d_s] vectors, given the aligned rows of each function."""
+    return h_target + target.write(source.coordinates(h_source) - target.coordinates(h_target))
 
 
 def interchange(h_target, h_source, a_target: OrthogonalAlignment, a_source: OrthogonalAlignment, k: int):
@@ -44,7 +45,7 @@ class Part:
 
     batch: Batch
     source: SequenceModel
-    rows_source: torch.Tensor
+    source_aligned: AlignedRows
 
 
 @dataclass
@@ -58,9 +59,9 @@ class Predictions:
     column: torch.Tensor  # [P] its label column (increases with position within an item)
 
 
-def predictions(target: SequenceModel, rows_target: torch.Tensor, parts: list[Part], site: str) -> Predictions:
+def predictions(target: SequenceModel, aligned: AlignedRows, parts: list[Part], site: str) -> Predictions:
     if site == "hidden":
-        states = [swap(p.batch.target_state, p.batch.source_state, rows_target, p.rows_source) for p in parts]
+        states = [swap(p.batch.target_state, p.batch.source_state, aligned, p.source_aligned) for p in parts]
         if isinstance(target, RecurrentModel):
             return _rnn_suffixes(target, torch.cat(states), parts)
         batch = _concat([p.batch for p in parts])
@@ -71,7 +72,7 @@ def predictions(target: SequenceModel, rows_target: torch.Tensor, parts: list[Pa
             e_target, e_source = target.embed(p.batch.inputs), p.source.embed(p.batch.source_tokens)
             positions = torch.arange(e_target.shape[1], device=e_target.device)
             up_to_tau = (positions[None, :] <= p.batch.tau[:, None])[..., None]
-            embedded.append(torch.where(up_to_tau, swap(e_target, e_source, rows_target, p.rows_source), e_target))
+            embedded.append(torch.where(up_to_tau, swap(e_target, e_source, aligned, p.source_aligned), e_target))
         batch = _concat([p.batch for p in parts])
         features = target.features_from_embeddings(_pad_cat(embedded, 0.0))
     scored = batch.labels >= 0

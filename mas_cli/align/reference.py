@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mas_cli.align.functions import AlignedRows
 from mas_cli.align.intervention import swap
 from mas_cli.models import SequenceModel
 from mas_cli.models.gru import GRUModel
@@ -57,15 +58,15 @@ def reference_logits(
     tau: torch.Tensor,
     source_tokens: torch.Tensor,
     sigma: torch.Tensor,
-    rows_target: torch.Tensor,
-    rows_source: torch.Tensor,
+    target_aligned: AlignedRows,
+    source_aligned: AlignedRows,
 ) -> torch.Tensor:
     """Logits [B, L, V] of the target on `tokens` with its hidden site at τ swapped (hidden site)."""
     h_source = unrolled_states(source, source_tokens)[torch.arange(len(tokens)), sigma]
     if not hasattr(target, "rnn"):  # transformer: patch the residual at τ, run the whole model
         residuals = target.hidden_states(tokens)
         h_target = residuals[torch.arange(len(tokens)), tau]
-        state = swap(h_target, h_source, rows_target, rows_source)
+        state = swap(h_target, h_source, target_aligned, source_aligned)
         return target.continue_from(state, tokens, tau)
     cell, embedded = SiteCell(target), target.embed(tokens)
     state = embedded.new_zeros(len(tokens), target.site_width("hidden"))
@@ -74,6 +75,6 @@ def reference_logits(
         state = cell(embedded[:, t], state)
         at_tau = (tau == t)[:, None]
         if at_tau.any():
-            state = torch.where(at_tau, swap(state, h_source, rows_target, rows_source), state)
+            state = torch.where(at_tau, swap(state, h_source, target_aligned, source_aligned), state)
         features.append(cell.readout_input(state))
     return target.readout(torch.stack(features, 1))

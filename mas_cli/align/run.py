@@ -68,7 +68,11 @@ def plan_alignment(cfg: DictConfig) -> Plan:
         if isinstance(cfg.directions, str)
         else ("-" + ".".join(f"{s}-{t}" for s, t in pairs))
     )
-    settings = f"{method}-{cfg.site}-{cfg.swap}-k{cfg.k}-s{cfg.seed}{directions}"
+    # settings off their defaults name the run too, so a sweep over them never collides
+    off_default = "".join(
+        f"-{key}_{cfg[key]}" for key, usual in (("orthogonal_map", "cayley"), ("normalize", "rms")) if cfg[key] != usual
+    )
+    settings = f"{method}-{cfg.site}-{cfg.swap}-k{cfg.k}-s{cfg.seed}{directions}{off_default}"
     run_dir = Path(cfg.paths.root) / "alignments" / settings / "+".join(s.slug for s in specs)
     return Plan(specs, pairs, method, run_dir)
 
@@ -100,6 +104,7 @@ def fingerprint_of(cfg: DictConfig, plan: Plan, models: list[FrozenModel], k: in
         "swap": cfg.swap,
         "k": k,
         "orthogonal_map": cfg.orthogonal_map,
+        "normalize": cfg.normalize,
         "directions": [list(p) for p in plan.pairs],
         "seed": cfg.seed,
         "settings": OmegaConf.to_container(cfg.budget.align, resolve=True),
