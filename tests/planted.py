@@ -60,6 +60,9 @@ class PlantedCounter(RecurrentModel):
     def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.embed(tokens).cumsum(1)  # h after each token: the sum of its steps
 
+    def state_after(self, tokens: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+        return self.hidden_states(tokens)[torch.arange(len(tokens)), at]
+
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.hidden_states(tokens)
 

@@ -77,3 +77,11 @@ def test_model_spec_rebuilds_an_identical_model(model, tokens):
     rebuilt = build_model(spec["arch"], len(TASK.vocab), spec["config"]).eval()
     rebuilt.load_state_dict(model.state_dict())
     torch.testing.assert_close(rebuilt(tokens), model(tokens))
+
+
+@pytest.mark.parametrize("arch", ["gru", "lstm"])
+def test_state_after_a_prefix_is_the_hidden_site_there(arch, tokens):
+    model = build_model(arch, len(TASK.vocab), {"width": 16}).eval()
+    at = torch.from_numpy(np.random.default_rng(1).integers(0, tokens.shape[1], len(tokens)))
+    expected = model.hidden_states(tokens)[torch.arange(len(tokens)), at]
+    torch.testing.assert_close(model.state_after(tokens, at), expected, atol=1e-5, rtol=1e-5)

@@ -81,15 +81,21 @@ class DirectionData:
 
 
 @torch.no_grad()
-def _site_at(model, tokens: torch.Tensor, at: torch.Tensor, chunk: int = 1000) -> tuple[torch.Tensor, list]:
-    """Hidden site at position at[b] of each row [N, d], and the full site per chunk."""
+def _site_at(
+    model, tokens: torch.Tensor, at: torch.Tensor, chunk: int = 2000
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Hidden site at position at[b] of each row [N, d]; for a transformer also the whole
+    residual stream [N, L, d] (its continuation needs it). RNNs run each prefix only up to at[b]."""
     states, full = [], []
     for start in range(0, len(tokens), chunk):
-        part = model.hidden_states(tokens[start : start + chunk])
-        rows = torch.arange(len(part), device=part.device)
-        states.append(part[rows, at[start : start + chunk]])
-        full.append(part)
-    return torch.cat(states), full
+        part, where = tokens[start : start + chunk], at[start : start + chunk]
+        if isinstance(model, RecurrentModel):
+            states.append(model.state_after(part, where))
+            continue
+        residuals = model.hidden_states(part)
+        states.append(residuals[torch.arange(len(part), device=part.device), where])
+        full.append(residuals)
+    return torch.cat(states), torch.cat(full) if full else None
 
 
 @torch.no_grad()
@@ -147,6 +153,6 @@ def build_direction(
         labels=torch.from_numpy(labels).to(device),
         source_state=source_state,
         target_state=target_state,
-        residuals=torch.cat(target_full),
+        residuals=target_full,
     )
     return DirectionData(items, extent, suffix_coords=False)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import PackedSequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 SITES = ("embed", "hidden")
 
@@ -104,6 +104,14 @@ class RecurrentModel(SequenceModel):
         the features at τ, then after each suffix token."""
         out, _ = self.rnn(self.embedding(suffix), self.initial_state(state))
         return torch.cat([self.state_features(state)[:, None], out], 1)
+
+    def state_after(self, tokens: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+        """The hidden site after reading tokens[b, :at[b] + 1], [B, D]: the prefixes are packed
+        and only the RNN's final states are kept (no step past a row's position, no readout)."""
+        prefixes = pack_padded_sequence(self.embed(tokens), (at + 1).cpu(), batch_first=True, enforce_sorted=False)
+        _, final = self.rnn(prefixes)
+        final = final if isinstance(final, tuple) else (final,)  # LSTM: (h, c) -> the site [h; c]
+        return torch.cat([part[0] for part in final], -1)
 
     def continue_packed(self, state: torch.Tensor, suffix: PackedSequence) -> torch.Tensor:
         """Readout inputs after each token of packed (embedded) suffixes, in the packed layout

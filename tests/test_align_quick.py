@@ -1,0 +1,22 @@
+"""The issue's acceptance run: `mas align a=gru b=lstm` on the quick budget, models trained on
+demand (minutes: marked slow)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mas_cli.align.run import align
+from mas_cli.commands.align import ModelsOnDemand, iia_matrix
+from mas_cli.config import validate_align
+from tests.conftest import compose_config
+
+
+@pytest.mark.slow
+def test_quick_budget_gru_lstm_alignment_recovers_the_count_within_each_model(tmp_path):
+    cfg = compose_config("align", ["a=gru", "b=lstm", f"paths.root={tmp_path}"])
+    validate_align(cfg)
+    models = ModelsOnDemand(cfg)
+    result = align(cfg, train=models.train, precheck=models.describe)
+    matrix = iia_matrix(result)
+    assert matrix[0][0] >= 0.9 and matrix[1][1] >= 0.9, matrix  # within-model (DAS) directions
+    assert min(matrix[0][1], matrix[1][0]) >= 0.5, matrix  # cross-model: well above chance
