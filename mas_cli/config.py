@@ -11,6 +11,7 @@ from omegaconf import DictConfig, ListConfig
 
 from mas_cli.align.functions import NORMALIZATIONS, ORTHOGONAL_MAPS
 from mas_cli.models import ARCHITECTURES, SITES
+from mas_cli.store import describe_difference
 from tasks.causal import TRANSFORMS
 from tasks.counting import CAUSAL_MODELS, VARIANTS
 
@@ -161,3 +162,13 @@ def validate_align(cfg: DictConfig) -> None:
     validate_budget(cfg.budget)
     validate_align_budget(cfg.budget.align)
     validate_runtime(cfg)
+
+
+def refuse_other_settings(place: Path, found: dict, wanted: dict, made: str, redo: str) -> None:
+    """A finished result made with other settings is never overwritten silently."""
+    if found != wanted:
+        change = describe_difference(found, wanted)
+        raise ConfigError(
+            f"{place} holds {made} with other settings ({change}); add force=true to {redo} it, "
+            "or choose another paths.root"
+        )

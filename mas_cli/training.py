@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from mas_cli import store
-from mas_cli.config import ConfigError
+from mas_cli.config import refuse_other_settings
 from mas_cli.console import StepProgress, console
 from mas_cli.evaluation import EvalSet, task_accuracy
 from mas_cli.models import SequenceModel, build_model, model_spec
@@ -59,13 +59,7 @@ def train_model(cfg: DictConfig) -> TrainResult:
     entry = store.model_dir(cfg.paths.root, cfg.task.name, cfg.arch.name, cfg.seed)
     wanted = store.fingerprint(cfg)
     if store.is_complete(entry) and not cfg.force:
-        found = store.read_fingerprint(entry)
-        if found != wanted:
-            change = store.describe_difference(found, wanted)
-            raise ConfigError(
-                f"{entry} holds a model trained with other settings ({change}); "
-                "add force=true to retrain it, or choose another paths.root"
-            )
+        refuse_other_settings(entry, store.read_fingerprint(entry), wanted, "a model trained", "retrain")
         console.print(f"reusing {entry} (complete; force=true retrains)")
         return TrainResult(entry, store.read_metrics(entry), reused=True)
     return Trainer(cfg, entry, wanted).run()

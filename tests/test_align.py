@@ -198,3 +198,20 @@ def test_eval_batch_size_does_not_change_scores(tmp_path, monkeypatch):
     pieces = aligner.evaluate(directions[0], directions[0].val)
     assert whole.iia == pieces.iia and whole.tok_acc == pieces.tok_acc
     assert whole.loss == pytest.approx(pieces.loss, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "name"),
+    [
+        (["budget=quick"], "mas-hidden-count-k16-s0"),
+        (
+            ["budget=paper", "orthogonal_map=matrix_exp"],
+            "mas-hidden-count-k16-s0-budget_paper-orthogonal_map_matrix_exp",
+        ),
+        (["budget=quick", "directions=[1-0]", "normalize=none"], "mas-hidden-count-k16-s0-1-0-normalize_none"),
+        (["budget=quick", "directions=within", "site=embed", "swap=full"], "mas-embed-full-k16-s0-within"),
+    ],
+)
+def test_run_directories_are_named_by_their_settings(overrides, name):
+    plan = plan_alignment(compose_config("align", ["a=gru", "b=lstm:1", "paths.root=out", *overrides]))
+    assert plan.run_dir.as_posix() == f"out/alignments/{name}/count.gru.0+count.lstm.1"

@@ -23,7 +23,7 @@ from mas_cli import store
 from mas_cli.align.engine import Aligner, build_directions
 from mas_cli.align.specs import ModelSpec, parse_directions, parse_spec
 from mas_cli.align.zoo import FrozenModel, ensure_trained, load_frozen
-from mas_cli.config import ConfigError
+from mas_cli.config import ConfigError, refuse_other_settings
 from mas_cli.console import console
 from mas_cli.training import resolve_device
 
@@ -61,20 +61,21 @@ def plan_alignment(cfg: DictConfig) -> Plan:
         raise ConfigError(f"method=das aligns one model with itself; got {len(specs)} models (use method=mas)")
     pairs = parse_directions(cfg.directions, len(specs))
     method = "das" if len(specs) == 1 else cfg.method
-    directions = (
-        ""
-        if cfg.directions == "all"
-        else f"-{cfg.directions}"
-        if isinstance(cfg.directions, str)
-        else ("-" + ".".join(f"{s}-{t}" for s, t in pairs))
-    )
-    # settings off their defaults name the run too, so a sweep over them never collides
-    off_default = "".join(
-        f"-{key}_{cfg[key]}" for key, usual in (("orthogonal_map", "cayley"), ("normalize", "rms")) if cfg[key] != usual
-    )
-    settings = f"{method}-{cfg.site}-{cfg.swap}-k{cfg.k}-s{cfg.seed}{directions}{off_default}"
-    run_dir = Path(cfg.paths.root) / "alignments" / settings / "+".join(s.slug for s in specs)
+    run_dir = Path(cfg.paths.root) / "alignments" / run_settings(cfg, method, pairs) / "+".join(s.slug for s in specs)
     return Plan(specs, pairs, method, run_dir)
+
+
+def run_settings(cfg: DictConfig, method: str, pairs: list[tuple[int, int]]) -> str:
+    """The settings part of a run directory's name, e.g. `mas-hidden-count-k16-s0`; settings off
+    their defaults are appended (`-budget_paper`), so a sweep over them never collides."""
+    name = f"{method}-{cfg.site}-{cfg.swap}-k{cfg.k}-s{cfg.seed}"
+    if cfg.directions != "all":
+        name += (
+            f"-{cfg.directions}" if isinstance(cfg.directions, str) else "-" + ".".join(f"{s}-{t}" for s, t in pairs)
+        )
+    chosen = {"budget": cfg.budget.name, "orthogonal_map": cfg.orthogonal_map, "normalize": cfg.normalize}
+    usual = {"budget": "quick", "orthogonal_map": "cayley", "normalize": "rms"}
+    return name + "".join(f"-{key}_{value}" for key, value in chosen.items() if value != usual[key])
 
 
 def check_models(cfg: DictConfig, described: list[tuple[str, int, tuple[str, ...]]]) -> int:
@@ -127,12 +128,7 @@ def align(cfg: DictConfig, train: Callable[[ModelSpec], None], precheck: Callabl
     wanted = fingerprint_of(cfg, plan, models, k)
     if (plan.run_dir / "iia.csv").is_file() and not cfg.force:
         found = read_alignment(plan.run_dir / "alignment.pt")["fingerprint"]
-        if found != wanted:
-            change = store.describe_difference(found, wanted)
-            raise ConfigError(
-                f"{plan.run_dir} holds an alignment fitted with other settings ({change}); "
-                "add force=true to refit it, or choose another paths.root"
-            )
+        refuse_other_settings(plan.run_dir, found, wanted, "an alignment fitted", "refit")
         console.print(f"reusing {plan.run_dir} (complete; force=true refits)")
         return AlignResult(plan.run_dir, pd.read_csv(plan.run_dir / "iia.csv"), plan.specs, reused=True)
     return fit(cfg, plan, models, wanted, device)
