@@ -215,3 +215,8 @@ def test_eval_batch_size_does_not_change_scores(tmp_path, monkeypatch):
 def test_run_directories_are_named_by_their_settings(overrides, name):
     plan = plan_alignment(compose_config("align", ["a=gru", "b=lstm:1", "paths.root=out", *overrides]))
     assert plan.run_dir.as_posix() == f"out/alignments/{name}/count.gru.0+count.lstm.1"
+
+
+def test_the_run_task_is_the_default_task_of_specs():
+    plan = plan_alignment(compose_config("align", ["task=count_mod", "a=gru", "b=count/lstm", "paths.root=out"]))
+    assert [s.label for s in plan.specs] == ["count_mod/gru/0", "count/lstm/0"]

@@ -54,7 +54,7 @@ def plan_alignment(cfg: DictConfig) -> Plan:
     raw = list(cfg.models) if cfg.models else given
     if not raw:
         raise ConfigError("name the models to align: a=gru b=lstm, or models=[gru:0,gru:1,lstm:0]")
-    specs = [parse_spec(text, cfg.task) for text in raw]
+    specs = [parse_spec(text, cfg.task.name) for text in raw]
     if len(set(specs)) < len(specs):
         raise ConfigError(f"models {list(raw)} name the same model twice; each model appears once")
     if cfg.method == "das" and len(specs) != 1:
