@@ -22,9 +22,9 @@ from tests.planted import PlantedCounter
 TASK = CountingTask(name="count", variant="multi_object", void_p=0.2)
 
 
-def frozen(arch: str, width: int = 16, seed: int = 0, task=TASK) -> FrozenModel:
+def frozen(arch: str, width: int = 16, seed: int = 0, task=TASK, layers: int = 2) -> FrozenModel:
     torch.manual_seed(seed)
-    model = build_model(arch, len(task.vocab), {"width": width, "layers": 2, "hidden_layer": 1})
+    model = build_model(arch, len(task.vocab), {"width": width, "layers": layers, "hidden_layer": 1})
     model.eval().requires_grad_(False)
     return FrozenModel(ModelSpec(task.name, arch, seed), None, model, task, {})
 
@@ -87,9 +87,20 @@ def _direction(source, target, site="hidden", n=48, seed=0):
     return build_direction(source, target, site, "count", n, np.random.default_rng(seed), "cpu")
 
 
-@pytest.mark.parametrize("pair", [("gru", "gru"), ("lstm", "gru"), ("gru", "lstm"), ("gru", "transformer")])
-def test_fast_path_matches_the_straightforward_per_step_path(pair):
-    source, target = frozen(pair[0], seed=1), frozen(pair[1], seed=2)
+@pytest.mark.parametrize(
+    ("pair", "layers"),  # transformers with one layer above the site (fast path) and two (full re-run)
+    [
+        (("gru", "gru"), 2),
+        (("lstm", "gru"), 2),
+        (("gru", "lstm"), 2),
+        (("gru", "transformer"), 2),
+        (("transformer", "transformer"), 2),
+        (("gru", "transformer"), 3),
+        (("transformer", "transformer"), 3),
+    ],
+)
+def test_fast_path_matches_the_straightforward_per_step_path(pair, layers):
+    source, target = frozen(pair[0], seed=1, layers=layers), frozen(pair[1], seed=2, layers=layers)
     generator = torch.Generator().manual_seed(3)
     rows_s = OrthogonalAlignment(16, generator=generator).aligned(5)
     rows_t = OrthogonalAlignment(16, generator=generator).aligned(5)

@@ -4,10 +4,10 @@ depend on the alignment functions, computed once before training (the models are
 Per item, for the hidden site:
     source_state [N, d_s]   source hidden site at σ
     target_state [N, d_t]   target hidden site at τ (the counterfactual prefix equals the base's)
-    RNN target:   inputs = the tokens after τ, labels in continuation coordinates (column j is the
-                  prediction made at τ + j), so a step runs only the suffix through the fused kernel
+    labels in continuation coordinates: column j is the prediction made at τ + j
+    RNN target:   inputs = the tokens after τ, so a step runs only the suffix through the kernel
     transformer:  residuals = layer-1 residual stream of the counterfactual input [N, L, d_t];
-                  only the layers above the site run again
+                  a step runs the layer above the site for the positions from τ on only
 For the embed site: inputs = counterfactual tokens, source_tokens (σ = τ), labels per position.
 
 labels hold the next-token target where a prediction is scored (response phase, from τ on) and -1
@@ -47,7 +47,7 @@ class Batch:
 class DirectionData:
     items: Batch  # every item, padded to the longest
     extent: np.ndarray  # [N] label columns each item needs
-    suffix_coords: bool  # labels/inputs start at τ (RNN hidden site) rather than at position 0
+    suffix_coords: bool  # label column 0 is position τ (hidden site) rather than position 0 (embed)
 
     def __len__(self) -> int:
         return len(self.extent)
@@ -58,14 +58,16 @@ class DirectionData:
         if self.suffix_coords:  # outputs = the state's prediction + one per suffix token (≥ 1)
             columns = max(columns, 2)
         rows = torch.as_tensor(index, device=self.items.tau.device)
+        widths = {"labels": columns, "source_tokens": columns, "inputs": columns - self.suffix_coords}
+        if self.items.residuals is not None:  # positions up to the last label column of any item
+            widths["residuals"] = int((self.items.tau[rows] + self.items.extent[rows]).max())
         cut = {}
         for f in fields(Batch):
             value = getattr(self.items, f.name)
-            if value is None or value.dim() == 1 or f.name.endswith("_state"):  # per item
+            if value is None or f.name not in widths:  # per item
                 cut[f.name] = None if value is None else value[rows]
             else:
-                width = columns - 1 if f.name == "inputs" and self.suffix_coords else columns
-                cut[f.name] = value[rows, :width]
+                cut[f.name] = value[rows, : widths[f.name]]
         return replace(self.items, **cut)
 
     def epoch_batches(self, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -129,30 +131,21 @@ def build_direction(
         )
         return DirectionData(items, extent, suffix_coords=False)
     source_state, _ = _site_at(source.model, torch.from_numpy(cf.source).to(device), sigma)
-    target_state, target_full = _site_at(target.model, tokens, tau)
-    if isinstance(target.model, RecurrentModel):
-        # Column j of the continuation is the prediction made at τ + j (j = 0: from the state).
-        columns = cf.tau[:, None] + np.arange(tokens.shape[1])[None, :]
-        clipped = np.minimum(columns, tokens.shape[1] - 1)
-        suffix_labels = np.where(columns < tokens.shape[1], np.take_along_axis(labels, clipped, 1), UNSCORED)
-        suffix = np.take_along_axis(cf.tokens, np.minimum(clipped + 1, tokens.shape[1] - 1), 1)
-        extent = last_scored - cf.tau + 1
-        items = Batch(
-            tau=tau,
-            extent=torch.from_numpy(extent).to(device),
-            labels=torch.from_numpy(suffix_labels).to(device),
-            inputs=torch.from_numpy(suffix).to(device),
-            source_state=source_state,
-            target_state=target_state,
-        )
-        return DirectionData(items, extent, suffix_coords=True)
-    extent = last_scored + 1
+    target_state, residuals = _site_at(target.model, tokens, tau)
+    # Column j of the continuation is the prediction made at τ + j (j = 0: from the intervened site).
+    columns = cf.tau[:, None] + np.arange(tokens.shape[1])[None, :]
+    clipped = np.minimum(columns, tokens.shape[1] - 1)
+    suffix_labels = np.where(columns < tokens.shape[1], np.take_along_axis(labels, clipped, 1), UNSCORED)
+    extent = last_scored - cf.tau + 1
     items = Batch(
         tau=tau,
         extent=torch.from_numpy(extent).to(device),
-        labels=torch.from_numpy(labels).to(device),
+        labels=torch.from_numpy(suffix_labels).to(device),
         source_state=source_state,
         target_state=target_state,
-        residuals=target_full,
+        residuals=residuals,  # transformer targets: the layer-1 residual stream, [N, L, d]
     )
-    return DirectionData(items, extent, suffix_coords=False)
+    if isinstance(target.model, RecurrentModel):  # the tokens after τ
+        items.inputs = torch.from_numpy(np.take_along_axis(cf.tokens, np.minimum(clipped + 1, tokens.shape[1] - 1), 1))
+        items.inputs = items.inputs.to(device)
+    return DirectionData(items, extent, suffix_coords=True)

@@ -8,7 +8,8 @@ which is what `swap` computes.
 
 `predictions` runs one target for the batches of every direction into it at once (its "parts"),
 and returns only the scored predictions: for an RNN at the hidden site the suffixes after τ are
-packed by length and run through the fused kernel, and the readout sees the packed outputs.
+packed by length and run through the fused kernel, and the readout sees the packed outputs; a
+transformer runs the layer above the site for positions from τ on, the MLP only where scored.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def predictions(target: SequenceModel, aligned: AlignedRows, parts: list[Part], 
         if isinstance(target, RecurrentModel):
             return _rnn_suffixes(target, torch.cat(states), parts)
         batch = _concat([p.batch for p in parts])
-        features = target.features_above_site(torch.cat(states), batch.residuals, batch.tau)  # [N, L, F]
+        scored = batch.labels >= 0
+        features = target.scored_features_above_site(torch.cat(states), batch.residuals, batch.tau, scored)
     else:  # embed: every position 0..τ of the target takes the swap (source at the same positions)
         embedded = []
         for p in parts:
@@ -74,11 +76,11 @@ def predictions(target: SequenceModel, aligned: AlignedRows, parts: list[Part], 
             up_to_tau = (positions[None, :] <= p.batch.tau[:, None])[..., None]
             embedded.append(torch.where(up_to_tau, swap(e_target, e_source, aligned, p.source_aligned), e_target))
         batch = _concat([p.batch for p in parts])
-        features = target.features_from_embeddings(_pad_cat(embedded, 0.0))
-    scored = batch.labels >= 0
+        scored = batch.labels >= 0
+        features = target.features_from_embeddings(_pad_cat(embedded, 0.0))[scored]
     item, column = scored.nonzero(as_tuple=True)
     part, item = _split_items(item, parts)
-    return Predictions(target.readout(features[scored]), batch.labels[scored], part, item, column)
+    return Predictions(target.readout(features), batch.labels[scored], part, item, column)
 
 
 def _rnn_suffixes(target: RecurrentModel, state: torch.Tensor, parts: list[Part]) -> Predictions:

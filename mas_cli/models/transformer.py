@@ -30,11 +30,14 @@ class TransformerConfig:
     hidden_layer: int = 1  # the hidden site is the residual after this many layers
 
 
-def rotate(x: torch.Tensor, base: float) -> torch.Tensor:
-    """Rotary embedding of x [B, L, D]: pairs (x_i, x_{i+D/2}) turn by angle pos·base^(-2i/D)."""
+def rotate(x: torch.Tensor, base: float, positions: torch.Tensor | None = None) -> torch.Tensor:
+    """Rotary embedding of x [B, L, D]: pairs (x_i, x_{i+D/2}) turn by angle pos·base^(-2i/D).
+    Positions are 0..L-1 unless given ([L] or per row [B, L])."""
     length, dim = x.shape[-2], x.shape[-1]
+    if positions is None:
+        positions = torch.arange(length, device=x.device)
     freqs = base ** (-torch.arange(0, dim, 2, device=x.device, dtype=torch.float32) / dim)
-    angles = torch.arange(length, device=x.device, dtype=torch.float32)[:, None] * freqs[None]
+    angles = positions.to(torch.float32)[..., None] * freqs  # [L, D/2] or [B, L, D/2]
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)  # [L, D/2]
     first, second = x.chunk(2, dim=-1)
     return torch.cat([first * cos - second * sin, first * sin + second * cos], -1)
@@ -107,3 +110,38 @@ class TransformerModel(SequenceModel):
         the layers above the site run again."""
         at_tau = F.one_hot(tau, residuals.shape[1]).to(residuals.dtype)[..., None]  # [B, L, 1]
         return self._upper(residuals * (1 - at_tau) + state[:, None] * at_tau)
+
+    def scored_features_above_site(
+        self, state: torch.Tensor, residuals: torch.Tensor, tau: torch.Tensor, scored: torch.Tensor
+    ) -> torch.Tensor:
+        """Readout inputs [P, W] at the scored continuation columns (scored [B, S]; column j is
+        position τ + j) when the residual at τ becomes state [B, W].
+
+        Positions before τ do not change (the mask is causal), so with one layer above the site
+        only the positions from τ on are queried and only the scored ones go through the MLP;
+        keys and values come from the stored residuals, except at τ. With more layers above the
+        site the whole upper stack runs again (`features_above_site`)."""
+        if self.config.layers != self.config.hidden_layer + 1:
+            positions = (tau[:, None] + torch.arange(scored.shape[1], device=tau.device)).clamp(
+                max=residuals.shape[1] - 1
+            )
+            full = self.features_above_site(state, residuals, tau)
+            return full.gather(1, positions[..., None].expand(-1, -1, full.shape[-1]))[scored]
+        block, base = self.blocks[self.config.hidden_layer], self.config.rope_base
+        length, width = residuals.shape[1], residuals.shape[2]
+        positions = tau[:, None] + torch.arange(scored.shape[1], device=tau.device)  # [B, S]
+        x = residuals.gather(1, positions.clamp(max=length - 1)[..., None].expand(-1, -1, width))
+        x = torch.cat([state[:, None], x[:, 1:]], 1)  # column 0 is the intervened site
+        (w_q, w_k, w_v), (b_q, b_k, b_v) = block.qkv.weight.chunk(3), block.qkv.bias.chunk(3)
+        q = rotate(F.linear(block.ln_attn(x), w_q, b_q), base, positions)
+        with torch.no_grad():  # the unintervened keys and values; no gradient reaches them
+            normed = block.ln_attn(residuals)
+            keys, values = rotate(F.linear(normed, w_k, b_k), base), F.linear(normed, w_v, b_v)
+        normed_state = block.ln_attn(state)[:, None]
+        at_tau = F.one_hot(tau, length).bool()[..., None]  # [B, L, 1]
+        keys = torch.where(at_tau, rotate(F.linear(normed_state, w_k, b_k), base, tau[:, None]), keys)
+        values = torch.where(at_tau, F.linear(normed_state, w_v, b_v), values)
+        visible = torch.arange(length, device=tau.device)[None, None, :] <= positions[..., None]  # [B, S, L]
+        attended = F.scaled_dot_product_attention(q, keys, values, attn_mask=visible)
+        h = x[scored] + block.proj(attended[scored])
+        return self.ln_final(h + block.mlp(block.ln_mlp(h)))
