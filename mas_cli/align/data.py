@@ -84,9 +84,9 @@ class DirectionData:
 
 @torch.no_grad()
 def _site_at(
-    model, tokens: torch.Tensor, at: torch.Tensor, chunk: int = 2000
+    model, tokens: torch.Tensor, at: torch.Tensor, keep_residuals: bool, chunk: int = 2000
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Hidden site at position at[b] of each row [N, d]; for a transformer also the whole
+    """Hidden site at position at[b] of each row [N, d]; for a transformer target also the whole
     residual stream [N, L, d] (its continuation needs it). RNNs run each prefix only up to at[b]."""
     states, full = [], []
     for start in range(0, len(tokens), chunk):
@@ -96,7 +96,8 @@ def _site_at(
             continue
         residuals = model.hidden_states(part)
         states.append(residuals[torch.arange(len(part), device=part.device), where])
-        full.append(residuals)
+        if keep_residuals:
+            full.append(residuals)
     return torch.cat(states), torch.cat(full) if full else None
 
 
@@ -130,8 +131,8 @@ def build_direction(
             source_tokens=torch.from_numpy(source_tokens).to(device),
         )
         return DirectionData(items, extent, suffix_coords=False)
-    source_state, _ = _site_at(source.model, torch.from_numpy(cf.source).to(device), sigma)
-    target_state, residuals = _site_at(target.model, tokens, tau)
+    source_state, _ = _site_at(source.model, torch.from_numpy(cf.source).to(device), sigma, keep_residuals=False)
+    target_state, residuals = _site_at(target.model, tokens, tau, keep_residuals=True)
     # Column j of the continuation is the prediction made at τ + j (j = 0: from the intervened site).
     columns = cf.tau[:, None] + np.arange(tokens.shape[1])[None, :]
     clipped = np.minimum(columns, tokens.shape[1] - 1)

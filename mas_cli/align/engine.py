@@ -10,7 +10,7 @@ or when the mean validation loss has not improved by `min_delta` for `patience` 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -138,26 +138,21 @@ class Aligner:
             items += len(index)
         return Scores(right_items / items, right_tokens / scored_tokens, loss_sum / scored_tokens, items)
 
+    def scores_row(self, d: Direction, split: str, scores: Scores) -> dict:
+        """One direction's scores as a tidy row (curve.csv, iia.csv)."""
+        src, trg = self.models[d.source].spec.label, self.models[d.target].spec.label
+        return {"src": src, "trg": trg, "split": split, **asdict(scores)}
+
     def validate(self, train_loss: float, elapsed: float) -> bool:
         """Append curve rows; True when training should stop."""
         rows = self.aligned_rows()
         val = [self.evaluate(d, d.val, rows=rows) for d in self.directions]
         train = [self.evaluate(d, d.train, limit=self.settings.val_size, rows=rows) for d in self.directions]
+        wall = round(self.wall_before + elapsed, 3)
         for d, v, t in zip(self.directions, val, train):
             for split, scores in (("train", t), ("val", v)):
-                self.curve.append(
-                    {
-                        "step": self.step,
-                        "src": self.models[d.source].spec.label,
-                        "trg": self.models[d.target].spec.label,
-                        "split": split,
-                        "iia": scores.iia,
-                        "tok_acc": scores.tok_acc,
-                        "loss": scores.loss,
-                        "train_step_loss": train_loss,
-                        "wall_s": round(self.wall_before + elapsed, 3),
-                    }
-                )
+                row = self.scores_row(d, split, scores)
+                self.curve.append({"step": self.step, **row, "train_step_loss": train_loss, "wall_s": wall})
         mean_val_loss = float(np.mean([v.loss for v in val]))
         if mean_val_loss < self.best_loss - self.settings.min_delta:
             self.best_loss, self.since_best = mean_val_loss, 0

@@ -155,25 +155,9 @@ def result_rows(cfg: DictConfig, plan: Plan, aligner: Aligner) -> pd.DataFrame:
     weights = aligner.aligned_rows()
     for d in aligner.directions:
         for split, data in (("train", d.train), ("val", d.val)):
-            scores = aligner.evaluate(d, data, rows=weights)
-            rows.append(
-                {
-                    "method": plan.method,
-                    "site": cfg.site,
-                    "k": cfg.k,
-                    "variable": cfg.swap,
-                    "src": aligner.models[d.source].spec.label,
-                    "trg": aligner.models[d.target].spec.label,
-                    "split": split,
-                    "iia": scores.iia,
-                    "tok_acc": scores.tok_acc,
-                    "loss": scores.loss,
-                    "n": scores.n,
-                    "steps": aligner.step,
-                    "stop": aligner.stop_reason,
-                    "seed": cfg.seed,
-                }
-            )
+            scores = aligner.scores_row(d, split, aligner.evaluate(d, data, rows=weights))
+            setting = {"method": plan.method, "site": cfg.site, "k": cfg.k, "variable": cfg.swap}
+            rows.append({**setting, **scores, "steps": aligner.step, "stop": aligner.stop_reason, "seed": cfg.seed})
     return pd.DataFrame(rows)
 
 
