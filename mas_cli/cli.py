@@ -15,6 +15,10 @@ COMMANDS = {
         "mas_cli.commands.align",
         "fit MAS alignments between frozen models, write IIA tables (mas align a=gru b=lstm)",
     ),
+    "report": (
+        "mas_cli.commands.report",
+        "gather every iia.csv under a root into summary.md, iia.csv and heatmaps (mas report)",
+    ),
 }
 
 USAGE = """usage: mas <command> [hydra overrides...]   (mas <command> --help for its options)

@@ -47,6 +47,13 @@ def write_text(path: Path, text: str) -> None:
     _atomic(path, write)
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    def write(tmp: str) -> None:
+        Path(tmp).write_bytes(data)
+
+    _atomic(path, write)
+
+
 def write_json(path: Path, data: dict) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 

@@ -157,6 +157,7 @@ def result_rows(cfg: DictConfig, plan: Plan, aligner: Aligner) -> pd.DataFrame:
         for split, data in (("train", d.train), ("val", d.val)):
             scores = aligner.scores_row(d, split, aligner.evaluate(d, data, rows=weights))
             setting = {"method": plan.method, "site": cfg.site, "k": cfg.k, "variable": cfg.swap}
+            setting |= {"normalize": cfg.normalize, "orthogonal_map": cfg.orthogonal_map, "budget": cfg.budget.name}
             rows.append({**setting, **scores, "steps": aligner.step, "stop": aligner.stop_reason, "seed": cfg.seed})
     return pd.DataFrame(rows)
 
