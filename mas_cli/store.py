@@ -11,9 +11,11 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
 MODEL_FORMAT = "mas-model/1"
@@ -38,6 +40,24 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def exclusive(place: Path, waiting: Callable[[], None]):
+    """Hold `<place>.lock` while a result is checked and (re)written: two jobs that need the same
+    model (or alignment) never both make it; the second waits, then finds it complete and reuses
+    it. `waiting` is called once if another job holds the lock."""
+    place.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(f"{place}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        waiting()
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def write_text(path: Path, text: str) -> None:

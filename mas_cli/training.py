@@ -55,14 +55,16 @@ def next_token_loss(model: SequenceModel, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def train_model(cfg: DictConfig) -> TrainResult:
-    """Reuse the complete store entry for this config, or train (resuming a checkpoint)."""
+    """Reuse the complete store entry for this config, or train (resuming a checkpoint). The
+    entry is locked meanwhile: a second job asking for it waits, then reuses it."""
     entry = store.model_dir(cfg.paths.root, cfg.task.name, cfg.arch.name, cfg.seed)
-    wanted = store.fingerprint(cfg)
-    if store.is_complete(entry) and not cfg.force:
-        refuse_other_settings(entry, store.read_fingerprint(entry), wanted, "a model trained", "retrain")
-        console.print(f"reusing {entry} (complete; force=true retrains)")
-        return TrainResult(entry, store.read_metrics(entry), reused=True)
-    return Trainer(cfg, entry, wanted).run()
+    with store.exclusive(entry, lambda: console.print(f"waiting: another job is training {entry}")):
+        wanted = store.fingerprint(cfg)
+        if store.is_complete(entry) and not cfg.force:
+            refuse_other_settings(entry, store.read_fingerprint(entry), wanted, "a model trained", "retrain")
+            console.print(f"reusing {entry} (complete; force=true retrains)")
+            return TrainResult(entry, store.read_metrics(entry), reused=True)
+        return Trainer(cfg, entry, wanted).run()
 
 
 class Trainer:

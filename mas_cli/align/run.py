@@ -126,12 +126,13 @@ def align(cfg: DictConfig, train: Callable[[ModelSpec], None], precheck: Callabl
     k = check_models(cfg, [describe(m, cfg.site) for m in models])
     cfg = OmegaConf.merge(cfg, {"k": k})
     wanted = fingerprint_of(cfg, plan, models, k)
-    if (plan.run_dir / "iia.csv").is_file() and not cfg.force:
-        found = read_alignment(plan.run_dir / "alignment.pt")["fingerprint"]
-        refuse_other_settings(plan.run_dir, found, wanted, "an alignment fitted", "refit")
-        console.print(f"reusing {plan.run_dir} (complete; force=true refits)")
-        return AlignResult(plan.run_dir, pd.read_csv(plan.run_dir / "iia.csv"), plan.specs, reused=True)
-    return fit(cfg, plan, models, wanted, device)
+    with store.exclusive(plan.run_dir, lambda: console.print(f"waiting: another job is fitting {plan.run_dir}")):
+        if (plan.run_dir / "iia.csv").is_file() and not cfg.force:
+            found = read_alignment(plan.run_dir / "alignment.pt")["fingerprint"]
+            refuse_other_settings(plan.run_dir, found, wanted, "an alignment fitted", "refit")
+            console.print(f"reusing {plan.run_dir} (complete; force=true refits)")
+            return AlignResult(plan.run_dir, pd.read_csv(plan.run_dir / "iia.csv"), plan.specs, reused=True)
+        return fit(cfg, plan, models, wanted, device)
 
 
 def fit(cfg: DictConfig, plan: Plan, models: list[FrozenModel], fingerprint: dict, device) -> AlignResult:
