@@ -24,13 +24,13 @@ SETTING = ["method", "site", "variable", "k"]
 MORE_SETTINGS = ["normalize", "orthogonal_map", "budget"]  # shown where they vary across runs
 
 
-def collect(source: Path) -> pd.DataFrame:
-    """All rows of every `iia.csv` under `source`, with a `run` column (the run directory,
-    relative to `source`)."""
+def collect(source: Path, exclude: Path | None = None) -> pd.DataFrame:
+    """All rows of every `iia.csv` under `source` (but not under `exclude`, a report's own
+    folder), with a `run` column (the run directory, relative to `source`)."""
     frames = []
     for path in sorted(source.rglob("iia.csv")):
-        if "report" in path.relative_to(source).parts[:1]:
-            continue  # our own output, not a run
+        if exclude is not None and path.resolve().is_relative_to(exclude.resolve()):
+            continue  # a report's own iia.csv, not a run
         try:
             frame = pd.read_csv(path)
         except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
@@ -167,7 +167,7 @@ def _save(fig, path: Path) -> str:
 
 
 def write_report(source: Path, out: Path) -> pd.DataFrame:
-    rows = collect(source)
+    rows = collect(source, exclude=out)
     figures = heatmaps(rows, out) + k_curves(rows, out)
     buffer = io.StringIO()
     rows.to_csv(buffer, index=False)
