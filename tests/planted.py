@@ -72,7 +72,8 @@ class PlantedCounter(RecurrentModel):
     def continue_features(self, state: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
         return torch.cat([state[:, None], state[:, None] + self.embed(suffix).cumsum(1)], 1)
 
-    def continue_packed(self, state: torch.Tensor, suffix: PackedSequence) -> torch.Tensor:
-        steps, lengths = pad_packed_sequence(suffix, batch_first=True)
+    def run_packed(self, inputs: PackedSequence, state: torch.Tensor | None = None) -> torch.Tensor:
+        steps, lengths = pad_packed_sequence(inputs, batch_first=True)
+        state = steps.new_zeros(len(steps), WIDTH) if state is None else state
         after = state[:, None] + steps.cumsum(1)
         return pack_padded_sequence(after, lengths, batch_first=True).data

@@ -195,3 +195,22 @@ def test_das_and_mas_recover_a_planted_count_direction(models, normalize, tmp_pa
         learned = function.matrix()[0].detach()
         planted_direction = model.model.rotation[:, 0]
         assert abs(float(learned @ planted_direction)) >= 0.99  # unit vectors: |cos| ≥ 0.99
+
+
+@pytest.mark.parametrize("arch", ["gru", "lstm", "transformer"])
+def test_embed_site_matches_running_the_model_on_swapped_embeddings(arch):
+    source, target = frozen("lstm", seed=3), frozen(arch, seed=4)
+    generator = torch.Generator().manual_seed(5)
+    rows_s, rows_t = (OrthogonalAlignment(16, generator=generator).aligned(6) for _ in range(2))
+    data = _direction(source, target, "embed", seed=6)
+    fast, labels = scored_in_order(target.model, source.model, data.take(np.arange(48)), rows_t, rows_s, "embed")
+    cf = make_counterfactuals(TASK, 48, "count", np.random.default_rng(6), same_position=True)
+    tokens = torch.from_numpy(cf.tokens)
+    sources = torch.from_numpy(cf.source[:, : tokens.shape[1]])
+    sources = torch.nn.functional.pad(sources, (0, tokens.shape[1] - sources.shape[1]))
+    e_target, e_source = target.model.embed(tokens), source.model.embed(sources)
+    up_to_tau = (torch.arange(tokens.shape[1])[None, :] <= torch.from_numpy(cf.tau)[:, None])[..., None]
+    swapped = torch.where(up_to_tau, swap(e_target, e_source, rows_t, rows_s), e_target)
+    mask = torch.from_numpy(cf.label_mask)
+    torch.testing.assert_close(fast, target.model.logits_from_embeddings(swapped)[mask], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(labels, torch.from_numpy(targets_of(cf.tokens))[mask])

@@ -61,13 +61,13 @@ class Predictions:
 
 
 def predictions(target: SequenceModel, aligned: AlignedRows, parts: list[Part], site: str) -> Predictions:
+    batch = _concat([p.batch for p in parts])
     if site == "hidden":
-        states = [swap(p.batch.target_state, p.batch.source_state, aligned, p.source_aligned) for p in parts]
+        state = torch.cat([swap(p.batch.target_state, p.batch.source_state, aligned, p.source_aligned) for p in parts])
         if isinstance(target, RecurrentModel):
-            return _rnn_suffixes(target, torch.cat(states), parts)
-        batch = _concat([p.batch for p in parts])
+            return _rnn_suffixes(target, state, batch, parts)
         scored = batch.labels >= 0
-        features = target.scored_features_above_site(torch.cat(states), batch.residuals, batch.tau, scored)
+        features = target.scored_features_above_site(state, batch.residuals, batch.tau, scored)
     else:  # embed: every position 0..τ of the target takes the swap (source at the same positions)
         embedded = []
         for p in parts:
@@ -75,39 +75,50 @@ def predictions(target: SequenceModel, aligned: AlignedRows, parts: list[Part], 
             positions = torch.arange(e_target.shape[1], device=e_target.device)
             up_to_tau = (positions[None, :] <= p.batch.tau[:, None])[..., None]
             embedded.append(torch.where(up_to_tau, swap(e_target, e_source, aligned, p.source_aligned), e_target))
-        batch = _concat([p.batch for p in parts])
+        embeddings = _pad_cat(embedded, 0.0)
+        if isinstance(target, RecurrentModel):  # from position 0 up to each item's last label
+            features, labels, item, column = _packed(target.run_packed, embeddings, batch.extent, batch.labels)
+            part, item = _split_items(item, parts)
+            return Predictions(target.readout(features), labels, part, item, column)
         scored = batch.labels >= 0
-        features = target.features_from_embeddings(_pad_cat(embedded, 0.0))[scored]
+        features = target.features_from_embeddings(embeddings)[scored]
     item, column = scored.nonzero(as_tuple=True)
     part, item = _split_items(item, parts)
     return Predictions(target.readout(features), batch.labels[scored], part, item, column)
 
 
-def _rnn_suffixes(target: RecurrentModel, state: torch.Tensor, parts: list[Part]) -> Predictions:
-    """Column 0 is predicted from the intervened state itself; columns 1.. after each suffix
-    token. Suffixes are packed (longest first) so the kernel never steps over padding, and the
-    labels and item numbers are packed the same way so they line up with the packed outputs."""
-    batch = _concat([p.batch for p in parts])
-    lengths = (batch.extent - 1).clamp(min=1)  # suffix tokens an item needs (≥ 1 for packing)
+def _packed(run, inputs: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor, state=None, first_column=0):
+    """Run an RNN over inputs [N, T, E] packed by `lengths` (longest first, so the kernel never
+    steps over padding) and return the scored (features, labels, item, column); the labels
+    [N, T] and item numbers are packed the same way, so they line up with the packed outputs."""
     order = torch.argsort(lengths, descending=True, stable=True)
     sorted_lengths = lengths[order].cpu()
-    columns = torch.arange(1, batch.labels.shape[1], device=state.device).expand(len(order), -1)
 
     def packed(x: torch.Tensor) -> torch.Tensor:
         return pack_padded_sequence(x[order], sorted_lengths, batch_first=True, enforce_sorted=True).data
 
-    suffix = pack_padded_sequence(
-        target.embed(batch.inputs[order]), sorted_lengths, batch_first=True, enforce_sorted=True
+    outputs = run(
+        pack_padded_sequence(inputs[order], sorted_lengths, batch_first=True, enforce_sorted=True),
+        None if state is None else state[order],
     )
-    after = target.continue_packed(state[order], suffix)  # [sum of lengths, F]
-    labels_after = packed(batch.labels[:, 1:])
-    items_after = packed(torch.arange(len(order), device=state.device)[:, None].expand_as(columns))
-    first_scored, scored = batch.labels[:, 0] >= 0, labels_after >= 0
-    features = torch.cat([target.state_features(state)[first_scored], after[scored]])
-    item = torch.cat([first_scored.nonzero()[:, 0], items_after[scored]])
-    column = torch.cat([torch.zeros_like(item[: int(first_scored.sum())]), packed(columns)[scored]])
+    columns = torch.arange(first_column, first_column + labels.shape[1], device=labels.device).expand(len(order), -1)
+    items = torch.arange(len(order), device=labels.device)[:, None].expand_as(columns)
+    packed_labels = packed(labels)
+    scored = packed_labels >= 0
+    return outputs[scored], packed_labels[scored], packed(items)[scored], packed(columns)[scored]
+
+
+def _rnn_suffixes(target: RecurrentModel, state: torch.Tensor, batch: Batch, parts: list[Part]) -> Predictions:
+    """Column 0 is predicted from the intervened state itself; columns 1.. after each token of
+    the suffix, packed by length (≥ 1 token, for packing)."""
+    lengths = (batch.extent - 1).clamp(min=1)
+    after = _packed(target.run_packed, target.embed(batch.inputs), lengths, batch.labels[:, 1:], state, 1)
+    first = batch.labels[:, 0] >= 0
+    features = torch.cat([target.state_features(state)[first], after[0]])
+    item = torch.cat([first.nonzero()[:, 0], after[2]])
+    column = torch.cat([torch.zeros_like(item[: int(first.sum())]), after[3]])
     part, item = _split_items(item, parts)
-    labels = torch.cat([batch.labels[first_scored, 0], labels_after[scored]])
+    labels = torch.cat([batch.labels[first, 0], after[1]])
     return Predictions(target.readout(features), labels, part, item, column)
 
 

@@ -113,10 +113,11 @@ class RecurrentModel(SequenceModel):
         final = final if isinstance(final, tuple) else (final,)  # LSTM: (h, c) -> the site [h; c]
         return torch.cat([part[0] for part in final], -1)
 
-    def continue_packed(self, state: torch.Tensor, suffix: PackedSequence) -> torch.Tensor:
-        """Readout inputs after each token of packed (embedded) suffixes, in the packed layout
-        [sum of lengths, F]: no step is spent on padding."""
-        return self.rnn(suffix, self.initial_state(state))[0].data
+    def run_packed(self, inputs: PackedSequence, state: torch.Tensor | None = None) -> torch.Tensor:
+        """Readout inputs after each step of packed input embeddings, in the packed layout
+        [sum of lengths, F] (no step is spent on padding), from `state` [B, D] (sorted like
+        the packed rows) or from zeros."""
+        return self.rnn(inputs, None if state is None else self.initial_state(state))[0].data
 
     def continue_suffix(self, state: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
         """Logits [B, 1 + S, V]: the prediction made at τ, then one after each suffix token."""
