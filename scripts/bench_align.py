@@ -7,8 +7,8 @@ Setting (issue 3): GRU ↔ LSTM, width 128, batch 128 per direction, k 32, four 
 Weights are random: a step's cost does not depend on them.
 
   * mas: `Aligner.train_step` — frozen activations precomputed once, only the suffix after τ
-    re-run through the fused kernel, batches bucketed by suffix length, readout on scored
-    predictions only.
+    re-run through the fused kernel, packed by length, directions into one target in one call,
+    readout on scored predictions only (uniform random batches).
   * baseline: per direction, both models re-run from position 0 with a per-step cell loop, the
     swap made inside the loop at τ, the readout on every position, loss on the scored ones.
 
@@ -106,7 +106,7 @@ def bench(steps: int, k: int) -> list[str]:
     aligner.step = 0
     fast = time_it(aligner.train_step, steps)
 
-    # Baseline: random (unbucketed) batches of the same items, everything from position 0.
+    # Baseline: random batches of the same kind of items, everything from position 0.
     rng = np.random.default_rng(1)
     raw = {pair: make_counterfactuals(task, 1024, "count", np.random.default_rng([2, *pair])) for pair in pairs}
     functions = aligner.functions
