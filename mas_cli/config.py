@@ -159,6 +159,15 @@ def validate_align(cfg: DictConfig) -> None:
     for key in ("auto_train", "allow_undertrained", "force"):
         _require(isinstance(cfg[key], bool), f"{key} must be true or false, got {cfg[key]!r}")
     _require(isinstance(cfg.models, ListConfig), f"models must be a list such as [gru:0,lstm:0], got {cfg.models!r}")
+    _require(
+        isinstance(cfg.directions, (str, ListConfig)),
+        f"directions must be all, within, cross or a list such as [0-1,1-0], got {cfg.directions!r}",
+    )
+    _require(
+        isinstance(cfg.train_overrides, ListConfig) and all(isinstance(o, str) for o in cfg.train_overrides),
+        f"train_overrides must be a list of `mas train` overrides such as '[\"arch.width=64\"]', "
+        f"got {cfg.train_overrides!r}",
+    )
     validate_budget(cfg.budget)
     validate_align_budget(cfg.budget.align)
     validate_runtime(cfg)

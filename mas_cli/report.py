@@ -101,13 +101,19 @@ def summary_markdown(rows: pd.DataFrame, source: Path, figures: list[str]) -> st
     return "\n".join(lines) + "\n"
 
 
-def heatmaps(rows: pd.DataFrame, out: Path) -> list[str]:
-    """One m × m validation-IIA heatmap per method, site, variable and k (mean over runs)."""
+def _pyplot():
+    """pyplot on the file-only backend (a report never opens a window; CI has no display)."""
     import matplotlib
 
-    matplotlib.use("Agg")  # files only, no display
-    from matplotlib import pyplot as plt
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
 
+    return pyplot
+
+
+def heatmaps(rows: pd.DataFrame, out: Path) -> list[str]:
+    """One m × m validation-IIA heatmap per method, site, variable and k (mean over runs)."""
+    plt = _pyplot()
     names = []
     keys = settings_of(rows)
     for values, part in rows[rows.split == "val"].groupby(keys):
@@ -136,8 +142,7 @@ def heatmaps(rows: pd.DataFrame, out: Path) -> list[str]:
 
 def k_curves(rows: pd.DataFrame, out: Path) -> list[str]:
     """Mean validation IIA against k (within- and cross-model, one line per method), where k varies."""
-    from matplotlib import pyplot as plt
-
+    plt = _pyplot()
     names = []
     val = rows[rows.split == "val"]
     for (site, variable), part in val.groupby(["site", "variable"]):

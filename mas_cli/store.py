@@ -119,20 +119,20 @@ def read_fingerprint(entry: Path) -> dict:
     return read_metrics(entry)["fingerprint"]
 
 
-def load_model_file(path: Path) -> dict:
-    """The contents of a model.pt, checked; raises StoreError with a fix in the message."""
+def load_checked(path: Path, expected_format: str, kind: str, fix: str) -> dict:
+    """A torch file written by mas (a dict whose `format` is expected_format), checked; a
+    missing, truncated or foreign file raises StoreError ending with `fix`."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except FileNotFoundError:
-        raise StoreError(f"{path} does not exist; train it with `mas train`") from None
+        raise StoreError(f"{path} does not exist; {fix}") from None
     except Exception as exc:  # a truncated or foreign file: torch raises many kinds
-        raise StoreError(
-            f"{path} is not a readable model file ({type(exc).__name__}); "
-            "delete it and retrain with `mas train ... force=true`"
-        ) from None
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise StoreError(
-            f"{path} is not a mas model file (expected format {MODEL_FORMAT}); "
-            "retrain it with `mas train ... force=true`"
-        )
+        raise StoreError(f"{path} is not a readable {kind} file ({type(exc).__name__}); {fix}") from None
+    if not isinstance(payload, dict) or payload.get("format") != expected_format:
+        raise StoreError(f"{path} is not a mas {kind} file (expected format {expected_format}); {fix}")
     return payload
+
+
+def load_model_file(path: Path) -> dict:
+    """The contents of a model.pt, checked."""
+    return load_checked(path, MODEL_FORMAT, "model", "train it with `mas train ... force=true`")

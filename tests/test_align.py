@@ -119,6 +119,8 @@ def test_directions_and_different_widths(tmp_path):
         (["a=gru", "orthogonal_map=householder"], "orthogonal_map must be one of"),
         (["a=gru", "b=lstm", "method=das"], "method=das aligns one model"),
         (["a=gru", "directions=[0-3]"], "directions item '0-3'"),
+        (["a=gru", "directions=3"], "directions must be all, within, cross or a list"),
+        (["a=gru", "train_overrides=5"], "train_overrides must be a list"),
         ([], "name the models to align"),
         (["a=gru", "models=[lstm]"], "not both"),
         (["a=gru", "b=gru:0"], "same model twice"),

@@ -82,7 +82,7 @@ class Aligner:
         self.optimizer = torch.optim.Adam(self.functions.parameters(), lr=self.settings.lr)
         self.step, self.wall_before, self.curve = 0, 0.0, []
         self.best_loss, self.since_best, self.stop_reason = float("inf"), 0, "step cap"
-        self._epochs: dict[tuple[int, int], list[np.ndarray]] = {}
+        self._epoch: dict[int, tuple[int, list[np.ndarray]]] = {}  # direction -> (epoch, its batches)
 
     # ---- one step -------------------------------------------------------------------------
     def aligned_rows(self) -> list[AlignedRows]:
@@ -99,11 +99,10 @@ class Aligner:
         resumed run draws exactly the batches the uninterrupted one would have."""
         per_epoch = -(-len(d.train) // self.settings.batch_size)
         epoch, index = divmod(self.step, per_epoch)
-        if (i, epoch) not in self._epochs:
-            self._epochs = {key: v for key, v in self._epochs.items() if key[0] != i}
+        if self._epoch.get(i, (None,))[0] != epoch:
             rng = np.random.default_rng([self.cfg.seed, i, epoch, 7])
-            self._epochs[(i, epoch)] = d.train.epoch_batches(self.settings.batch_size, rng)
-        return d.train.take(self._epochs[(i, epoch)][index])
+            self._epoch[i] = (epoch, d.train.epoch_batches(self.settings.batch_size, rng))
+        return d.train.take(self._epoch[i][1][index])
 
     def train_step(self) -> float:
         """Every direction weighs the same: the mean over directions of each one's mean loss."""
@@ -145,7 +144,8 @@ class Aligner:
 
     def validate(self, train_loss: float, elapsed: float) -> bool:
         """Append curve rows; True when training should stop."""
-        rows = self.aligned_rows()
+        with torch.no_grad():
+            rows = self.aligned_rows()
         val = [self.evaluate(d, d.val, rows=rows) for d in self.directions]
         train = [self.evaluate(d, d.train, limit=self.settings.val_size, rows=rows) for d in self.directions]
         wall = round(self.wall_before + elapsed, 3)

@@ -153,7 +153,8 @@ def fit(cfg: DictConfig, plan: Plan, models: list[FrozenModel], fingerprint: dic
 
 def result_rows(cfg: DictConfig, plan: Plan, aligner: Aligner) -> pd.DataFrame:
     rows = []
-    weights = aligner.aligned_rows()
+    with torch.no_grad():
+        weights = aligner.aligned_rows()
     for d in aligner.directions:
         for split, data in (("train", d.train), ("val", d.val)):
             scores = aligner.scores_row(d, split, aligner.evaluate(d, data, rows=weights))
@@ -186,12 +187,5 @@ def write_run(cfg: DictConfig, plan: Plan, aligner: Aligner, fingerprint: dict, 
 
 
 def read_alignment(path: Path) -> dict:
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a truncated or foreign file
-        raise store.StoreError(
-            f"{path} is not a readable alignment file ({type(exc).__name__}); refit with force=true"
-        ) from None
-    if not isinstance(payload, dict) or payload.get("format") != ALIGNMENT_FORMAT:
-        raise store.StoreError(f"{path} is not a mas alignment file; refit with force=true")
-    return payload
+    """The contents of an alignment.pt, checked."""
+    return store.load_checked(path, ALIGNMENT_FORMAT, "alignment", "refit with force=true")

@@ -41,7 +41,7 @@ def ensure_trained(
             f"{missing[0].label} is not in the model store under {root}; run `{train_command(missing[0])}` "
             "first, or drop auto_train=false"
         )
-    for spec in dict.fromkeys(missing):
+    for spec in missing:  # specs are unique (plan_alignment refuses repeats)
         console.print(f"[bold]{spec.label}[/] is not in the model store: training it ({train_command(spec)})")
         train(spec)
     return entries
