@@ -7,6 +7,10 @@ import importlib
 import sys
 
 COMMANDS = {
+    "pipeline": (
+        "mas_cli.commands.pipeline",
+        "train models, fit alignments, write the report in one go (mas pipeline experiment=...)",
+    ),
     "train": (
         "mas_cli.commands.train",
         "train a task model into the model store (mas train task=count arch=gru)",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hydra
+import pandas as pd
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.table import Table
 
 from mas_cli.align.run import AlignResult, align
 from mas_cli.align.specs import ModelSpec
-from mas_cli.commands.common import compose_config, configure_runtime, reports_bad_input
+from mas_cli.commands.common import compose_config, configure_runtime, inherit_runtime, reports_bad_input
 from mas_cli.config import ConfigError, validate_align, validate_train
 from mas_cli.console import console
 from mas_cli.training import train_model
@@ -30,19 +31,18 @@ class ModelsOnDemand:
     """Training configs for models the store lacks: the `train` config for the spec's task, arch
     and seed, with this run's budget, paths and device (and any `train_overrides`)."""
 
-    def __init__(self, cfg: DictConfig):
+    def __init__(self, cfg: DictConfig, train_overrides=None):
         self.cfg = cfg
+        self.train_overrides = list(cfg.train_overrides if train_overrides is None else train_overrides)
 
     def train_config(self, spec: ModelSpec) -> DictConfig:
-        overrides = [f"task={spec.task}", f"arch={spec.arch}", f"seed={spec.seed}", *self.cfg.train_overrides]
+        overrides = [f"task={spec.task}", f"arch={spec.arch}", f"seed={spec.seed}", *self.train_overrides]
         try:
             train_cfg = compose_config("train", overrides)
         except HydraException as exc:
             first_line = str(exc).splitlines()[0]
             raise ConfigError(f"cannot compose the training config of {spec.label} ({first_line})") from None
-        for key in ("budget", "paths", "device", "threads"):
-            value = self.cfg[key]
-            train_cfg[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        inherit_runtime(self.cfg, train_cfg)
         validate_train(train_cfg)
         return train_cfg
 
@@ -59,16 +59,21 @@ class ModelsOnDemand:
 
 def iia_matrix(result: AlignResult) -> list[list[float | None]]:
     """Validation IIA, rows = source, columns = target (None where a direction was not trained)."""
-    labels = [s.label for s in result.specs]
-    val = result.rows[result.rows.split == "val"]
-    found = {(r.src, r.trg): r.iia for r in val.itertuples()}
+    return matrix_of(result.rows, [s.label for s in result.specs])
+
+
+def matrix_of(rows: pd.DataFrame, labels: list[str]) -> list[list[float | None]]:
+    """The m × m validation IIA of the given models; a direction fitted in several runs (pairwise
+    fits share within-model directions) shows the mean."""
+    val = rows[rows.split == "val"]
+    found = val.groupby(["src", "trg"]).iia.mean().to_dict()
     return [[found.get((s, t)) for t in labels] for s in labels]
 
 
-def print_summary(result: AlignResult) -> dict:
-    labels = [s.label for s in result.specs]
-    matrix = iia_matrix(result)
-    first = result.rows.iloc[0]
+def print_iia_table(rows: pd.DataFrame, labels: list[str]) -> dict:
+    """The m × m table, then the mean within- and cross-model IIA."""
+    matrix = matrix_of(rows, labels)
+    first = rows.iloc[0]
     title = f"{first.method.upper()} validation IIA (swap {first.variable}, site {first.site}, k {first.k})"
     table = Table(title=title)
     table.add_column("source \\ target")
@@ -77,16 +82,21 @@ def print_summary(result: AlignResult) -> dict:
     for label, row in zip(labels, matrix):
         table.add_row(label, *("—" if v is None else f"{v:.3f}" for v in row))
     console.print(table)
-    within = [matrix[i][i] for i in range(len(labels)) if matrix[i][i] is not None]
-    cross = [
-        matrix[i][j] for i in range(len(labels)) for j in range(len(labels)) if i != j and matrix[i][j] is not None
-    ]
+    m = len(labels)
+    within = [matrix[i][i] for i in range(m) if matrix[i][i] is not None]
+    cross = [matrix[i][j] for i in range(m) for j in range(m) if i != j and matrix[i][j] is not None]
     summary = {
         "within_iia": sum(within) / len(within) if within else None,
         "cross_iia": sum(cross) / len(cross) if cross else None,
     }
     for key, value in summary.items():
         console.print(f"mean {key.replace('_iia', '')}-model IIA: " + ("n/a" if value is None else f"{value:.3f}"))
+    return summary
+
+
+def print_summary(result: AlignResult) -> dict:
+    summary = print_iia_table(result.rows, [s.label for s in result.specs])
+    first = result.rows.iloc[0]
     reused = " (earlier run, reused)" if result.reused else ""
     console.print(f"steps {first.steps}, stopped: {first.stop}{reused}\nresults: {result.run_dir}")
     return summary

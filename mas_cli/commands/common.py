@@ -7,7 +7,7 @@ import functools
 import torch
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mas_cli.config import ConfigError
 from mas_cli.console import fail
@@ -17,6 +17,14 @@ from mas_cli.store import StoreError
 def configure_runtime(cfg: DictConfig) -> None:
     # Deliberate thread count: torch's default oversubscribes small CPUs and slows every step.
     torch.set_num_threads(cfg.threads)
+
+
+def inherit_runtime(parent: DictConfig, child: DictConfig) -> None:
+    """A config composed inside another command (a model trained for `mas align`, each job of
+    `mas pipeline`) runs with the parent's budget, output root, device and threads."""
+    for key in ("budget", "paths", "device", "threads"):
+        value = parent[key]
+        child[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
 def compose_config(config_name: str, overrides: list[str]) -> DictConfig:

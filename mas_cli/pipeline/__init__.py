@@ -1,0 +1,1 @@
+"""`mas pipeline`: an experiment as train and align jobs, run and reported."""

@@ -1,0 +1,90 @@
+"""Running the pipeline's jobs: in this process (`pipeline.jobs=1`, live step bars), or in worker
+processes (`pipeline.jobs=N`, each with its share of the threads and its own log file)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from mas_cli import console as console_module
+from mas_cli.align.run import align
+from mas_cli.commands.align import ModelsOnDemand
+from mas_cli.config import ConfigError
+from mas_cli.pipeline.plan import Job
+from mas_cli.store import StoreError
+from mas_cli.training import train_model
+
+
+@dataclass
+class Outcome:
+    stage: str
+    label: str
+    wall_s: float
+    error: str | None = None  # a refusal (e.g. an undertrained model), the job's one-line message
+    trained_to_criterion: bool | None = None  # train jobs
+    rows: pd.DataFrame | None = None  # align jobs: the iia.csv rows
+    run_dir: str | None = None
+
+
+def run_job(stage: str, label: str, config: dict, threads: int, log: str | None = None) -> Outcome:
+    """One job, from a plain (picklable) config. Bad input inside a job becomes its error, so the
+    other jobs still run; anything else is a bug and propagates."""
+    if log is not None:  # a worker process: the job's console output goes to its log file
+        console_module.console.file = open(log, "w")  # noqa: SIM115 (open for the worker's lifetime)
+    torch.set_num_threads(threads)
+    cfg = OmegaConf.create(config)
+    start = time.perf_counter()
+    try:
+        if stage == "train":
+            result = train_model(cfg)
+            ok = bool(result.metrics["trained_to_criterion"])
+            return Outcome(stage, label, time.perf_counter() - start, trained_to_criterion=ok)
+        models = ModelsOnDemand(cfg)
+        result = align(cfg, train=models.train, precheck=models.describe)
+        return Outcome(stage, label, time.perf_counter() - start, rows=result.rows, run_dir=str(result.run_dir))
+    except (ConfigError, StoreError) as exc:
+        return Outcome(stage, label, time.perf_counter() - start, error=str(exc))
+    finally:
+        if log is not None:
+            console_module.console.file.close()
+
+
+def _plain(cfg: DictConfig) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def _log_name(job: Job) -> str:
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in f"{job.stage}-{job.label}") + ".log"
+
+
+def run_jobs(
+    jobs: list[Job], workers: int, threads: int, log_dir: Path, finished: Callable[[Outcome], None]
+) -> list[Outcome]:
+    """Run the jobs, calling `finished` with each outcome as it arrives."""
+    outcomes = []
+    if workers == 1 or len(jobs) == 1:
+        for job in jobs:
+            outcomes.append(run_job(job.stage, job.label, _plain(job.config), threads))
+            finished(outcomes[-1])
+        return outcomes
+    log_dir.mkdir(parents=True, exist_ok=True)
+    per_job = max(1, threads // workers)  # never more threads in total than asked for
+    # spawn, not fork: torch's thread pools do not survive a fork
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+        futures = [
+            pool.submit(run_job, job.stage, job.label, _plain(job.config), per_job, str(log_dir / _log_name(job)))
+            for job in jobs
+        ]
+        for future in as_completed(futures):
+            outcomes.append(future.result())
+            finished(outcomes[-1])
+    return outcomes

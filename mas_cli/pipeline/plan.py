@@ -1,0 +1,140 @@
+"""What a pipeline config asks for, as jobs: one `mas train` config per model, one `mas align`
+config per fit. Everything is composed and checked here, before anything runs, so bad input in a
+preset is refused in one line with nothing trained or written."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from mas_cli import store
+from mas_cli.align.run import check_models, plan_alignment
+from mas_cli.align.specs import ModelSpec, parse_spec
+from mas_cli.commands.align import ModelsOnDemand
+from mas_cli.commands.common import compose_config, inherit_runtime
+from mas_cli.config import ConfigError, validate_align, validate_runtime
+
+METHODS = ("mas", "das")
+FITS = ("joint", "pairs", "reference")
+
+
+@dataclass(eq=False)
+class Job:
+    stage: str  # train | align
+    label: str  # what the overview prints
+    config: DictConfig  # the full `mas train` / `mas align` config
+    done: bool  # a complete result already exists (it is reused, not re-run)
+    specs: list[ModelSpec] = field(default_factory=list)  # the models an align job needs
+
+
+@dataclass
+class PipelinePlan:
+    models: list[ModelSpec]
+    train: list[Job]
+    align: list[Job]
+
+
+def config_names(group: str) -> list[str]:
+    """The options of one config group, e.g. the tasks in conf/task."""
+    folder = resources.files("mas_cli.conf") / group
+    return sorted(Path(p.name).stem for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _names(cfg: DictConfig, key: str, known: list[str] | tuple[str, ...] | None = None) -> list:
+    value = cfg.pipeline[key]
+    if not isinstance(value, ListConfig):
+        raise ConfigError(f"pipeline.{key} must be a list, e.g. pipeline.{key}=[{known[0] if known else 0}]")
+    if len(value) == 0:
+        raise ConfigError(f"pipeline.{key} is empty: the sweep has nothing to run; name at least one")
+    for item in value:
+        if known is not None and item not in known:
+            raise ConfigError(f"pipeline.{key} names unknown {key[:-1]} {item!r}; choose from {', '.join(known)}")
+    return list(dict.fromkeys(value))
+
+
+def model_specs(cfg: DictConfig) -> tuple[list[ModelSpec], list[ModelSpec]]:
+    """The swept models (task × arch × seed) and the reference set."""
+    tasks = _names(cfg, "tasks", config_names("task"))
+    archs = _names(cfg, "archs", config_names("arch"))
+    seeds = _names(cfg, "seeds")
+    for seed in seeds:
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ConfigError(f"pipeline.seeds must be non-negative integers, got {seed!r}")
+    swept = [ModelSpec(t, a, s) for t, a, s in itertools.product(tasks, archs, seeds)]
+    reference = [parse_spec(text, tasks[0]) for text in cfg.pipeline.reference]
+    for spec in reference:
+        if spec.task not in config_names("task"):
+            raise ConfigError(f"pipeline.reference names unknown task {spec.task!r} in {spec.label}")
+    return swept, reference
+
+
+def fit_groups(cfg: DictConfig, swept: list[ModelSpec], reference: list[ModelSpec]) -> list[list[ModelSpec]]:
+    fits = cfg.pipeline.fits
+    if fits not in FITS:
+        raise ConfigError(f"pipeline.fits must be one of {', '.join(FITS)}, got {fits!r}")
+    if fits == "reference":
+        if not reference:
+            raise ConfigError("pipeline.fits=reference needs pipeline.reference, e.g. [count/gru:0,count/gru:1]")
+        return [[s, *reference] for s in swept if s not in reference]
+    everyone = list(dict.fromkeys(swept + reference))
+    if fits == "pairs":
+        return [list(pair) for pair in itertools.combinations(everyone, 2)]
+    return [everyone]
+
+
+def train_jobs(cfg: DictConfig, specs: list[ModelSpec]) -> list[Job]:
+    on_demand = ModelsOnDemand(cfg, cfg.pipeline.train_overrides)
+    jobs = []
+    for spec in specs:
+        train_cfg = on_demand.train_config(spec)
+        entry = store.model_dir(cfg.paths.root, spec.task, spec.arch, spec.seed)
+        jobs.append(Job("train", spec.label, train_cfg, done=store.is_complete(entry)))
+    return jobs
+
+
+def align_config(cfg: DictConfig, settings: dict) -> DictConfig:
+    try:
+        align_cfg = compose_config("align", list(cfg.pipeline.align_overrides))
+    except Exception as exc:  # Hydra's override and missing-config errors
+        first_line = str(exc).splitlines()[0]
+        raise ConfigError(f"pipeline.align_overrides cannot be applied ({first_line})") from None
+    inherit_runtime(cfg, align_cfg)
+    align_cfg.train_overrides = list(cfg.pipeline.train_overrides)
+    align_cfg.seed = cfg.seed
+    return OmegaConf.merge(align_cfg, settings)
+
+
+def align_jobs(cfg: DictConfig, groups: list[list[ModelSpec]], everyone: list[ModelSpec]) -> list[Job]:
+    methods = _names(cfg, "methods", METHODS)
+    settings = itertools.product(methods, _names(cfg, "sites"), _names(cfg, "swaps"), _names(cfg, "ks"))
+    on_demand = ModelsOnDemand(cfg, cfg.pipeline.train_overrides)
+    described = {spec: on_demand.describe(spec) for spec in everyone}
+    jobs = []
+    for method, site, swap, k in settings:
+        for group in [[s] for s in everyone] if method == "das" else groups:
+            if len(group) < 2 and method == "mas":
+                raise ConfigError("a MAS fit needs two models or more; add seeds or archs, or use methods=[das]")
+            models = [f"{s.task}/{s.arch}:{s.seed}" for s in group]
+            align_cfg = align_config(cfg, {"models": models, "method": method, "site": site, "swap": swap, "k": k})
+            validate_align(align_cfg)
+            plan = plan_alignment(align_cfg)
+            check_models(align_cfg, [described[s] for s in group])
+            label = f"{method} {site} {swap} k{k}: " + " + ".join(s.label for s in group)
+            done = (plan.run_dir / "iia.csv").is_file() and not align_cfg.force
+            jobs.append(Job("align", label, align_cfg, done=done, specs=group))
+    return jobs
+
+
+def plan_pipeline(cfg: DictConfig) -> PipelinePlan:
+    validate_runtime(cfg)
+    jobs = cfg.pipeline.jobs
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ConfigError(f"pipeline.jobs must be a positive integer, got {jobs!r}")
+    swept, reference = model_specs(cfg)
+    everyone = list(dict.fromkeys(swept + reference))
+    groups = fit_groups(cfg, swept, reference)
+    return PipelinePlan(everyone, train_jobs(cfg, everyone), align_jobs(cfg, groups, everyone))

@@ -1,0 +1,149 @@
+"""`mas pipeline`: the real presets compose into the jobs they promise, bad input is refused before
+anything runs, and a small end-to-end run reuses its work and adds only what is missing."""
+
+from __future__ import annotations
+
+import pytest
+
+from mas_cli.config import ConfigError
+from mas_cli.pipeline.plan import config_names, plan_pipeline
+from tests.conftest import compose_config, run_cli
+
+
+def plan(tmp_path, *overrides):
+    cfg = compose_config("pipeline", [f"paths.root={tmp_path / 'out'}", *overrides])
+    return plan_pipeline(cfg)
+
+
+def fits(jobs):
+    return sorted((job.config.method, job.config.site, job.config.k, tuple(job.config.models)) for job in jobs)
+
+
+def test_default_is_one_joint_fit_over_two_seeds_of_gru_and_lstm(tmp_path):
+    p = plan(tmp_path)
+    assert [job.label for job in p.train] == ["count/gru/0", "count/gru/1", "count/lstm/0", "count/lstm/1"]
+    assert fits(p.align) == [
+        ("mas", "hidden", 16, ("count/gru:0", "count/gru:1", "count/lstm:0", "count/lstm:1")),
+    ]
+    assert p.align[0].config.directions == "all"
+    assert not any(job.done for job in p.train + p.align)
+    assert not (tmp_path / "out").exists()  # planning writes nothing
+
+
+def test_pairs_and_reference_fits(tmp_path):
+    pairs = plan(tmp_path, "pipeline.fits=pairs", "pipeline.archs=[gru,lstm,transformer]", "pipeline.seeds=[0]")
+    assert [tuple(job.config.models) for job in pairs.align] == [
+        ("count/gru:0", "count/lstm:0"),
+        ("count/gru:0", "count/transformer:0"),
+        ("count/lstm:0", "count/transformer:0"),
+    ]
+    ref = plan(tmp_path, "pipeline.fits=reference", "pipeline.reference=[gru:0]", "pipeline.archs=[lstm]")
+    assert [job.label for job in ref.train] == ["count/lstm/0", "count/lstm/1", "count/gru/0"]
+    assert [tuple(job.config.models) for job in ref.align] == [
+        ("count/lstm:0", "count/gru:0"),
+        ("count/lstm:1", "count/gru:0"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("preset", "n_models", "expected_fits"),
+    [
+        ("seeds_and_archs", 6, {("mas", "hidden", 16): 1, ("das", "hidden", 16): 6}),
+        ("embedding_site", 6, {("mas", "hidden", 16): 1, ("mas", "embed", 16): 1}),
+        ("task_variants", 8, {("mas", "hidden", 16): 6}),
+        (
+            "subspace_sweep",
+            4,
+            {(m, "hidden", k): 1 if m == "mas" else 4 for m in ("mas", "das") for k in (1, 2, 4, 8, 16, 32)},
+        ),
+    ],
+)
+def test_each_preset_plans_its_jobs(tmp_path, preset, n_models, expected_fits):
+    p = plan(tmp_path, f"experiment={preset}")
+    assert len(p.train) == n_models
+    counted: dict = {}
+    for method, site, k, _ in fits(p.align):
+        counted[(method, site, k)] = counted.get((method, site, k), 0) + 1
+    assert counted == expected_fits
+
+
+def test_every_preset_is_tested():
+    assert config_names("experiment") == ["embedding_site", "seeds_and_archs", "subspace_sweep", "task_variants"]
+
+
+def test_task_variants_fit_each_variant_with_the_multi_object_reference(tmp_path):
+    p = plan(tmp_path, "experiment=task_variants")
+    for job in p.align:
+        variant, *reference = job.config.models
+        assert reference == ["count/gru:0", "count/gru:1"]
+        assert variant.split("/")[0] in ("same_object", "count_mod", "count_round")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("pipeline.archs=[gru,rnn]", "pipeline.archs names unknown arch 'rnn'"),
+        ("pipeline.tasks=[counting]", "pipeline.tasks names unknown task 'counting'"),
+        ("pipeline.methods=[mas,cka2]", "pipeline.methods names unknown method 'cka2'"),
+        ("pipeline.seeds=[]", "pipeline.seeds is empty"),
+        ("pipeline.ks=[]", "pipeline.ks is empty"),
+        ("pipeline.archs=gru", "pipeline.archs must be a list"),
+        ("pipeline.fits=reference", "needs pipeline.reference"),
+        ("pipeline.fits=all", "pipeline.fits must be one of joint, pairs, reference"),
+        ("pipeline.reference=[mystery/gru:0]", "unknown task 'mystery'"),
+        ("pipeline.ks=[200]", "k=200 is larger than the smallest site width"),
+        ("pipeline.swaps=[colour]", "swap=colour is not a variable"),
+        ("pipeline.jobs=0", "pipeline.jobs must be a positive integer"),
+        ("pipeline.seeds=[-1]", "non-negative integers"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_runs(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        plan(tmp_path, override)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_refuses_an_empty_sweep_in_one_line(tmp_path):
+    done = run_cli("pipeline", "pipeline.archs=[]", "paths.root=out", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: pipeline.archs is empty: the sweep has nothing to run; name at least one"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+SMOKE = [
+    "budget=smoke",
+    "budget.val_size=50",
+    "budget.heldout_size=50",
+    'pipeline.train_overrides=["arch.width=16"]',
+    'pipeline.align_overrides=["allow_undertrained=true"]',  # smoke models are not trained to criterion
+    "paths.root=out",
+]
+
+
+def test_cli_runs_in_parallel_reuses_finished_work_and_adds_only_a_new_seed(tmp_path):
+    first = run_cli("pipeline", "pipeline.seeds=[0]", "pipeline.jobs=2", *SMOKE, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "[train 2/2]" in first.stdout
+    assert "mean cross-model IIA" in first.stdout
+    out = tmp_path / "out"
+    assert (out / "report" / "summary.md").is_file()
+    assert (out / "report" / "heatmap-mas-hidden-count-k16.png").is_file()
+    assert sorted(p.name for p in (out / "pipeline" / "logs").iterdir()) == [
+        "train-count_gru_0.log",
+        "train-count_lstm_0.log",
+    ]
+    gru0 = out / "models" / "count" / "gru" / "seed0" / "model.pt"
+    made = gru0.stat().st_mtime_ns
+
+    again = run_cli("pipeline", "pipeline.seeds=[0]", *SMOKE, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "[train" not in again.stdout and "[align" not in again.stdout  # nothing left to run
+
+    more = run_cli("pipeline", "pipeline.seeds=[0,1]", *SMOKE, cwd=tmp_path)
+    assert more.returncode == 0, more.stderr
+    assert "[train 2/2]" in more.stdout and "[train 3/" not in more.stdout  # only the two seed-1 models
+    assert "[align 1/1]" in more.stdout
+    assert gru0.stat().st_mtime_ns == made
+    assert len(list((out / "alignments").rglob("iia.csv"))) == 2  # the 2-model fit stays beside the 4-model one
