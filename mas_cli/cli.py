@@ -19,6 +19,10 @@ COMMANDS = {
         "mas_cli.commands.align",
         "fit MAS alignments between frozen models, write IIA tables (mas align a=gru b=lstm)",
     ),
+    "similarity": (
+        "mas_cli.commands.similarity",
+        "RSA and CKA between two frozen models on the same stimuli (mas similarity a=gru b=lstm)",
+    ),
     "report": (
         "mas_cli.commands.report",
         "gather every iia.csv under a root into summary.md, iia.csv and heatmaps (mas report)",

@@ -10,6 +10,7 @@ import torch
 from omegaconf import DictConfig, ListConfig
 
 from mas_cli.align.functions import NORMALIZATIONS, ORTHOGONAL_MAPS
+from mas_cli.align.methods import METHODS
 from mas_cli.models import ARCHITECTURES, SITES
 from mas_cli.store import describe_difference
 from tasks.causal import TRANSFORMS
@@ -141,11 +142,22 @@ def validate_align_budget(settings: DictConfig) -> None:
     _number_in(settings.target_iia, "budget.align.target_iia", 0, 1, "(0, 1]")
 
 
+def _check_models_on_demand(cfg: DictConfig) -> None:
+    """The keys of commands that read models from the store and train missing ones."""
+    for key in ("auto_train", "allow_undertrained", "force"):
+        _require(isinstance(cfg[key], bool), f"{key} must be true or false, got {cfg[key]!r}")
+    _require(
+        isinstance(cfg.train_overrides, ListConfig) and all(isinstance(o, str) for o in cfg.train_overrides),
+        f"train_overrides must be a list of `mas train` overrides such as '[\"arch.width=64\"]', "
+        f"got {cfg.train_overrides!r}",
+    )
+
+
 def validate_align(cfg: DictConfig) -> None:
-    _require(cfg.method in ("mas", "das"), f"method must be mas or das, got {cfg.method!r}")
+    _require(cfg.method in METHODS, f"method must be one of {', '.join(METHODS)}, got {cfg.method!r}")
     _require(cfg.site in SITES, f"site must be one of {', '.join(SITES)}, got {cfg.site!r}")
     _require(
-        cfg.k == "full" or (_is_int(cfg.k) and cfg.k > 0),
+        cfg.k is None or cfg.k == "full" or (_is_int(cfg.k) and cfg.k > 0),
         f"k must be a positive integer (or full), got {cfg.k!r}",
     )
     _require(isinstance(cfg.swap, str) and cfg.swap, f"swap must name one causal variable or full, got {cfg.swap!r}")
@@ -156,20 +168,24 @@ def validate_align(cfg: DictConfig) -> None:
     _require(
         cfg.normalize in NORMALIZATIONS, f"normalize must be one of {', '.join(NORMALIZATIONS)}, got {cfg.normalize!r}"
     )
-    for key in ("auto_train", "allow_undertrained", "force"):
-        _require(isinstance(cfg[key], bool), f"{key} must be true or false, got {cfg[key]!r}")
     _require(isinstance(cfg.models, ListConfig), f"models must be a list such as [gru:0,lstm:0], got {cfg.models!r}")
     _require(
         isinstance(cfg.directions, (str, ListConfig)),
         f"directions must be all, within, cross or a list such as [0-1,1-0], got {cfg.directions!r}",
     )
-    _require(
-        isinstance(cfg.train_overrides, ListConfig) and all(isinstance(o, str) for o in cfg.train_overrides),
-        f"train_overrides must be a list of `mas train` overrides such as '[\"arch.width=64\"]', "
-        f"got {cfg.train_overrides!r}",
-    )
+    _check_models_on_demand(cfg)
     validate_budget(cfg.budget)
     validate_align_budget(cfg.budget.align)
+    validate_runtime(cfg)
+
+
+def validate_similarity(cfg: DictConfig) -> None:
+    _require(cfg.site in SITES, f"site must be one of {', '.join(SITES)}, got {cfg.site!r}")
+    for key in ("per_count", "subsets", "rows"):
+        _positive_int(cfg[key], key)
+    _require(isinstance(cfg.zscore, bool), f"zscore must be true or false, got {cfg.zscore!r}")
+    _check_models_on_demand(cfg)
+    validate_budget(cfg.budget)
     validate_runtime(cfg)
 
 

@@ -7,6 +7,8 @@ Reads only the run directories (never re-runs a model) and writes only into `<ou
     heatmap-<method>-<site>-<variable>-k<k>[-...].png   m × m validation IIA (rows source,
                  columns target), one per setting (other settings are appended where they vary)
     iia-vs-k-<site>-<variable>.png                 when k was swept
+    similarity.csv   every RSA/CKA row (`mas similarity`), joined in summary.md with the IIA of
+                 the same model pairs
 """
 
 from __future__ import annotations
@@ -24,20 +26,26 @@ SETTING = ["method", "site", "variable", "k"]
 MORE_SETTINGS = ["normalize", "orthogonal_map", "budget"]  # shown where they vary across runs
 
 
-def collect(source: Path, exclude: Path | None = None) -> pd.DataFrame:
-    """All rows of every `iia.csv` under `source` (but not under `exclude`, a report's own
-    folder), with a `run` column (the run directory, relative to `source`)."""
+def _read_all(source: Path, name: str, exclude: Path | None, fix: str) -> list[pd.DataFrame]:
+    """Every `name` file under `source` (but not under `exclude`, a report's own folder), each
+    with a `run` column: its directory relative to `source`."""
     frames = []
-    for path in sorted(source.rglob("iia.csv")):
+    for path in sorted(source.rglob(name)):
         if exclude is not None and path.resolve().is_relative_to(exclude.resolve()):
-            continue  # a report's own iia.csv, not a run
+            continue
         try:
             frame = pd.read_csv(path)
         except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
-            raise ConfigError(f"{path} is unreadable; refit that run with `mas align ... force=true`") from None
+            raise ConfigError(f"{path} is unreadable; {fix}") from None
         frames.append(frame.assign(run=str(path.parent.relative_to(source))))
+    return frames
+
+
+def collect(source: Path, exclude: Path | None = None) -> pd.DataFrame:
+    """All rows of every `iia.csv` under `source` (empty when there is none)."""
+    frames = _read_all(source, "iia.csv", exclude, "refit that run with `mas align ... force=true`")
     if not frames:
-        raise ConfigError(f"no iia.csv under {source}; run `mas align` first or point paths.root at a results folder")
+        return pd.DataFrame()
     rows = pd.concat(frames, ignore_index=True)
     for column in MORE_SETTINGS:
         rows[column] = rows[column].fillna("n/a") if column in rows else "n/a"
@@ -46,6 +54,30 @@ def collect(source: Path, exclude: Path | None = None) -> pd.DataFrame:
         rows[f"{side}_task"], rows[f"{side}_arch"], rows[f"{side}_seed"] = parts[0], parts[1], parts[2].astype(int)
     rows["within"] = rows.src == rows.trg
     return rows
+
+
+def collect_similarity(source: Path, exclude: Path | None = None) -> pd.DataFrame:
+    """All rows of every `similarity.csv` (RSA, CKA) under `source` (empty when there is none)."""
+    frames = _read_all(source, "similarity.csv", exclude, "recompute it with `mas similarity ... force=true`")
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _pair(src: pd.Series, trg: pd.Series) -> list[str]:
+    return [" ~ ".join(sorted(p)) for p in zip(src, trg)]
+
+
+def similarity_beside_iia(val: pd.DataFrame, sim: pd.DataFrame) -> pd.DataFrame:
+    """One row per model pair and site with RSA/CKA: the pair's cross-model validation IIA (mean
+    of both directions) per method and k beside each correlative measure."""
+    measures = sim.assign(pair=_pair(sim.src, sim.trg)).pivot_table(
+        index=["pair", "site"], columns="measure", values="value", aggfunc="mean"
+    )
+    if not val.empty:
+        cross = val[~val.within]
+        cross = cross.assign(pair=_pair(cross.src, cross.trg), setting=cross.method + " IIA k" + cross.k.astype(str))
+        iia = cross.pivot_table(index=["pair", "site"], columns="setting", values="iia", aggfunc="mean")
+        measures = iia.join(measures, how="right")
+    return measures.round(3).reset_index()
 
 
 def settings_of(rows: pd.DataFrame) -> list[str]:
@@ -81,21 +113,33 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
-def summary_markdown(rows: pd.DataFrame, source: Path, figures: list[str]) -> str:
-    val = rows[rows.split == "val"]
+def summary_markdown(rows: pd.DataFrame, sim: pd.DataFrame, source: Path, figures: list[str]) -> str:
+    val = rows[rows.split == "val"] if not rows.empty else rows
+    runs = rows.run.nunique() if not rows.empty else 0
     lines = [
         "# MAS report",
         "",
-        f"{rows.run.nunique()} run(s) under `{source}`, {len(val)} validation rows. IIA = fraction of",
+        f"{runs} alignment run(s) under `{source}`, {len(val)} validation rows. IIA = fraction of",
         "validation counterfactuals whose every response prediction the intervened target gets right.",
         "Each cell: mean ± sd over the directions of every seed and run it covers, and their number n.",
     ]
-    for title, within in (("Within-model IIA (DAS directions)", True), ("Cross-model IIA", False)):
-        table = pair_table(val, within)
-        lines += ["", f"## {title}", "", _markdown(table) if not table.empty else "(none)"]
-    overall = val.groupby([*settings_of(val), "within"]).iia.agg(_mean_sd_n).unstack("within")
-    overall = overall.rename(columns={True: "within-model", False: "cross-model"}).reset_index()
-    lines += ["", "## By setting", "", _markdown(overall)]
+    if not val.empty:
+        for title, within in (("Within-model IIA (DAS directions)", True), ("Cross-model IIA", False)):
+            table = pair_table(val, within)
+            lines += ["", f"## {title}", "", _markdown(table) if not table.empty else "(none)"]
+        overall = val.groupby([*settings_of(val), "within"]).iia.agg(_mean_sd_n).unstack("within")
+        overall = overall.rename(columns={True: "within-model", False: "cross-model"}).reset_index()
+        lines += ["", "## By setting", "", _markdown(overall)]
+    if not sim.empty:
+        lines += [
+            "",
+            "## MAS beside RSA and CKA (same model pairs)",
+            "",
+            "Cross-model IIA (mean of both directions) per method and k, beside RSA (RDM: cosine or",
+            "euclidean; correlation: spearman or pearson) and linear CKA on the same Multi-Object stimuli.",
+            "",
+            _markdown(similarity_beside_iia(val, sim)),
+        ]
     if figures:
         lines += ["", "## Figures", "", *[f"![{name}]({name})" for name in figures]]
     return "\n".join(lines) + "\n"
@@ -171,11 +215,24 @@ def _save(fig, path: Path) -> str:
     return path.name
 
 
-def write_report(source: Path, out: Path) -> pd.DataFrame:
-    rows = collect(source, exclude=out)
-    figures = heatmaps(rows, out) + k_curves(rows, out)
+def _write_csv(path: Path, frame: pd.DataFrame) -> None:
     buffer = io.StringIO()
-    rows.to_csv(buffer, index=False)
-    store.write_text(out / "iia.csv", buffer.getvalue())
-    store.write_text(out / "summary.md", summary_markdown(rows, source, figures))
+    frame.to_csv(buffer, index=False)
+    store.write_text(path, buffer.getvalue())
+
+
+def write_report(source: Path, out: Path) -> pd.DataFrame:
+    """Returns the IIA rows (possibly empty when the root holds only similarity results)."""
+    rows, sim = collect(source, exclude=out), collect_similarity(source, exclude=out)
+    if rows.empty and sim.empty:
+        raise ConfigError(
+            f"no iia.csv or similarity.csv under {source}; run `mas align` first "
+            "or point paths.root at a results folder"
+        )
+    figures = heatmaps(rows, out) + k_curves(rows, out) if not rows.empty else []
+    if not rows.empty:
+        _write_csv(out / "iia.csv", rows)
+    if not sim.empty:
+        _write_csv(out / "similarity.csv", sim)
+    store.write_text(out / "summary.md", summary_markdown(rows, sim, source, figures))
     return rows

@@ -107,12 +107,15 @@ def describe_difference(old: dict, new: dict, prefix: str = "") -> str:
     return ""
 
 
-def read_metrics(entry: Path) -> dict:
-    path = entry / "metrics.json"
+def read_json(path: Path, fix: str) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
-        raise StoreError(f"{path} is unreadable; retrain the entry with `mas train ... force=true`") from None
+        raise StoreError(f"{path} is unreadable; {fix}") from None
+
+
+def read_metrics(entry: Path) -> dict:
+    return read_json(entry / "metrics.json", "retrain the entry with `mas train ... force=true`")
 
 
 def read_fingerprint(entry: Path) -> dict:

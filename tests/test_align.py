@@ -129,6 +129,10 @@ def test_directions_and_different_widths(tmp_path):
         (["a=nosuchtask/gru"], "cannot compose the training config of nosuchtask/gru/0"),
         (["a=gru", "auto_train=false"], "count/gru/0 is not in the model store.*mas train task=count arch=gru seed=0"),
         (["a=gru", "budget.align.batch_size=0"], "budget.align.batch_size must be a positive integer"),
+        (["a=gru", "method=stitch"], "method=stitch takes two models"),
+        (["models=[gru,lstm,gru:1]", "method=unimas"], "method=unimas takes two models"),
+        (["a=gru", "b=lstm", "method=stitch", "directions=within"], "method=stitch fixes its directions"),
+        (["a=gru", "b=lstm", "method=probe"], "method must be one of mas, das, stitch, unimas"),
     ],
 )
 def test_bad_input_is_refused_before_anything_is_written(tmp_path, overrides, message):
@@ -212,11 +216,25 @@ def test_eval_batch_size_does_not_change_scores(tmp_path, monkeypatch):
         ),
         (["budget=quick", "directions=[1-0]", "normalize=none"], "mas-hidden-count-k16-s0-1-0-normalize_none"),
         (["budget=quick", "directions=within", "site=embed", "swap=full"], "mas-embed-full-k16-s0-within"),
+        (["method=stitch"], "stitch-hidden-count-kfull-s0"),
+        (["method=stitch", "k=4"], "stitch-hidden-count-k4-s0"),
+        (["method=unimas"], "unimas-hidden-count-k16-s0"),
     ],
 )
 def test_run_directories_are_named_by_their_settings(overrides, name):
     plan = plan_alignment(compose_config("align", ["a=gru", "b=lstm:1", "paths.root=out", *overrides]))
     assert plan.run_dir.as_posix() == f"out/alignments/{name}/count.gru.0+count.lstm.1"
+
+
+def test_stitching_and_unimas_train_their_fixed_directions(tmp_path):
+    stitch = run_align(tmp_path, "a=gru", "b=lstm", "method=stitch", "k=full")
+    val = stitch.rows[stitch.rows.split == "val"]
+    assert list(zip(val.src, val.trg)) == [("count/gru/0", "count/lstm/0")]
+    assert set(val.method) == {"stitch"} and set(val.k) == {16}  # full width of the width-16 models
+    unimas = run_align(tmp_path, "a=gru", "b=lstm", "method=unimas")
+    val = unimas.rows[unimas.rows.split == "val"]
+    assert list(zip(val.src, val.trg)) == [("count/gru/0", "count/lstm/0"), ("count/lstm/0", "count/lstm/0")]
+    assert set(val.method) == {"unimas"} and set(val.k) == {4}
 
 
 def test_the_run_task_is_the_default_task_of_specs():

@@ -76,6 +76,25 @@ def test_swap_equals_the_formula_through_the_full_alignment_space(widths):
     torch.testing.assert_close(a_t(fast)[:, k:], a_t(h_t)[:, k:], atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("widths", [(8, 8), (6, 10), (10, 6)])
+def test_stitching_discards_the_target_and_at_full_width_is_the_composed_map(widths):
+    d_t, d_s = widths
+    generator = torch.Generator().manual_seed(4)
+    a_t, a_s = OrthogonalAlignment(d_t, generator=generator), OrthogonalAlignment(d_s, generator=generator)
+    a_t.fit_normalization(2 * torch.randn(50, d_t) - 1, "rms")
+    a_s.fit_normalization(3 * torch.randn(50, d_s) + 2, "rms")
+    h_t, h_s = torch.randn(7, d_t), torch.randn(7, d_s)
+    for k in (2, min(widths)):
+        stitched = swap(h_t, h_s, a_t.aligned(k), a_s.aligned(k), keep_target=False)
+        formula = interchange(h_t, h_s, a_t, a_s, k, keep_target=False)
+        torch.testing.assert_close(stitched, formula, atol=1e-5, rtol=0)
+        other_target = swap(torch.randn(7, d_t), h_s, a_t.aligned(k), a_s.aligned(k), keep_target=False)
+        torch.testing.assert_close(other_target, stitched)  # nothing of the target's own vector is left
+        torch.testing.assert_close(a_t(stitched)[:, k:], torch.zeros(7, d_t - k), atol=1e-5, rtol=0)
+    if d_t == d_s:  # full width: h_t' = A_t⁻¹(A_s(h_s))
+        torch.testing.assert_close(stitched, a_t.inverse(a_s(h_s)), atol=1e-5, rtol=0)
+
+
 def scored_in_order(target, source, batch, rows_t, rows_s, site):
     """(logits, labels) of one direction's scored predictions, item by item, in position order."""
     found = predictions(target, rows_t, [Part(batch, source, rows_s)], site)

@@ -16,7 +16,13 @@ def plan(tmp_path, *overrides):
 
 
 def fits(jobs):
-    return sorted((job.config.method, job.config.site, job.config.k, tuple(job.config.models)) for job in jobs)
+    """(method, site, k, models) of each align or similarity job."""
+    found = []
+    for job in jobs:
+        c = job.config
+        models = tuple(c.models) if "models" in c else (c.a, c.b)
+        found.append((c.get("method", "similarity"), c.site, c.get("k"), models))
+    return sorted(found, key=str)
 
 
 def test_default_is_one_joint_fit_over_two_seeds_of_gru_and_lstm(tmp_path):
@@ -68,7 +74,31 @@ def test_each_preset_plans_its_jobs(tmp_path, preset, n_models, expected_fits):
 
 
 def test_every_preset_is_tested():
-    assert config_names("experiment") == ["embedding_site", "seeds_and_archs", "subspace_sweep", "task_variants"]
+    assert config_names("experiment") == [
+        "baselines",
+        "embedding_site",
+        "seeds_and_archs",
+        "subspace_sweep",
+        "task_variants",
+    ]
+
+
+def test_stitching_unimas_and_similarity_cover_pairs_within_each_fit(tmp_path):
+    p = plan(
+        tmp_path, "pipeline.seeds=[0]", "pipeline.methods=[stitch,unimas,similarity]", "pipeline.sites=[hidden,embed]"
+    )
+    g, l_ = "count/gru:0", "count/lstm:0"
+    assert fits(p.align) == sorted(
+        [
+            (m, site, 16, pair)
+            for m in ("stitch", "unimas")
+            for site in ("hidden", "embed")
+            for pair in ((g, l_), (l_, g))
+        ]
+        + [("similarity", site, None, (g, l_)) for site in ("hidden", "embed")],
+        key=str,
+    )
+    assert {job.stage for job in p.align} == {"align", "similarity"}
 
 
 def test_task_variants_fit_each_variant_with_the_multi_object_reference(tmp_path):
@@ -95,6 +125,8 @@ def test_task_variants_fit_each_variant_with_the_multi_object_reference(tmp_path
         ("pipeline.swaps=[colour]", "swap=colour is not a variable"),
         ("pipeline.jobs=0", "pipeline.jobs must be a positive integer"),
         ("pipeline.seeds=[-1]", "non-negative integers"),
+        ("pipeline.ks_by_method.stitch=[]", "pipeline.ks_by_method.stitch must be a non-empty list"),
+        ("pipeline.allow_undertrained=maybe", "pipeline.allow_undertrained must be true or false"),
     ],
 )
 def test_bad_input_is_refused_before_anything_runs(tmp_path, override, message):
@@ -117,7 +149,7 @@ SMOKE = [
     "budget.val_size=50",
     "budget.heldout_size=50",
     'pipeline.train_overrides=["arch.width=16"]',
-    'pipeline.align_overrides=["allow_undertrained=true"]',  # smoke models are not trained to criterion
+    "pipeline.allow_undertrained=true",  # smoke models are not trained to criterion
     "paths.root=out",
 ]
 

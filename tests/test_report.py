@@ -70,8 +70,9 @@ def test_report_writes_summary_rows_heatmaps_and_a_k_curve(results):
 
 
 def test_a_root_without_results_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="no iia.csv under"):
-        collect(tmp_path)
+    assert collect(tmp_path).empty
+    with pytest.raises(ConfigError, match="no iia.csv or similarity.csv under"):
+        write_report(tmp_path, tmp_path / "report")
     done = run_cli("report", f"paths.root={tmp_path / 'empty'}", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     (tmp_path / "runs").mkdir()
@@ -87,4 +88,38 @@ def test_cli_reports_real_alignment_runs(tmp_path):
     assert done.returncode == 0, done.stderr
     report = tmp_path / "out" / "report"
     assert (report / "iia-vs-k-hidden-count.png").read_bytes().startswith(PNG)
-    assert "2 run(s)" in (report / "summary.md").read_text()
+    assert "2 alignment run(s)" in (report / "summary.md").read_text()
+
+
+def test_similarity_rows_sit_beside_the_iia_of_the_same_pair(results):
+    sim = results / "similarity" / "hidden-s0" / "count.gru.0+count.lstm.0"
+    sim.mkdir(parents=True)
+    pd.DataFrame(
+        [
+            {"src": "count/gru/0", "trg": "count/lstm/0", "site": "hidden", "measure": m, "value": v, "sd": 0.01}
+            | {"n": 10, "rows": 1000, "seed": 0}
+            for m, v in (("cka", 0.42), ("rsa_cosine_spearman", 0.31))
+        ]
+    ).to_csv(sim / "similarity.csv", index=False)
+    write_report(results, results / "report")
+    summary = (results / "report" / "summary.md").read_text()
+    section = summary.split("## MAS beside RSA and CKA")[1]
+    table = [line for line in section.splitlines() if line.startswith("|")]
+    header, row = table[0], table[2]
+    cells = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
+    # cross-model IIA of gru/0 ~ lstm/0: mean of 0.6 and 0.7 at k 16, of 0.2 and 0.3 at k 4
+    assert cells["pair"] == "count/gru/0 ~ count/lstm/0"
+    assert float(cells["mas IIA k16"]) == pytest.approx(0.65) and float(cells["mas IIA k4"]) == pytest.approx(0.25)
+    assert float(cells["cka"]) == 0.42 and float(cells["rsa_cosine_spearman"]) == 0.31
+    assert len(pd.read_csv(results / "report" / "similarity.csv")) == 2
+
+
+def test_a_root_with_only_similarity_results_gets_a_report(tmp_path):
+    sim = tmp_path / "similarity" / "embed-s0" / "x"
+    sim.mkdir(parents=True)
+    pd.DataFrame(
+        [{"src": "count/gru/0", "trg": "count/gru/1", "site": "embed", "measure": "cka", "value": 0.9, "sd": 0.0}]
+    ).to_csv(sim / "similarity.csv", index=False)
+    rows = write_report(tmp_path, tmp_path / "report")
+    assert rows.empty
+    assert "count/gru/0 ~ count/gru/1 | embed | 0.9" in (tmp_path / "report" / "summary.md").read_text()

@@ -23,6 +23,7 @@ from mas_cli import store
 from mas_cli.align.data import DirectionData, build_direction, natural_activations
 from mas_cli.align.functions import AlignedRows, OrthogonalAlignment
 from mas_cli.align.intervention import Part, per_part_loss, predictions
+from mas_cli.align.methods import ZERO_MASK
 from mas_cli.align.zoo import FrozenModel
 from mas_cli.console import StepProgress, console
 
@@ -78,6 +79,7 @@ class Aligner:
         self.cfg, self.models, self.directions = cfg, models, directions
         self.settings = cfg.budget.align
         self.k, self.site = cfg.k, cfg.site
+        self.keep_target = cfg.get("method", "mas") not in ZERO_MASK  # stitching discards the target's own vector
         self.functions = build_functions(models, cfg, device)
         self.optimizer = torch.optim.Adam(self.functions.parameters(), lr=self.settings.lr)
         self.step, self.wall_before, self.curve = 0, 0.0, []
@@ -92,7 +94,7 @@ class Aligner:
     def target_step(self, target: int, batches: list[tuple[Direction, object]], rows):
         """Scored predictions of one target for the batches of several directions into it."""
         parts = [Part(batch, self.models[d.source].model, rows[d.source]) for d, batch in batches]
-        return predictions(self.models[target].model, rows[target], parts, self.site)
+        return predictions(self.models[target].model, rows[target], parts, self.site, self.keep_target)
 
     def _train_batch(self, i: int, d: Direction):
         """Batch for this step: epoch e of direction i is a fixed function of (seed, i, e), so a

@@ -21,23 +21,30 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from mas_cli.align.data import Batch
-from mas_cli.align.functions import AlignedRows, OrthogonalAlignment
+from mas_cli.align.functions import AlignedRows
 from mas_cli.models import SequenceModel
 from mas_cli.models.base import RecurrentModel
 
 
-def swap(h_target: torch.Tensor, h_source: torch.Tensor, target: AlignedRows, source: AlignedRows) -> torch.Tensor:
-    """h_t' for [..., d_t] and [..., d_s] vectors, given the aligned rows of each function."""
+def swap(
+    h_target: torch.Tensor, h_source: torch.Tensor, target: AlignedRows, source: AlignedRows, keep_target: bool = True
+) -> torch.Tensor:
+    """h_t' for [..., d_t] and [..., d_s] vectors, given the aligned rows of each function.
+    keep_target=False is model stitching's zero mask: the target's own aligned coordinates are
+    all discarded, h_t' = A_t⁻¹(M_k ⊙ A_s(h_s)) = μ_t + s_t·Q_t[:k]ᵀ A_s(h_s)[:k]."""
+    if not keep_target:
+        return target.center + target.write(source.coordinates(h_source))
     return h_target + target.write(source.coordinates(h_source) - target.coordinates(h_target))
 
 
-def interchange(h_target, h_source, a_target: OrthogonalAlignment, a_source: OrthogonalAlignment, k: int):
+def interchange(h_target, h_source, a_target, a_source, k: int, keep_target: bool = True):
     """The formula as written, through the full alignment space (slow; for tests and clarity)."""
     z_target, z_source = a_target(h_target), a_source(h_source)
     mask = torch.zeros(z_target.shape[-1], dtype=z_target.dtype, device=z_target.device)
     mask[:k] = 1
     z_source = F.pad(z_source, (0, max(z_target.shape[-1] - z_source.shape[-1], 0)))
-    return a_target.inverse((1 - mask) * z_target + mask * z_source[..., : z_target.shape[-1]])
+    kept = (1 - mask) * z_target if keep_target else torch.zeros_like(z_target)
+    return a_target.inverse(kept + mask * z_source[..., : z_target.shape[-1]])
 
 
 @dataclass
@@ -60,10 +67,14 @@ class Predictions:
     column: torch.Tensor  # [P] its label column (increases with position within an item)
 
 
-def predictions(target: SequenceModel, aligned: AlignedRows, parts: list[Part], site: str) -> Predictions:
+def predictions(
+    target: SequenceModel, aligned: AlignedRows, parts: list[Part], site: str, keep_target: bool = True
+) -> Predictions:
     batch = _concat([p.batch for p in parts])
     if site == "hidden":
-        state = torch.cat([swap(p.batch.target_state, p.batch.source_state, aligned, p.source_aligned) for p in parts])
+        state = torch.cat(
+            [swap(p.batch.target_state, p.batch.source_state, aligned, p.source_aligned, keep_target) for p in parts]
+        )
         if isinstance(target, RecurrentModel):
             return _rnn_suffixes(target, state, batch, parts)
         scored = batch.labels >= 0
@@ -74,7 +85,8 @@ def predictions(target: SequenceModel, aligned: AlignedRows, parts: list[Part], 
             e_target, e_source = target.embed(p.batch.inputs), p.source.embed(p.batch.source_tokens)
             positions = torch.arange(e_target.shape[1], device=e_target.device)
             up_to_tau = (positions[None, :] <= p.batch.tau[:, None])[..., None]
-            embedded.append(torch.where(up_to_tau, swap(e_target, e_source, aligned, p.source_aligned), e_target))
+            swapped = swap(e_target, e_source, aligned, p.source_aligned, keep_target)
+            embedded.append(torch.where(up_to_tau, swapped, e_target))
         embeddings = _pad_cat(embedded, 0.0)
         if isinstance(target, RecurrentModel):  # from position 0 up to each item's last label
             features, labels, item, column = _packed(target.run_packed, embeddings, batch.extent, batch.labels)

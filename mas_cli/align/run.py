@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mas_cli import store
 from mas_cli.align.engine import Aligner, build_directions
+from mas_cli.align.methods import FIXED_DIRECTIONS
 from mas_cli.align.specs import ModelSpec, parse_directions, parse_spec
 from mas_cli.align.zoo import FrozenModel, ensure_trained, load_frozen
 from mas_cli.config import ConfigError, refuse_other_settings
@@ -28,6 +29,13 @@ from mas_cli.console import console
 from mas_cli.training import resolve_device
 
 ALIGNMENT_FORMAT = "mas-alignment/1"
+
+
+def with_method_defaults(cfg: DictConfig) -> DictConfig:
+    """k left unset (null) is 16, or the full width for stitching (SPEC §5)."""
+    if cfg.k is not None:
+        return cfg
+    return OmegaConf.merge(cfg, {"k": "full" if cfg.method == "stitch" else 16})
 
 
 @dataclass
@@ -48,6 +56,7 @@ class AlignResult:
 
 def plan_alignment(cfg: DictConfig) -> Plan:
     """Everything that follows from the config alone (no model loaded yet)."""
+    cfg = with_method_defaults(cfg)
     given = [cfg[key] for key in ("a", "b") if cfg[key] is not None]
     if given and cfg.models:
         raise ConfigError("give either a=/b= or models=[...], not both")
@@ -59,7 +68,14 @@ def plan_alignment(cfg: DictConfig) -> Plan:
         raise ConfigError(f"models {list(raw)} name the same model twice; each model appears once")
     if cfg.method == "das" and len(specs) != 1:
         raise ConfigError(f"method=das aligns one model with itself; got {len(specs)} models (use method=mas)")
-    pairs = parse_directions(cfg.directions, len(specs))
+    if cfg.method in FIXED_DIRECTIONS:
+        if len(specs) != 2:
+            raise ConfigError(
+                f"method={cfg.method} takes two models, a=<source> b=<target>; got {len(specs)} (use method=mas)"
+            )
+        if cfg.directions != "all":
+            raise ConfigError(f"method={cfg.method} fixes its directions (source a, target b); drop directions=")
+    pairs = FIXED_DIRECTIONS.get(cfg.method) or parse_directions(cfg.directions, len(specs))
     method = "das" if len(specs) == 1 else cfg.method
     run_dir = Path(cfg.paths.root) / "alignments" / run_settings(cfg, method, pairs) / "+".join(s.slug for s in specs)
     return Plan(specs, pairs, method, run_dir)
@@ -116,6 +132,7 @@ def fingerprint_of(cfg: DictConfig, plan: Plan, models: list[FrozenModel], k: in
 def align(cfg: DictConfig, train: Callable[[ModelSpec], None], precheck: Callable[[ModelSpec], tuple]) -> AlignResult:
     """`precheck(spec)` describes a model that is not trained yet (label, width, variables), so
     that bad settings are refused before anything is trained or written."""
+    cfg = with_method_defaults(cfg)
     plan = plan_alignment(cfg)
     missing = [s for s in plan.specs if not store.is_complete(store.model_dir(cfg.paths.root, s.task, s.arch, s.seed))]
     if missing:

@@ -27,11 +27,17 @@ from mas_cli.report import write_report
 def main(cfg: DictConfig) -> dict:
     plan = plan_pipeline(cfg)
     configure_runtime(cfg)
-    print_plan({"train": plan.train, "align": plan.align})
+    stages = {
+        "train": plan.train,
+        "align": [job for job in plan.align if job.stage == "align"],
+        "similarity": [job for job in plan.align if job.stage == "similarity"],
+    }
+    print_plan({stage: jobs for stage, jobs in stages.items() if jobs})
     outcomes = []
     with Overview() as overview:
-        for stage, jobs in (("train", plan.train), ("align", plan.align)):
-            outcomes += run_stage(cfg, overview, stage, jobs)
+        for stage, jobs in stages.items():
+            if jobs:
+                outcomes += run_stage(cfg, overview, stage, jobs)
     return finish(cfg, plan, outcomes)
 
 
@@ -55,10 +61,10 @@ def finish(cfg: DictConfig, plan: PipelinePlan, outcomes: list[Outcome]) -> dict
     summary = {"models": len(plan.train), "alignments": len(fitted)}
     if fitted:
         main_table(plan, fitted, summary)
-    if cfg.pipeline.report and fitted:
+    if cfg.pipeline.report and (fitted or any(o.similarity is not None for o in outcomes)):
         root = Path(cfg.paths.root)
-        rows = write_report(root, root / "report")
-        console.print(f"report: {root / 'report' / 'summary.md'} ({rows.run.nunique()} run(s) under {root})")
+        write_report(root, root / "report")
+        console.print(f"report: {root / 'report' / 'summary.md'}")
     failed = [o for o in outcomes if o.error]
     if failed:
         console.print(f"[red]{len(failed)} job(s) failed[/]; the rest are complete and reused on the next run:")

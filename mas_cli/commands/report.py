@@ -21,8 +21,9 @@ def main(cfg: DictConfig) -> dict:
         raise ConfigError(f"source={source} is not a folder; point it (or paths.root) at a results root")
     check_writable(out)
     rows = write_report(source, out)
-    console.print(f"{rows.run.nunique()} run(s), {len(rows)} rows -> {out / 'summary.md'}")
-    return {"runs": int(rows.run.nunique()), "rows": len(rows)}
+    runs = int(rows.run.nunique()) if not rows.empty else 0
+    console.print(f"{runs} alignment run(s), {len(rows)} rows -> {out / 'summary.md'}")
+    return {"runs": runs, "rows": len(rows)}
 
 
 if __name__ == "__main__":

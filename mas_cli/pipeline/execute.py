@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from mas_cli import console as console_module
 from mas_cli.align.run import align
 from mas_cli.commands.align import ModelsOnDemand
+from mas_cli.commands.similarity import similarity
 from mas_cli.config import ConfigError
 from mas_cli.pipeline.plan import Job
 from mas_cli.store import StoreError
@@ -31,6 +32,7 @@ class Outcome:
     error: str | None = None  # a refusal (e.g. an undertrained model), the job's one-line message
     trained_to_criterion: bool | None = None  # train jobs
     rows: pd.DataFrame | None = None  # align jobs: the iia.csv rows
+    similarity: pd.DataFrame | None = None  # similarity jobs: the similarity.csv rows
     run_dir: str | None = None
 
 
@@ -47,6 +49,8 @@ def run_job(stage: str, label: str, config: dict, threads: int, log: str | None 
             result = train_model(cfg)
             ok = bool(result.metrics["trained_to_criterion"])
             return Outcome(stage, label, time.perf_counter() - start, trained_to_criterion=ok)
+        if stage == "similarity":
+            return Outcome(stage, label, time.perf_counter() - start, similarity=similarity(cfg))
         models = ModelsOnDemand(cfg)
         result = align(cfg, train=models.train, precheck=models.describe)
         return Outcome(stage, label, time.perf_counter() - start, rows=result.rows, run_dir=str(result.run_dir))

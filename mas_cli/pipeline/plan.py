@@ -12,23 +12,25 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mas_cli import store
+from mas_cli.align.methods import METHODS as ALIGN_METHODS
 from mas_cli.align.run import check_models, plan_alignment
 from mas_cli.align.specs import ModelSpec, parse_spec
 from mas_cli.commands.align import ModelsOnDemand
 from mas_cli.commands.common import compose_config, inherit_runtime
-from mas_cli.config import ConfigError, validate_align, validate_runtime
+from mas_cli.commands.similarity import plan_similarity
+from mas_cli.config import ConfigError, validate_align, validate_runtime, validate_similarity
 
-METHODS = ("mas", "das")
+METHODS = (*ALIGN_METHODS, "similarity")
 FITS = ("joint", "pairs", "reference")
 
 
 @dataclass(eq=False)
 class Job:
-    stage: str  # train | align
+    stage: str  # train | align | similarity
     label: str  # what the overview prints
     config: DictConfig  # the full `mas train` / `mas align` config
     done: bool  # a complete result already exists (it is reused, not re-run)
-    specs: list[ModelSpec] = field(default_factory=list)  # the models an align job needs
+    specs: list[ModelSpec] = field(default_factory=list)  # the models an align/similarity job needs
 
 
 @dataclass
@@ -96,36 +98,87 @@ def train_jobs(cfg: DictConfig, specs: list[ModelSpec]) -> list[Job]:
     return jobs
 
 
-def align_config(cfg: DictConfig, settings: dict) -> DictConfig:
+def _composed(cfg: DictConfig, name: str, overrides: list[str], settings: dict) -> DictConfig:
+    """A `mas <name>` config run by the pipeline: its overrides, then the pipeline's runtime."""
     try:
-        align_cfg = compose_config("align", list(cfg.pipeline.align_overrides))
+        child = compose_config(name, overrides)
     except Exception as exc:  # Hydra's override and missing-config errors
         first_line = str(exc).splitlines()[0]
-        raise ConfigError(f"pipeline.align_overrides cannot be applied ({first_line})") from None
-    inherit_runtime(cfg, align_cfg)
-    align_cfg.train_overrides = list(cfg.pipeline.train_overrides)
-    align_cfg.seed = cfg.seed
-    return OmegaConf.merge(align_cfg, settings)
+        raise ConfigError(
+            f"cannot compose the `mas {name}` config ({first_line}); check pipeline.align_overrides"
+        ) from None
+    inherit_runtime(cfg, child)
+    child.train_overrides = list(cfg.pipeline.train_overrides)
+    child.allow_undertrained = cfg.pipeline.allow_undertrained
+    child.seed = cfg.seed
+    return OmegaConf.merge(child, settings)
+
+
+def _spec_text(spec: ModelSpec) -> str:
+    return f"{spec.task}/{spec.arch}:{spec.seed}"
+
+
+def fits_of(method: str, groups: list[list[ModelSpec]], everyone: list[ModelSpec]) -> list[list[ModelSpec]]:
+    """The model lists one method fits: MAS each group; DAS each model; stitching and uniMAS every
+    ordered pair within a group (a = source, b = target); similarity every unordered pair."""
+    if method == "das":
+        return [[s] for s in everyone]
+    if method == "mas":
+        return groups
+    pairs = itertools.combinations if method == "similarity" else itertools.permutations
+    return list(dict.fromkeys(tuple(p) for g in groups for p in pairs(g, 2)))
+
+
+def method_jobs(cfg: DictConfig, method: str, group: list[ModelSpec], site: str, swap: str, k, described) -> Job:
+    if method == "similarity":
+        sim_cfg = _composed(cfg, "similarity", [], {"a": _spec_text(group[0]), "b": _spec_text(group[1])})
+        sim_cfg.site = site
+        validate_similarity(sim_cfg)
+        done = (plan_similarity(sim_cfg)[1] / "similarity.csv").is_file() and not sim_cfg.force
+        return Job("similarity", f"rsa/cka {site}: {group[0].label} ~ {group[1].label}", sim_cfg, done, list(group))
+    settings = {"models": [_spec_text(s) for s in group], "method": method, "site": site, "swap": swap, "k": k}
+    align_cfg = _composed(cfg, "align", list(cfg.pipeline.align_overrides), settings)
+    validate_align(align_cfg)
+    plan = plan_alignment(align_cfg)
+    check_models(align_cfg, [described[s] for s in group])
+    label = f"{method} {site} {swap} k{k}: " + " + ".join(s.label for s in group)
+    done = (plan.run_dir / "iia.csv").is_file() and not align_cfg.force
+    return Job("align", label, align_cfg, done, list(group))
+
+
+def _ks_of(cfg: DictConfig, method: str, ks: list) -> list:
+    """pipeline.ks, unless pipeline.ks_by_method names this method (e.g. stitch: [full, 2, 4, 16])."""
+    if method == "similarity":
+        return [None]
+    chosen = cfg.pipeline.ks_by_method.get(method)
+    return ks if chosen is None else list(chosen)
+
+
+def _check_ks_by_method(cfg: DictConfig) -> None:
+    by_method = cfg.pipeline.ks_by_method
+    if not isinstance(by_method, DictConfig) or any(m not in METHODS for m in by_method):
+        raise ConfigError(
+            f"pipeline.ks_by_method must map methods to k lists, e.g. {{stitch: [full,2]}}; got {by_method}"
+        )
+    for method, chosen in by_method.items():
+        if chosen is not None and (not isinstance(chosen, ListConfig) or len(chosen) == 0):
+            raise ConfigError(f"pipeline.ks_by_method.{method} must be a non-empty list of k (or null), got {chosen}")
 
 
 def align_jobs(cfg: DictConfig, groups: list[list[ModelSpec]], everyone: list[ModelSpec]) -> list[Job]:
+    """Alignment and similarity jobs: every method × site × swap × k (similarity: × site only)."""
     methods = _names(cfg, "methods", METHODS)
-    settings = itertools.product(methods, _names(cfg, "sites"), _names(cfg, "swaps"), _names(cfg, "ks"))
+    sites, swaps, ks = _names(cfg, "sites"), _names(cfg, "swaps"), _names(cfg, "ks")
     on_demand = ModelsOnDemand(cfg, cfg.pipeline.train_overrides)
     described = {spec: on_demand.describe(spec) for spec in everyone}
     jobs = []
-    for method, site, swap, k in settings:
-        for group in [[s] for s in everyone] if method == "das" else groups:
-            if len(group) < 2 and method == "mas":
-                raise ConfigError("a MAS fit needs two models or more; add seeds or archs, or use methods=[das]")
-            models = [f"{s.task}/{s.arch}:{s.seed}" for s in group]
-            align_cfg = align_config(cfg, {"models": models, "method": method, "site": site, "swap": swap, "k": k})
-            validate_align(align_cfg)
-            plan = plan_alignment(align_cfg)
-            check_models(align_cfg, [described[s] for s in group])
-            label = f"{method} {site} {swap} k{k}: " + " + ".join(s.label for s in group)
-            done = (plan.run_dir / "iia.csv").is_file() and not align_cfg.force
-            jobs.append(Job("align", label, align_cfg, done=done, specs=group))
+    for method in methods:
+        settings = itertools.product(sites, [None] if method == "similarity" else swaps, _ks_of(cfg, method, ks))
+        for site, swap, k in settings:
+            for group in fits_of(method, groups, everyone):
+                if method == "mas" and len(group) < 2:
+                    raise ConfigError("a MAS fit needs two models or more; add seeds or archs, or use methods=[das]")
+                jobs.append(method_jobs(cfg, method, list(group), site, swap, k, described))
     return jobs
 
 
@@ -134,6 +187,10 @@ def plan_pipeline(cfg: DictConfig) -> PipelinePlan:
     jobs = cfg.pipeline.jobs
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ConfigError(f"pipeline.jobs must be a positive integer, got {jobs!r}")
+    for key in ("allow_undertrained", "report"):
+        if not isinstance(cfg.pipeline[key], bool):
+            raise ConfigError(f"pipeline.{key} must be true or false, got {cfg.pipeline[key]!r}")
+    _check_ks_by_method(cfg)
     swept, reference = model_specs(cfg)
     everyone = list(dict.fromkeys(swept + reference))
     groups = fit_groups(cfg, swept, reference)

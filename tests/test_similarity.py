@@ -1,0 +1,147 @@
+"""RSA and CKA (SPEC §6), repsim style: invariances that must hold, a slow direct formula to agree
+with, and the `mas similarity` command end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mas_cli.similarity import RDMS, cka, compare, rsa, stimuli
+from tasks.counting import CountingTask
+from tests.conftest import run_cli
+
+CORRELATIONS = ("spearman", "pearson")
+
+
+def random_pair(n=60, d=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64)
+    y = x @ torch.randn(d, d + 3, generator=g, dtype=torch.float64) + 0.5 * torch.randn(n, d + 3, generator=g).double()
+    return x, y
+
+
+def rotation(d, seed=1):
+    q, _ = torch.linalg.qr(torch.randn(d, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64))
+    return q
+
+
+def slow_cka(x, y, zscore):
+    """tr(KHLH)/(n-1)² with explicit n × n matrices."""
+    x, y = x.numpy(), y.numpy()
+    if zscore:
+        x, y = (x - x.mean(0)) / x.std(0, ddof=1), (y - y.mean(0)) / y.std(0, ddof=1)
+    n = len(x)
+    h = np.eye(n) - np.ones((n, n)) / n
+
+    def hsic(k, l_):
+        return np.trace(k @ h @ l_ @ h) / (n - 1) ** 2
+
+    k, l_ = x @ x.T, y @ y.T
+    return hsic(k, l_) / np.sqrt(hsic(k, k) * hsic(l_, l_))
+
+
+def slow_rsa(x, y, metric, correlation):
+    """Double loops for the RDMs; ranks by argsort (random data has no ties)."""
+
+    def dissimilarity(a):
+        a = a.numpy()
+        n = len(a)
+        out = []
+        for i in range(n):
+            for j in range(i):
+                if metric == "cosine":
+                    out.append(1 - a[i] @ a[j] / (np.linalg.norm(a[i]) * np.linalg.norm(a[j])))
+                else:
+                    out.append(np.linalg.norm(a[i] - a[j]))
+        return np.array(out)
+
+    u, v = dissimilarity(x), dissimilarity(y)
+    if correlation == "spearman":
+        u, v = u.argsort().argsort().astype(float), v.argsort().argsort().astype(float)
+    return np.corrcoef(u, v)[0, 1]
+
+
+@pytest.mark.parametrize("zscore", [True, False])
+def test_cka_matches_the_slow_formula_and_is_one_on_itself(zscore):
+    x, y = random_pair()
+    assert cka(x, y, zscore) == pytest.approx(slow_cka(x, y, zscore), abs=1e-10)
+    assert cka(x, x, zscore) == pytest.approx(1.0, abs=1e-12)
+    assert cka(x, y, zscore) < 0.99
+
+
+def test_cka_invariances():
+    x, y = random_pair()
+    base = cka(x, y, zscore=False)
+    assert cka(x, y @ rotation(y.shape[1]), zscore=False) == pytest.approx(base, abs=1e-10)
+    for zscore in (True, False):
+        assert cka(x, 3.7 * y, zscore) == pytest.approx(cka(x, y, zscore), abs=1e-10)
+        assert cka(x + 5.0, y, zscore) == pytest.approx(cka(x, y, zscore), abs=1e-10)
+    # z-scored units: rescaling any single unit changes nothing
+    units = torch.linspace(0.1, 10, y.shape[1], dtype=torch.float64)
+    assert cka(x, y * units, zscore=True) == pytest.approx(cka(x, y, zscore=True), abs=1e-10)
+
+
+@pytest.mark.parametrize("metric", RDMS)
+@pytest.mark.parametrize("correlation", CORRELATIONS)
+def test_rsa_matches_the_slow_formula_and_is_invariant(metric, correlation):
+    x, y = random_pair(n=40)
+    value = rsa(x, y, metric, correlation)
+    assert value == pytest.approx(slow_rsa(x, y, metric, correlation), abs=1e-10)
+    assert rsa(x, y @ rotation(y.shape[1]), metric, correlation) == pytest.approx(value, abs=1e-10)
+    assert rsa(x, 0.3 * y, metric, correlation) == pytest.approx(value, abs=1e-10)
+    assert rsa(x, x, metric, correlation) == pytest.approx(1.0, abs=1e-12)
+    assert value < 0.99
+
+
+def test_stimuli_hold_fifteen_sequences_of_each_count():
+    tokens = stimuli(15, np.random.default_rng(0))
+    task = CountingTask()
+    responses = (tokens == task.response).sum(1)
+    assert tokens.shape[0] == 300
+    assert sorted(pd.Series(responses).value_counts().to_dict().items()) == [(c, 15) for c in range(1, 21)]
+    assert (tokens[:, 0] == 1).all()  # BOS
+
+
+def test_compare_uses_the_same_rows_for_both_models():
+    x, _ = random_pair(n=200)
+    rows = compare(x, x.clone(), subsets=4, rows=50, rng=np.random.default_rng(0))
+    assert {r["measure"] for r in rows} == {f"rsa_{m}_{c}" for m in RDMS for c in CORRELATIONS} | {"cka"}
+    for r in rows:
+        assert r["value"] == pytest.approx(1.0) and r["sd"] == pytest.approx(0.0, abs=1e-12)
+        assert (r["n"], r["rows"]) == (4, 50)
+
+
+SMOKE = ["budget=smoke", "budget.val_size=50", "budget.heldout_size=50", 'train_overrides=["arch.width=16"]']
+
+
+def test_cli_writes_reuses_and_refuses(tmp_path):
+    args = (
+        "similarity",
+        "a=gru",
+        "b=lstm",
+        "allow_undertrained=true",
+        "subsets=3",
+        "rows=200",
+        *SMOKE,
+        "paths.root=out",
+    )
+    done = run_cli(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    found = pd.read_csv(tmp_path / "out/similarity/hidden-s0/count.gru.0+count.lstm.0/similarity.csv")
+    assert set(found.measure) == {"cka", *(f"rsa_{m}_{c}" for m in RDMS for c in CORRELATIONS)}
+    assert (found.src == "count/gru/0").all() and (found.n == 3).all() and found.value.between(-1, 1).all()
+    again = run_cli(*args, cwd=tmp_path)
+    assert "reusing" in again.stdout
+    other = run_cli(*args[:-1], "subsets=4", "paths.root=out", cwd=tmp_path)
+    assert other.returncode == 2 and "other settings" in other.stderr
+
+    bad = run_cli("similarity", "a=gru", "b=lstm", "site=middle", "paths.root=out2", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: site must be one of")
+    assert not (tmp_path / "out2").exists()
+    foreign = run_cli(
+        "similarity", "a=gru", "b=arithmetic/gru", "allow_undertrained=true", *SMOKE, "paths.root=out", cwd=tmp_path
+    )
+    assert foreign.returncode == 2 and "lacks the Multi-Object stimuli" in foreign.stderr
+    assert len(foreign.stderr.strip().splitlines()) == 1
