@@ -33,6 +33,8 @@ def _read_all(source: Path, name: str, exclude: Path | None, fix: str) -> list[p
     for path in sorted(source.rglob(name)):
         if exclude is not None and path.resolve().is_relative_to(exclude.resolve()):
             continue
+        if (path.parent / "summary.md").is_file():
+            continue  # an earlier report (e.g. <root>/report when out= points elsewhere), not a run
         try:
             frame = pd.read_csv(path)
         except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
