@@ -10,6 +10,7 @@ import torch
 from omegaconf import DictConfig, ListConfig
 
 from mas_cli.align.functions import NORMALIZATIONS, ORTHOGONAL_MAPS
+from mas_cli.align.latents import CL_LOSSES
 from mas_cli.align.methods import METHODS
 from mas_cli.models import ARCHITECTURES, SITES
 from mas_cli.store import describe_difference
@@ -174,6 +175,13 @@ def validate_align(cfg: DictConfig) -> None:
         f"directions must be all, within, cross or a list such as [0-1,1-0], got {cfg.directions!r}",
     )
     _check_models_on_demand(cfg)
+    _number_in(cfg.cl.eps, "cl.eps", 0, float("inf"), "[0, inf)")
+    _require(cfg.cl.loss in CL_LOSSES, f"cl.loss must be one of {', '.join(CL_LOSSES)}, got {cfg.cl.loss!r}")
+    _require(
+        cfg.cl.directions == "into_last" or isinstance(cfg.cl.directions, ListConfig),
+        f"cl.directions must be into_last or a list such as [0-1,1-1], got {cfg.cl.directions!r}",
+    )
+    _positive_int(cfg.cl.bank_size, "cl.bank_size")
     validate_budget(cfg.budget)
     validate_align_budget(cfg.budget.align)
     validate_runtime(cfg)

@@ -30,6 +30,7 @@ class Counterfactuals:
     label_mask: bool  [N, L]  predictions scored for IIA: response-phase ones at positions ≥ τ
     base, source:  int64 [N, Lb], [N, Ls]  the un-intervened sequences
     tau, sigma:    int64 [N]  intervention positions in base and source
+    values:     the intervened causal state at τ (what a matching natural latent must hold)
     """
 
     tokens: np.ndarray
@@ -39,6 +40,7 @@ class Counterfactuals:
     tau: np.ndarray
     sigma: np.ndarray
     variable: str
+    values: dict[str, np.ndarray]  # the target causal model's variables at τ after the swap, [N] each
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -67,10 +69,34 @@ def counterfactual_sequence(
     """One counterfactual: base[:tau+1], then what `model` emits once `variable` holds the
     source's value (read by `source_model`, default `model`, after source[sigma]).
     Raises OutOfRange if the task cannot express it."""
+    state = intervened_state(model, base, base_quantity, tau, source, source_quantity, sigma, variable, source_model)
+    return continue_from(model, state, base, tau, rng, max_length)
+
+
+def intervened_state(
+    model: CausalModel,
+    base: np.ndarray,
+    base_quantity: int,
+    tau: int,
+    source: np.ndarray,
+    source_quantity: int,
+    sigma: int,
+    variable: str,
+    source_model: CausalModel | None = None,
+) -> dict:
+    """The base's causal state after reading base[tau], with `variable` overwritten by the
+    source's value after source[sigma]."""
     state = model.trace(base[: tau + 1], int(base_quantity))[tau]
     source_model = model if source_model is None else source_model
     source_state = source_model.trace(source[: sigma + 1], int(source_quantity))[sigma]
     state.update({key: source_state[key] for key in model.swap_keys(variable)})
+    return state
+
+
+def continue_from(
+    model: CausalModel, state: dict, base: np.ndarray, tau: int, rng: np.random.Generator, max_length: int = 512
+) -> list[int]:
+    """base[:tau+1], then what `model` emits from `state` up to EOS."""
     out = [int(t) for t in base[: tau + 1]]
     while out[-1] != EOS:
         emitted = model.emit(state)
@@ -115,7 +141,7 @@ def make_counterfactuals(
         base, source = task.sample(need, rng, "all"), source_task.sample(need, rng, "all")
         tau, sigma = _positions(task, source_task, base, source, rng, same_position, same_phase)
         rows.extend(_draw_items((model, source_model), variable, base, source, tau, sigma, rng, max_length))
-    return _stack(task, rows[:n], variable)
+    return _stack(task, rows[:n], variable, model.variables)
 
 
 def _positions(task, source_task, base: Sequences, source: Sequences, rng, same_position, same_phase):
@@ -141,23 +167,14 @@ def _draw_items(models, variable, base, source, tau, sigma, rng, max_length):
         if tau[i] < 0 or sigma[i] < 0:
             continue  # no admissible pair of positions; the caller draws a fresh pair
         b, s = base.tokens[i, : base.lengths[i]], source.tokens[i, : source.lengths[i]]
+        state = intervened_state(
+            model, b, base.quantity[i], tau[i], s, source.quantity[i], sigma[i], variable, source_model
+        )
         try:
-            tokens = counterfactual_sequence(
-                model,
-                b,
-                base.quantity[i],
-                tau[i],
-                s,
-                source.quantity[i],
-                sigma[i],
-                variable,
-                rng,
-                max_length,
-                source_model,
-            )
+            tokens = continue_from(model, state, b, tau[i], rng, max_length)
         except OutOfRange:
             continue  # the swapped values cannot be expressed by this task; draw another
-        yield tokens, b, s, tau[i], sigma[i]
+        yield tokens, b, s, tau[i], sigma[i], tuple(state[v] for v in model.variables)
 
 
 def _pad(rows: list) -> np.ndarray:
@@ -168,7 +185,7 @@ def _pad(rows: list) -> np.ndarray:
     return out
 
 
-def _stack(task: Task, rows: list[tuple], variable: str) -> Counterfactuals:
+def _stack(task: Task, rows: list[tuple], variable: str, variables: tuple[str, ...]) -> Counterfactuals:
     tokens = _pad([r[0] for r in rows])
     tau = np.array([r[3] for r in rows], dtype=np.int64)
     after_tau = np.arange(tokens.shape[1])[None, :] >= tau[:, None]
@@ -180,4 +197,17 @@ def _stack(task: Task, rows: list[tuple], variable: str) -> Counterfactuals:
         tau=tau,
         sigma=np.array([r[4] for r in rows], dtype=np.int64),
         variable=variable,
+        values={name: np.array([r[5][j] for r in rows], dtype=np.int64) for j, name in enumerate(variables)},
     )
+
+
+def natural_values(model: CausalModel, sequences: Sequences) -> dict[str, np.ndarray]:
+    """The causal model's variables after each token of natural sequences: [N, L] per variable,
+    -1 where there is no state (the EOS position and padding)."""
+    n, width = sequences.tokens.shape
+    values = {name: np.full((n, width), -1, dtype=np.int64) for name in model.variables}
+    for i in range(n):
+        for at, state in enumerate(model.trace(sequences.tokens[i, : sequences.lengths[i]], sequences.quantity[i])):
+            for name in model.variables:
+                values[name][i, at] = state[name]
+    return values

@@ -21,7 +21,10 @@ def fits(jobs):
     for job in jobs:
         c = job.config
         models = tuple(c.models) if "models" in c else (c.a, c.b)
-        found.append((c.get("method", "similarity"), c.site, c.get("k"), models))
+        method = c.get("method", "similarity")
+        if method == "clmas" and c.cl.eps == 0:
+            method = "accessible_only"
+        found.append((method, c.site, c.get("k"), models))
     return sorted(found, key=str)
 
 
@@ -62,6 +65,14 @@ def test_pairs_and_reference_fits(tmp_path):
             4,
             {(m, "hidden", k): 1 if m == "mas" else 4 for m in ("mas", "das") for k in (1, 2, 4, 8, 16, 32)},
         ),
+        (
+            "baselines",
+            6,
+            {("mas", "hidden", 16): 1, ("das", "hidden", 16): 6, ("similarity", "hidden", None): 15}
+            | {("stitch", "hidden", k): 30 for k in ("full", 2, 4, 16)}
+            | {("clmas", "hidden", 16): 30, ("accessible_only", "hidden", 16): 30}
+            | {("latent_stitch", "hidden", "full"): 30},
+        ),
     ],
 )
 def test_each_preset_plans_its_jobs(tmp_path, preset, n_models, expected_fits):
@@ -90,7 +101,7 @@ def test_stitching_unimas_and_similarity_cover_pairs_within_each_fit(tmp_path):
     g, l_ = "count/gru:0", "count/lstm:0"
     assert fits(p.align) == sorted(
         [
-            (m, site, 16, pair)
+            (m, site, 16 if m == "unimas" else "full", pair)
             for m in ("stitch", "unimas")
             for site in ("hidden", "embed")
             for pair in ((g, l_), (l_, g))

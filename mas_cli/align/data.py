@@ -41,6 +41,8 @@ class Batch:
     target_state: torch.Tensor | None = None  # [B, d_t]
     residuals: torch.Tensor | None = None  # [B, C, d_t] (transformer hidden)
     source_tokens: torch.Tensor | None = None  # [B, C] (embed)
+    latent: torch.Tensor | None = None  # [B, d_t] matched natural latent (CLMAS directions)
+    has_latent: torch.Tensor | None = None  # [B] bool: a latent was matched
 
 
 @dataclass
@@ -111,9 +113,10 @@ def natural_activations(model, site: str, n: int, rng: np.random.Generator, devi
 
 
 def build_direction(
-    source, target, site: str, variable: str, n: int, rng: np.random.Generator, device
+    source, target, site: str, variable: str, n: int, rng: np.random.Generator, device, bank=None
 ) -> DirectionData:
-    """n counterfactual items for source → target (FrozenModels), with frozen activations."""
+    """n counterfactual items for source → target (FrozenModels), with frozen activations; with
+    a LatentBank of the target (hidden site), each item's matching natural latent."""
     cf = make_counterfactuals(target.task, n, variable, rng, same_position=site == "embed", source_task=source.task)
     tokens, tau, sigma = (torch.from_numpy(a).to(device) for a in (cf.tokens, cf.tau, cf.sigma))
     labels = np.where(cf.label_mask, targets_of(cf.tokens), UNSCORED)
@@ -149,4 +152,7 @@ def build_direction(
     if isinstance(target.model, RecurrentModel):  # the tokens after τ
         items.inputs = torch.from_numpy(np.take_along_axis(cf.tokens, np.minimum(clipped + 1, tokens.shape[1] - 1), 1))
         items.inputs = items.inputs.to(device)
+    if bank is not None:
+        items.latent, found = bank.match(cf.values, rng)
+        items.has_latent = torch.as_tensor(found, device=device)
     return DirectionData(items, extent, suffix_coords=True)

@@ -22,7 +22,8 @@ from torch import nn
 from mas_cli import store
 from mas_cli.align.data import DirectionData, build_direction, natural_activations
 from mas_cli.align.functions import AlignedRows, OrthogonalAlignment
-from mas_cli.align.intervention import Part, per_part_loss, predictions
+from mas_cli.align.intervention import Part, per_part_loss, predictions, swap
+from mas_cli.align.latents import build_bank, latent_loss
 from mas_cli.align.methods import ZERO_MASK
 from mas_cli.align.zoo import FrozenModel
 from mas_cli.console import StepProgress, console
@@ -36,6 +37,13 @@ class Direction:
     target: int
     train: DirectionData
     val: DirectionData
+    latent: bool = False  # trained with the latent loss instead of the target's behaviour
+
+    def unmatched(self) -> int | None:
+        """Items (train + val) with no matching natural latent; None for behaviour directions."""
+        if not self.latent:
+            return None
+        return sum(int((~data.items.has_latent).sum()) for data in (self.train, self.val))
 
 
 @dataclass
@@ -44,6 +52,7 @@ class Scores:
     tok_acc: float
     loss: float
     n: int
+    cl_loss: float | None = None  # latent loss over matched items (latent directions)
 
 
 def build_functions(models: list[FrozenModel], cfg: DictConfig, device) -> nn.ModuleList:
@@ -59,18 +68,21 @@ def build_functions(models: list[FrozenModel], cfg: DictConfig, device) -> nn.Mo
     return functions
 
 
-def build_directions(models, pairs, site, variable, settings, seed, device) -> list[Direction]:
+def build_directions(models, pairs, site, variable, settings, seed, device, latent_pairs=(), bank_size=0):
     """Counterfactual data per direction; seeded by (seed, source, target, split) so that the
-    same run always sees the same items."""
+    same run always sees the same items. Directions in `latent_pairs` also get matched natural
+    latents from a bank of `bank_size` natural sequences of their target."""
+    banks = {t: build_bank(models[t], bank_size, np.random.default_rng([seed, t, 77]), device) for _, t in latent_pairs}
     out = []
     for s, t in pairs:
+        bank = banks[t] if (s, t) in latent_pairs else None
         made = [
             build_direction(
-                models[s], models[t], site, variable, size, np.random.default_rng([seed, s, t, split]), device
+                models[s], models[t], site, variable, size, np.random.default_rng([seed, s, t, split]), device, bank
             )
             for split, size in enumerate((settings.train_size, settings.val_size))
         ]
-        out.append(Direction(s, t, *made))
+        out.append(Direction(s, t, *made, latent=bank is not None))
     return out
 
 
@@ -106,13 +118,23 @@ class Aligner:
             self._epoch[i] = (epoch, d.train.epoch_batches(self.settings.batch_size, rng))
         return d.train.take(self._epoch[i][1][index])
 
+    def latent_loss(self, d: Direction, batch, rows) -> torch.Tensor:
+        """L_CL of one direction's batch over the items with a matched latent."""
+        keep = batch.has_latent
+        h = swap(batch.target_state[keep], batch.source_state[keep], rows[d.target], rows[d.source], self.keep_target)
+        return latent_loss(h, batch.latent[keep], self.cfg.cl.loss)
+
     def train_step(self) -> float:
-        """Every direction weighs the same: the mean over directions of each one's mean loss."""
+        """Every direction weighs the same: the mean over directions of each one's mean loss
+        (behaviour cross-entropy, or cl.eps × the latent loss for latent directions)."""
         rows = self.aligned_rows()
         by_target: dict[int, list] = {}
-        for i, d in enumerate(self.directions):
-            by_target.setdefault(d.target, []).append((d, self._train_batch(i, d)))
         loss = 0.0
+        for i, d in enumerate(self.directions):
+            if d.latent:
+                loss = loss + self.cfg.cl.eps * self.latent_loss(d, self._train_batch(i, d), rows)
+            else:
+                by_target.setdefault(d.target, []).append((d, self._train_batch(i, d)))
         for target, batches in by_target.items():
             loss = loss + per_part_loss(self.target_step(target, batches, rows), len(batches)).sum()
         loss = loss / len(self.directions)
@@ -137,12 +159,17 @@ class Aligner:
             scored_tokens += len(found.labels)
             loss_sum += F.cross_entropy(found.logits, found.labels, reduction="sum").item()
             items += len(index)
-        return Scores(right_items / items, right_tokens / scored_tokens, loss_sum / scored_tokens, items)
+        scores = Scores(right_items / items, right_tokens / scored_tokens, loss_sum / scored_tokens, items)
+        if d.latent:
+            batch = data.take(data.eval_batches(len(data), limit)[0])
+            scores.cl_loss = float(self.latent_loss(d, batch, rows))
+        return scores
 
     def scores_row(self, d: Direction, split: str, scores: Scores) -> dict:
         """One direction's scores as a tidy row (curve.csv, iia.csv)."""
         src, trg = self.models[d.source].spec.label, self.models[d.target].spec.label
-        return {"src": src, "trg": trg, "split": split, **asdict(scores)}
+        measured = {key: value for key, value in asdict(scores).items() if value is not None}
+        return {"src": src, "trg": trg, "split": split, **measured}
 
     def validate(self, train_loss: float, elapsed: float) -> bool:
         """Append curve rows; True when training should stop."""
@@ -155,13 +182,17 @@ class Aligner:
             for split, scores in (("train", t), ("val", v)):
                 row = self.scores_row(d, split, scores)
                 self.curve.append({"step": self.step, **row, "train_step_loss": train_loss, "wall_s": wall})
-        mean_val_loss = float(np.mean([v.loss for v in val]))
+        # The stopping rules see only what training may use: the latent loss, not the behaviour,
+        # of latent directions.
+        objective = [v.cl_loss if d.latent else v.loss for d, v in zip(self.directions, val)]
+        mean_val_loss = float(np.mean(objective))
         if mean_val_loss < self.best_loss - self.settings.min_delta:
             self.best_loss, self.since_best = mean_val_loss, 0
         else:
             self.since_best += 1
         target = self.settings.target_iia
-        if all(v.iia >= target and t.iia >= target for v, t in zip(val, train)):
+        seen = [(v, t) for d, v, t in zip(self.directions, val, train) if not d.latent]
+        if seen and all(v.iia >= target and t.iia >= target for v, t in seen):
             self.stop_reason = f"every direction reached IIA {target}"
             return True
         if self.since_best >= self.settings.patience:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mas_cli import store
 from mas_cli.align.engine import Aligner, build_directions
-from mas_cli.align.methods import FIXED_DIRECTIONS
+from mas_cli.align.methods import FIXED_DIRECTIONS, FULL_WIDTH_BY_DEFAULT, LATENT_METHODS
 from mas_cli.align.specs import ModelSpec, parse_directions, parse_spec
 from mas_cli.align.zoo import FrozenModel, ensure_trained, load_frozen
 from mas_cli.config import ConfigError, refuse_other_settings
@@ -35,15 +35,16 @@ def with_method_defaults(cfg: DictConfig) -> DictConfig:
     """k left unset (null) is 16, or the full width for stitching (SPEC §5)."""
     if cfg.k is not None:
         return cfg
-    return OmegaConf.merge(cfg, {"k": "full" if cfg.method == "stitch" else 16})
+    return OmegaConf.merge(cfg, {"k": "full" if cfg.method in FULL_WIDTH_BY_DEFAULT else 16})
 
 
 @dataclass
 class Plan:
     specs: list[ModelSpec]
     pairs: list[tuple[int, int]]
-    method: str  # das when one model is aligned with itself
+    method: str  # das when one model is aligned with itself; accessible_only for clmas with cl.eps = 0
     run_dir: Path
+    latent_pairs: list[tuple[int, int]]  # directions trained with the latent loss (CLMAS, latent stitching)
 
 
 @dataclass
@@ -77,8 +78,32 @@ def plan_alignment(cfg: DictConfig) -> Plan:
             raise ConfigError(f"method={cfg.method} fixes its directions (source a, target b); drop directions=")
     pairs = FIXED_DIRECTIONS.get(cfg.method) or parse_directions(cfg.directions, len(specs))
     method = "das" if len(specs) == 1 else cfg.method
+    latent_pairs = latent_directions(cfg, pairs, len(specs))
+    if method == "clmas" and cfg.cl.eps == 0:
+        method = "accessible_only"
     run_dir = Path(cfg.paths.root) / "alignments" / run_settings(cfg, method, pairs) / "+".join(s.slug for s in specs)
-    return Plan(specs, pairs, method, run_dir)
+    return Plan(specs, pairs, method, run_dir, latent_pairs)
+
+
+def latent_directions(cfg: DictConfig, pairs: list[tuple[int, int]], m: int) -> list[tuple[int, int]]:
+    """The directions trained with the latent loss: all of latent stitching's; for CLMAS
+    `cl.directions` (default `into_last`: every direction into the last model)."""
+    if cfg.method not in LATENT_METHODS:
+        return []
+    if cfg.site != "hidden":
+        raise ConfigError(f"method={cfg.method} matches natural hidden states; use site=hidden")
+    if cfg.method == "latent_stitch":
+        return list(pairs)
+    if m < 2:
+        raise ConfigError("method=clmas needs two models or more: a=<accessible> b=<inaccessible>")
+    wanted = cfg.cl.directions
+    chosen = [p for p in pairs if p[1] == m - 1] if wanted == "into_last" else parse_directions(wanted, m)
+    outside = [p for p in chosen if p not in pairs]
+    if outside:
+        raise ConfigError(f"cl.directions {outside} are not among the trained directions; choose from {pairs}")
+    if len(chosen) == len(pairs) and cfg.cl.eps == 0:
+        raise ConfigError("cl.eps=0 with every direction latent leaves nothing to train; keep a behaviour direction")
+    return chosen
 
 
 def run_settings(cfg: DictConfig, method: str, pairs: list[tuple[int, int]]) -> str:
@@ -91,6 +116,11 @@ def run_settings(cfg: DictConfig, method: str, pairs: list[tuple[int, int]]) -> 
         )
     chosen = {"budget": cfg.budget.name, "orthogonal_map": cfg.orthogonal_map, "normalize": cfg.normalize}
     usual = {"budget": "quick", "orthogonal_map": "cayley", "normalize": "rms"}
+    if cfg.method in LATENT_METHODS:
+        chosen |= {"eps": cfg.cl.eps, "cl_loss": cfg.cl.loss, "cl": cfg.cl.directions}
+        usual |= {"eps": 1.0, "cl_loss": "both", "cl": "into_last"}
+        if not isinstance(cfg.cl.directions, str):
+            chosen["cl"] = ".".join(str(p) for p in cfg.cl.directions)
     return name + "".join(f"-{key}_{value}" for key, value in chosen.items() if value != usual[key])
 
 
@@ -125,6 +155,8 @@ def fingerprint_of(cfg: DictConfig, plan: Plan, models: list[FrozenModel], k: in
         "directions": [list(p) for p in plan.pairs],
         "seed": cfg.seed,
         "settings": OmegaConf.to_container(cfg.budget.align, resolve=True),
+        "latent": [list(p) for p in plan.latent_pairs],
+        "cl": OmegaConf.to_container(cfg.cl, resolve=True) if plan.latent_pairs else None,
         "models": [{"model": m.spec.label, "trained": m.metrics.get("fingerprint")} for m in models],
     }
 
@@ -157,7 +189,18 @@ def fit(cfg: DictConfig, plan: Plan, models: list[FrozenModel], fingerprint: dic
     if cfg.force:
         checkpoint.unlink(missing_ok=True)
     console.print(f"counterfactual data: {len(plan.pairs)} direction(s), swap={cfg.swap}, site={cfg.site}")
-    directions = build_directions(models, plan.pairs, cfg.site, cfg.swap, cfg.budget.align, cfg.seed, device)
+    directions = build_directions(
+        models, plan.pairs, cfg.site, cfg.swap, cfg.budget.align, cfg.seed, device, plan.latent_pairs, cfg.cl.bank_size
+    )
+    for d in directions:
+        unmatched, items = d.unmatched(), len(d.train) + len(d.val)
+        if unmatched == items:
+            raise ConfigError(
+                f"no natural latent of {models[d.target].spec.label} matches any counterfactual of direction "
+                f"{d.source}-{d.target}; drop it from cl.directions"
+            )
+        if unmatched:
+            console.print(f"direction {d.source}-{d.target}: {unmatched} of {items} items have no matching latent")
     aligner = Aligner(cfg, models, directions, device)
     title = f"align {plan.method} {' '.join(m.spec.label for m in models)}"
     wall = aligner.run(checkpoint, fingerprint, title)
@@ -177,6 +220,8 @@ def result_rows(cfg: DictConfig, plan: Plan, aligner: Aligner) -> pd.DataFrame:
             scores = aligner.scores_row(d, split, aligner.evaluate(d, data, rows=weights))
             setting = {"method": plan.method, "site": cfg.site, "k": cfg.k, "variable": cfg.swap}
             setting |= {"normalize": cfg.normalize, "orthogonal_map": cfg.orthogonal_map, "budget": cfg.budget.name}
+            if d.latent:
+                scores["cl_unmatched"] = int((~data.items.has_latent).sum())
             rows.append({**setting, **scores, "steps": aligner.step, "stop": aligner.stop_reason, "seed": cfg.seed})
     return pd.DataFrame(rows)
 

@@ -20,7 +20,8 @@ from mas_cli.commands.common import compose_config, inherit_runtime
 from mas_cli.commands.similarity import plan_similarity
 from mas_cli.config import ConfigError, validate_align, validate_runtime, validate_similarity
 
-METHODS = (*ALIGN_METHODS, "similarity")
+# accessible_only: CLMAS with cl.eps = 0, the ablation shown beside it
+METHODS = (*ALIGN_METHODS, "accessible_only", "similarity")
 FITS = ("joint", "pairs", "reference")
 
 
@@ -119,8 +120,9 @@ def _spec_text(spec: ModelSpec) -> str:
 
 
 def fits_of(method: str, groups: list[list[ModelSpec]], everyone: list[ModelSpec]) -> list[list[ModelSpec]]:
-    """The model lists one method fits: MAS each group; DAS each model; stitching and uniMAS every
-    ordered pair within a group (a = source, b = target); similarity every unordered pair."""
+    """The model lists one method fits: MAS each group; DAS each model; the two-model methods
+    (stitching, uniMAS, CLMAS, latent stitching) every ordered pair within a group (a = source or
+    accessible model, b = target or inaccessible one); similarity every unordered pair."""
     if method == "das":
         return [[s] for s in everyone]
     if method == "mas":
@@ -137,6 +139,8 @@ def method_jobs(cfg: DictConfig, method: str, group: list[ModelSpec], site: str,
         done = (plan_similarity(sim_cfg)[1] / "similarity.csv").is_file() and not sim_cfg.force
         return Job("similarity", f"rsa/cka {site}: {group[0].label} ~ {group[1].label}", sim_cfg, done, list(group))
     settings = {"models": [_spec_text(s) for s in group], "method": method, "site": site, "swap": swap, "k": k}
+    if method == "accessible_only":
+        settings |= {"method": "clmas", "cl": {"eps": 0.0}}
     align_cfg = _composed(cfg, "align", list(cfg.pipeline.align_overrides), settings)
     validate_align(align_cfg)
     plan = plan_alignment(align_cfg)
