@@ -119,10 +119,13 @@ class Aligner:
         return d.train.take(self._epoch[i][1][index])
 
     def latent_loss(self, d: Direction, batch, rows) -> torch.Tensor:
-        """L_CL of one direction's batch over the items with a matched latent."""
-        keep = batch.has_latent
-        h = swap(batch.target_state[keep], batch.source_state[keep], rows[d.target], rows[d.source], self.keep_target)
-        return latent_loss(h, batch.latent[keep], self.cfg.cl.loss)
+        """L_CL of one direction's batch over the items with a matched latent, on the site as the
+        target's alignment function sees it, (h − μ)/s: raw, an LSTM cell state's squared error
+        (units of one) would swamp the cross-entropy of every other direction. With
+        normalize=none this is the formula on raw vectors."""
+        keep, target = batch.has_latent, rows[d.target]
+        h = swap(batch.target_state[keep], batch.source_state[keep], target, rows[d.source], self.keep_target)
+        return latent_loss(target.normalized(h), target.normalized(batch.latent[keep]), self.cfg.cl.loss)
 
     def train_step(self) -> float:
         """Every direction weighs the same: the mean over directions of each one's mean loss

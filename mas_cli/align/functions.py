@@ -69,8 +69,12 @@ class AlignedRows:
     center: torch.Tensor  # [d]
     scale: torch.Tensor  # []
 
+    def normalized(self, h: torch.Tensor) -> torch.Tensor:
+        """(h − center) / scale: the site before the rotation."""
+        return (h - self.center) / self.scale
+
     def coordinates(self, h: torch.Tensor) -> torch.Tensor:
-        return ((h - self.center) / self.scale) @ self.rows.T  # [..., k]
+        return self.normalized(h) @ self.rows.T  # [..., k]
 
     def write(self, delta: torch.Tensor) -> torch.Tensor:
         """The site-space change that moves the aligned coordinates by delta [..., k]."""
