@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, ListConfig
 
-from mas_cli.align.functions import NORMALIZATIONS, ORTHOGONAL_MAPS
+from mas_cli.align.functions import ALIGN_FNS, NORMALIZATIONS, ORTHOGONAL_MAPS
 from mas_cli.align.latents import CL_LOSSES
 from mas_cli.align.methods import METHODS
 from mas_cli.models import ARCHITECTURES, SITES
@@ -162,6 +162,7 @@ def validate_align(cfg: DictConfig) -> None:
         f"k must be a positive integer (or full), got {cfg.k!r}",
     )
     _require(isinstance(cfg.swap, str) and cfg.swap, f"swap must name one causal variable or full, got {cfg.swap!r}")
+    _require(cfg.align_fn in ALIGN_FNS, f"align_fn must be one of {', '.join(ALIGN_FNS)}, got {cfg.align_fn!r}")
     _require(
         cfg.orthogonal_map in ORTHOGONAL_MAPS,
         f"orthogonal_map must be one of {', '.join(ORTHOGONAL_MAPS)}, got {cfg.orthogonal_map!r}",

@@ -133,6 +133,7 @@ def test_directions_and_different_widths(tmp_path):
         (["models=[gru,lstm,gru:1]", "method=unimas"], "method=unimas takes two models"),
         (["a=gru", "b=lstm", "method=stitch", "directions=within"], "method=stitch fixes its directions"),
         (["a=gru", "b=lstm", "method=probe"], "method must be one of mas, das, stitch, unimas"),
+        (["a=gru", "align_fn=householder"], "align_fn must be one of orthogonal, gram_schmidt, linear"),
     ],
 )
 def test_bad_input_is_refused_before_anything_is_written(tmp_path, overrides, message):
@@ -219,6 +220,8 @@ def test_eval_batch_size_does_not_change_scores(tmp_path, monkeypatch):
         (["method=stitch"], "stitch-hidden-count-kfull-s0"),
         (["method=stitch", "k=4"], "stitch-hidden-count-k4-s0"),
         (["method=unimas"], "unimas-hidden-count-k16-s0"),
+        (["align_fn=gram_schmidt"], "mas-hidden-count-k16-s0-align_fn_gram_schmidt"),
+        (["align_fn=linear", "orthogonal_map=matrix_exp"], "mas-hidden-count-k16-s0-align_fn_linear"),
     ],
 )
 def test_run_directories_are_named_by_their_settings(overrides, name):
@@ -235,6 +238,16 @@ def test_stitching_and_unimas_train_their_fixed_directions(tmp_path):
     val = unimas.rows[unimas.rows.split == "val"]
     assert list(zip(val.src, val.trg)) == [("count/gru/0", "count/lstm/0"), ("count/lstm/0", "count/lstm/0")]
     assert set(val.method) == {"unimas"} and set(val.k) == {4}
+
+
+@pytest.mark.parametrize("align_fn", ["gram_schmidt", "linear"])
+def test_other_alignment_functions_fit_and_save(tmp_path, align_fn):
+    result = run_align(tmp_path, "a=gru", "b=lstm", f"align_fn={align_fn}")
+    assert set(result.rows.align_fn) == {align_fn} and result.rows.iia.between(0, 1).all()
+    payload = read_alignment(result.run_dir / "alignment.pt")
+    names = set(payload["functions"])
+    assert any(n.endswith("basis" if align_fn == "gram_schmidt" else "weight") for n in names), names
+    assert run_align(tmp_path, "a=gru", "b=lstm", f"align_fn={align_fn}").reused
 
 
 def test_the_run_task_is_the_default_task_of_specs():

@@ -233,3 +233,72 @@ def test_embed_site_matches_running_the_model_on_swapped_embeddings(arch):
     mask = torch.from_numpy(cf.label_mask)
     torch.testing.assert_close(fast, target.model.logits_from_embeddings(swapped)[mask], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(labels, torch.from_numpy(targets_of(cf.tokens))[mask])
+
+
+def test_gram_schmidt_is_the_classical_procedure_and_stays_orthonormal_under_training():
+    from mas_cli.align.functions import GramSchmidtAlignment, gram_schmidt
+
+    vectors = torch.randn(4, 9, dtype=torch.float64)
+    expected = []
+    for v in vectors:  # the textbook loop
+        for u in expected:
+            v = v - (v @ u) * u
+        expected.append(v / v.norm())
+    torch.testing.assert_close(gram_schmidt(vectors), torch.stack(expected))
+    a = GramSchmidtAlignment(9, 4, torch.Generator().manual_seed(0))
+    optimizer = torch.optim.Adam(a.parameters(), lr=0.3)
+    for _ in range(20):
+        loss = (a.aligned(4).coordinates(torch.randn(8, 9)) ** 2).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    rows = a.aligned(4).rows.detach()
+    torch.testing.assert_close(rows @ rows.T, torch.eye(4), atol=1e-5, rtol=0)
+
+
+def test_gram_schmidt_and_orthogonal_swaps_agree_on_the_same_subspace():
+    from mas_cli.align.functions import GramSchmidtAlignment
+
+    generator = torch.Generator().manual_seed(3)
+    k = 3
+    orthogonal_t, orthogonal_s = (
+        OrthogonalAlignment(10, generator=generator),
+        OrthogonalAlignment(7, generator=generator),
+    )
+    gs_t, gs_s = GramSchmidtAlignment(10, k), GramSchmidtAlignment(7, k)
+    with torch.no_grad():  # another basis of the same k-dim subspaces: mixed, neither orthogonal nor normalised
+        mix = torch.randn(k, k) + 3 * torch.eye(k)
+        gs_t.basis.copy_(mix @ orthogonal_t.matrix()[:k])
+        gs_s.basis.copy_(orthogonal_s.matrix()[:k])  # Gram–Schmidt leaves orthonormal rows as they are
+    h_t, h_s = torch.randn(6, 10), torch.randn(6, 7)
+    # the target's swap is a projection: any orthonormal basis of the subspace gives the same h'
+    fast_o = swap(h_t, h_t, orthogonal_t.aligned(k), orthogonal_t.aligned(k))
+    torch.testing.assert_close(swap(h_t, h_t, gs_t.aligned(k), gs_t.aligned(k)), fast_o, atol=1e-5, rtol=0)
+    within_o = swap(h_t, h_t[[1, 2, 3, 4, 5, 0]], orthogonal_t.aligned(k), orthogonal_t.aligned(k))
+    within_g = swap(h_t, h_t[[1, 2, 3, 4, 5, 0]], gs_t.aligned(k), gs_t.aligned(k))
+    torch.testing.assert_close(within_g, within_o, atol=1e-5, rtol=0)
+    # across models the bases must agree coordinate by coordinate: give the GS target Q_t[:k] itself
+    with torch.no_grad():
+        gs_t.basis.copy_(orthogonal_t.matrix()[:k])
+    cross_o = swap(h_t, h_s, orthogonal_t.aligned(k), orthogonal_s.aligned(k))
+    cross_g = swap(h_t, h_s, gs_t.aligned(k), gs_s.aligned(k))
+    torch.testing.assert_close(gs_s.aligned(k).rows, orthogonal_s.matrix()[:k], atol=1e-5, rtol=0)
+    torch.testing.assert_close(cross_g, cross_o, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("widths", [(8, 8), (6, 10), (10, 6)])
+def test_linear_swap_equals_the_formula_through_its_inverse(widths):
+    from mas_cli.align.functions import LinearAlignment
+
+    d_t, d_s = widths
+    generator = torch.Generator().manual_seed(5)
+    a_t, a_s = LinearAlignment(d_t, generator), LinearAlignment(d_s, generator)
+    with torch.no_grad():  # make them non-orthogonal (and keep them well conditioned)
+        a_t.weight.mul_(torch.linspace(0.5, 2.0, d_t)[:, None]).add_(0.1 * torch.randn(d_t, d_t, generator=generator))
+        a_s.weight.mul_(torch.linspace(0.5, 2.0, d_s)[:, None]).add_(0.1 * torch.randn(d_s, d_s, generator=generator))
+    a_t.fit_normalization(2 * torch.randn(40, d_t, generator=generator) + 1, "rms")
+    h_t, h_s = torch.randn(5, d_t, generator=generator), torch.randn(5, d_s, generator=generator)
+    torch.testing.assert_close(a_t.inverse(a_t(h_t)), h_t, atol=1e-4, rtol=0)
+    for keep_target in (True, False):
+        fast = swap(h_t, h_s, a_t.aligned(3), a_s.aligned(3), keep_target)
+        torch.testing.assert_close(fast, interchange(h_t, h_s, a_t, a_s, 3, keep_target), atol=1e-4, rtol=0)

@@ -21,7 +21,7 @@ from torch import nn
 
 from mas_cli import store
 from mas_cli.align.data import DirectionData, build_direction, natural_activations
-from mas_cli.align.functions import AlignedRows, OrthogonalAlignment
+from mas_cli.align.functions import AlignedRows, make_alignment
 from mas_cli.align.intervention import Part, per_part_loss, predictions, swap
 from mas_cli.align.latents import build_bank, latent_loss
 from mas_cli.align.methods import ZERO_MASK
@@ -61,7 +61,9 @@ def build_functions(models: list[FrozenModel], cfg: DictConfig, device) -> nn.Mo
     generator = torch.Generator().manual_seed(cfg.seed)
     functions = nn.ModuleList()
     for i, m in enumerate(models):
-        function = OrthogonalAlignment(m.model.site_width(cfg.site), cfg.orthogonal_map, generator).to(device)
+        width = m.model.site_width(cfg.site)
+        function = make_alignment(cfg.get("align_fn", "orthogonal"), width, cfg.k, cfg.orthogonal_map, generator)
+        function = function.to(device)
         natural = natural_activations(m, cfg.site, 1000, np.random.default_rng([cfg.seed, i, 99]), device)
         function.fit_normalization(natural, cfg.get("normalize", "rms"))
         functions.append(function)

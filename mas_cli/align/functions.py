@@ -22,19 +22,20 @@ from torch.nn.utils import parametrizations
 
 ORTHOGONAL_MAPS = ("matrix_exp", "cayley")
 NORMALIZATIONS = ("rms", "none")
+ALIGN_FNS = ("orthogonal", "gram_schmidt", "linear")
 
 
-class OrthogonalAlignment(nn.Module):
-    def __init__(self, width: int, orthogonal_map: str = "matrix_exp", generator: torch.Generator | None = None):
+def random_rotation(width: int, generator: torch.Generator | None) -> torch.Tensor:
+    q, r = torch.linalg.qr(torch.randn(width, width, generator=generator))
+    return q * torch.sign(torch.diagonal(r))  # sign fix: Haar-uniform
+
+
+class AlignmentFunction(nn.Module):
+    """What every alignment function shares: the fixed normalisation μ, s of its model's site."""
+
+    def __init__(self, width: int):
         super().__init__()
         self.width = width
-        linear = nn.Linear(width, width, bias=False)
-        with torch.no_grad():  # a seeded random rotation as the starting point
-            q, r = torch.linalg.qr(torch.randn(width, width, generator=generator))
-            linear.weight.copy_(q * torch.sign(torch.diagonal(r)))  # sign fix: Haar-uniform
-        # Trivialisation (PyTorch's default): Q = B·map(X) with B the starting rotation (a buffer)
-        # and X a skew matrix that starts at zero; both are in the state_dict.
-        self.map = parametrizations.orthogonal(linear, orthogonal_map=orthogonal_map)
         self.register_buffer("center", torch.zeros(width))
         self.register_buffer("scale", torch.ones(()))
 
@@ -45,6 +46,20 @@ class OrthogonalAlignment(nn.Module):
             self.center.copy_(activations.mean(0))
             centred = activations - self.center
             self.scale.copy_(centred.pow(2).sum(-1).mean().sqrt().clamp(min=1e-6))
+
+    def aligned(self, k: int) -> AlignedRows:
+        raise NotImplementedError
+
+
+class OrthogonalAlignment(AlignmentFunction):
+    def __init__(self, width: int, orthogonal_map: str = "matrix_exp", generator: torch.Generator | None = None):
+        super().__init__(width)
+        linear = nn.Linear(width, width, bias=False)
+        with torch.no_grad():  # a seeded random rotation as the starting point
+            linear.weight.copy_(random_rotation(width, generator))
+        # Trivialisation (PyTorch's default): Q = B·map(X) with B the starting rotation (a buffer)
+        # and X a skew matrix that starts at zero; both are in the state_dict.
+        self.map = parametrizations.orthogonal(linear, orthogonal_map=orthogonal_map)
 
     def matrix(self) -> torch.Tensor:
         """Q [d, d]; row i is alignment coordinate i expressed in the (normalised) site space."""
@@ -61,13 +76,65 @@ class OrthogonalAlignment(nn.Module):
         return self.scale * (z @ self.matrix()) + self.center
 
 
+def gram_schmidt(vectors: torch.Tensor) -> torch.Tensor:
+    """Orthonormal rows spanning the rows of `vectors` [k, d], in order: row i is vector i minus
+    its projections on rows 0..i-1, normalised. Computed as a QR factorisation with the signs
+    fixed so that diag(R) > 0, which is exactly that Gram–Schmidt result (and stable)."""
+    q, r = torch.linalg.qr(vectors.T)  # q [d, k]
+    return (q * torch.sign(torch.diagonal(r))).T
+
+
+class GramSchmidtAlignment(AlignmentFunction):
+    """Only the k aligned directions: a free [k, d] basis re-orthonormalised by Gram–Schmidt at
+    every forward pass, h_t' = h_t + Qᵀ(Q_s h_s − Q_t h_t). O(k·d) parameters and work instead of
+    a d × d matrix and its O(d³) parametrisation: the cheap choice for wide models."""
+
+    def __init__(self, width: int, k: int, generator: torch.Generator | None = None):
+        super().__init__(width)
+        self.basis = nn.Parameter(random_rotation(width, generator)[:k].clone())
+
+    def aligned(self, k: int) -> AlignedRows:
+        if k != self.basis.shape[0]:
+            raise ValueError(f"this Gram–Schmidt function holds {self.basis.shape[0]} directions, not {k}")
+        return AlignedRows(gram_schmidt(self.basis), self.center, self.scale)
+
+
+class LinearAlignment(AlignmentFunction):
+    """A general invertible map A(h) = W (h − μ)/s. The swap reads the first k rows of W and
+    writes through the first k columns of W⁻¹: h_t' = h_t + s_t W_t⁻¹[:, :k] (A_s(h_s) − A_t(h_t))[:k]."""
+
+    def __init__(self, width: int, generator: torch.Generator | None = None):
+        super().__init__(width)
+        self.weight = nn.Parameter(random_rotation(width, generator))  # starts orthogonal
+
+    def aligned(self, k: int) -> AlignedRows:
+        return AlignedRows(self.weight[:k], self.center, self.scale, torch.linalg.inv(self.weight)[:, :k].T)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return ((h - self.center) / self.scale) @ self.weight.T
+
+    def inverse(self, z: torch.Tensor) -> torch.Tensor:
+        return self.scale * (z @ torch.linalg.inv(self.weight).T) + self.center
+
+
+def make_alignment(align_fn: str, width: int, k: int, orthogonal_map: str, generator) -> AlignmentFunction:
+    if align_fn == "gram_schmidt":
+        return GramSchmidtAlignment(width, k, generator)
+    if align_fn == "linear":
+        return LinearAlignment(width, generator)
+    return OrthogonalAlignment(width, orthogonal_map, generator)
+
+
 @dataclass
 class AlignedRows:
-    """The aligned part of one alignment function: A(h)[:k] = rows · (h − center) / scale."""
+    """The aligned part of one alignment function: A(h)[:k] = rows · (h − center) / scale, and
+    the site-space directions a change of those k coordinates is written along (`write_rows`;
+    the rows themselves for orthonormal rows)."""
 
     rows: torch.Tensor  # [k, d]
     center: torch.Tensor  # [d]
     scale: torch.Tensor  # []
+    write_rows: torch.Tensor | None = None  # [k, d]; None: the rows
 
     def normalized(self, h: torch.Tensor) -> torch.Tensor:
         """(h − center) / scale: the site before the rotation."""
@@ -78,4 +145,4 @@ class AlignedRows:
 
     def write(self, delta: torch.Tensor) -> torch.Tensor:
         """The site-space change that moves the aligned coordinates by delta [..., k]."""
-        return self.scale * (delta @ self.rows)
+        return self.scale * (delta @ (self.rows if self.write_rows is None else self.write_rows))

@@ -116,6 +116,9 @@ def run_settings(cfg: DictConfig, method: str, pairs: list[tuple[int, int]]) -> 
         )
     chosen = {"budget": cfg.budget.name, "orthogonal_map": cfg.orthogonal_map, "normalize": cfg.normalize}
     usual = {"budget": "quick", "orthogonal_map": "cayley", "normalize": "rms"}
+    if cfg.align_fn != "orthogonal":  # the orthogonal map's parametrisation then means nothing
+        del chosen["orthogonal_map"]
+        chosen["align_fn"], usual["align_fn"] = cfg.align_fn, "orthogonal"
     if cfg.method in LATENT_METHODS:
         chosen |= {"eps": cfg.cl.eps, "cl_loss": cfg.cl.loss, "cl": cfg.cl.directions}
         usual |= {"eps": 1.0, "cl_loss": "both", "cl": "into_last"}
@@ -145,7 +148,7 @@ def describe(model: FrozenModel, site: str) -> tuple[str, int, tuple[str, ...]]:
 
 
 def fingerprint_of(cfg: DictConfig, plan: Plan, models: list[FrozenModel], k: int) -> dict:
-    return {
+    found = {
         "method": plan.method,
         "site": cfg.site,
         "swap": cfg.swap,
@@ -155,10 +158,16 @@ def fingerprint_of(cfg: DictConfig, plan: Plan, models: list[FrozenModel], k: in
         "directions": [list(p) for p in plan.pairs],
         "seed": cfg.seed,
         "settings": OmegaConf.to_container(cfg.budget.align, resolve=True),
-        "latent": [list(p) for p in plan.latent_pairs],
-        "cl": OmegaConf.to_container(cfg.cl, resolve=True) if plan.latent_pairs else None,
         "models": [{"model": m.spec.label, "trained": m.metrics.get("fingerprint")} for m in models],
     }
+    # Settings added after results were first stored join the fingerprint only when they are in
+    # use, so earlier runs of the default settings stay reusable.
+    if cfg.align_fn != "orthogonal":
+        found["align_fn"] = cfg.align_fn
+    if plan.latent_pairs:
+        found["latent"] = [list(p) for p in plan.latent_pairs]
+        found["cl"] = OmegaConf.to_container(cfg.cl, resolve=True)
+    return found
 
 
 def align(cfg: DictConfig, train: Callable[[ModelSpec], None], precheck: Callable[[ModelSpec], tuple]) -> AlignResult:
@@ -220,6 +229,7 @@ def result_rows(cfg: DictConfig, plan: Plan, aligner: Aligner) -> pd.DataFrame:
             scores = aligner.scores_row(d, split, aligner.evaluate(d, data, rows=weights))
             setting = {"method": plan.method, "site": cfg.site, "k": cfg.k, "variable": cfg.swap}
             setting |= {"normalize": cfg.normalize, "orthogonal_map": cfg.orthogonal_map, "budget": cfg.budget.name}
+            setting["align_fn"] = cfg.align_fn
             if d.latent:
                 scores["cl_unmatched"] = int((~data.items.has_latent).sum())
             rows.append({**setting, **scores, "steps": aligner.step, "stop": aligner.stop_reason, "seed": cfg.seed})
