@@ -1,6 +1,6 @@
 """Alignment speed: one MAS optimisation step, side by side with a straightforward baseline.
 
-    python scripts/bench_align.py [--threads 2] [--steps 20] [--k 32]
+    python scripts/bench_align.py [--threads 2] [--steps 20] [--k 32] [--widths 128 256 ... 4096]
 
 Setting (issue 3): GRU ↔ LSTM, width 128, batch 128 per direction, k 32, four directions
 (gru→gru, gru→lstm, lstm→gru, lstm→lstm), hidden site, swap count, Multi-Object counterfactuals.
@@ -14,12 +14,15 @@ Weights are random: a step's cost does not depend on them.
 
 Prints a markdown table (for docs/BENCHMARKS.md): median ms per step, the speed-up, the model
 FLOPs a step does (forward + input-gradient backward, counted from the shapes it ran) and the
-achieved GFLOP/s beside the machine's fp32 matmul throughput measured in the same run.
+achieved GFLOP/s beside the machine's fp32 matmul throughput measured in the same run; the same
+fast step with align_fn=gram_schmidt and linear; then a width sweep (128 → 4096) of the
+alignment functions alone: the full orthogonal map (O(d³) per step) against Gram–Schmidt (O(k·d)).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 
@@ -29,6 +32,8 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from mas_cli.align.engine import Aligner, build_directions
+from mas_cli.align.functions import make_alignment
+from mas_cli.align.intervention import swap
 from mas_cli.align.reference import reference_logits
 from mas_cli.align.specs import ModelSpec
 from mas_cli.align.zoo import FrozenModel
@@ -73,22 +78,18 @@ def time_it(step, steps: int) -> float:
     return statistics.median(times)
 
 
+def align_cfg(k: int, align_fn: str = "orthogonal"):
+    settings = {"train_size": 2048, "val_size": 128, "max_steps": 10**6, "batch_size": BATCH, "lr": 1e-3}
+    settings.update(val_every=10**6, patience=10, min_delta=0.001, target_iia=0.995)
+    top = {"k": k, "site": "hidden", "seed": 0, "orthogonal_map": "cayley", "normalize": "rms", "align_fn": align_fn}
+    return OmegaConf.create({**top, "budget": {"align": settings}})
+
+
 def bench(steps: int, k: int) -> list[str]:
     task = CountingTask()
     models = [frozen("gru", task, 0), frozen("lstm", task, 1)]
     pairs = [(0, 0), (0, 1), (1, 0), (1, 1)]
-    settings = {"train_size": 2048, "val_size": 128, "max_steps": 10**6, "batch_size": BATCH, "lr": 1e-3}
-    settings.update(val_every=10**6, patience=10, min_delta=0.001, target_iia=0.995)
-    cfg = OmegaConf.create(
-        {
-            "k": k,
-            "site": "hidden",
-            "seed": 0,
-            "orthogonal_map": "cayley",
-            "normalize": "rms",
-            "budget": {"align": settings},
-        }
-    )
+    cfg = align_cfg(k)
     directions = build_directions(models, pairs, "hidden", "count", cfg.budget.align, 0, "cpu")
     aligner = Aligner(cfg, models, directions, "cpu")
 
@@ -139,6 +140,10 @@ def bench(steps: int, k: int) -> list[str]:
     slow = time_it(baseline_step, max(3, steps // 4))
     peak = matmul_gflops()
     work = statistics.mean(flops)
+    others = {}  # the same fast step with the other alignment functions
+    for align_fn in ("gram_schmidt", "linear"):
+        other = Aligner(align_cfg(k, align_fn), models, directions, "cpu")
+        others[align_fn] = time_it(other.train_step, steps)
     return [
         f"fp32 matmul (2048²·2048) on {torch.get_num_threads()} threads: {peak:.0f} GFLOP/s",
         "",
@@ -148,9 +153,47 @@ def bench(steps: int, k: int) -> list[str]:
         f"| baseline: per-step loop from position 0, readout everywhere | {slow * 1e3:.1f} | 1.0× "
         f"| ≈ {sum(baseline_flops) / 1e9:.1f} | {sum(baseline_flops) / slow / 1e9:.1f} | "
         f"{100 * sum(baseline_flops) / slow / 1e9 / peak:.0f} % |",
-        f"| mas (`Aligner.train_step`) | {fast * 1e3:.1f} | {slow / fast:.1f}× | {work / 1e9:.2f} "
-        f"| {work / fast / 1e9:.1f} | {100 * work / fast / 1e9 / peak:.0f} % |",
+        f"| mas (`Aligner.train_step`, align_fn=orthogonal) | {fast * 1e3:.1f} | {slow / fast:.1f}× "
+        f"| {work / 1e9:.2f} | {work / fast / 1e9:.1f} | {100 * work / fast / 1e9 / peak:.0f} % |",
+        *(
+            f"| mas, align_fn={name} | {t * 1e3:.1f} | {slow / t:.1f}× | {work / 1e9:.2f} "
+            f"| {work / t / 1e9:.1f} | {100 * work / t / 1e9 / peak:.0f} % |"
+            for name, t in others.items()
+        ),
     ]
+
+
+def function_step(functions, optimizer, h, readout, labels, k: int) -> None:
+    """One step of two alignment functions on fixed states: swap both ways, read out, backward."""
+    rows = [f.aligned(k) for f in functions]
+    loss = sum(F.cross_entropy(swap(h[t], h[s], rows[t], rows[s]) @ readout, labels) for s, t in ((0, 1), (1, 0)))
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
+def width_sweep(widths: list[int], k: int, steps: int) -> list[str]:
+    """Step time of the alignment functions alone as the site widens: two models of width d, a
+    synthetic frozen model (a fixed random linear readout of the intervened state), one
+    direction each way, batch 128; forward, backward and the Adam step of the functions."""
+    lines = [
+        f"| width d | orthogonal (cayley), ms / step | gram_schmidt (k {k}), ms / step | ratio |",
+        "|---|---|---|---|",
+    ]
+    generator = torch.Generator().manual_seed(0)
+    for d in widths:
+        readout = torch.randn(d, 16, generator=generator) / d**0.5
+        h = [torch.randn(BATCH, d, generator=generator) for _ in range(2)]
+        labels = torch.randint(16, (BATCH,), generator=generator)
+        times = []
+        for align_fn in ("orthogonal", "gram_schmidt"):
+            functions = torch.nn.ModuleList(make_alignment(align_fn, d, k, "cayley", generator) for _ in range(2))
+            optimizer = torch.optim.Adam(functions.parameters(), lr=1e-3)
+
+            step = functools.partial(function_step, functions, optimizer, h, readout, labels, k)
+            times.append(time_it(step, steps if d <= 1024 else 3))
+        lines.append(f"| {d} | {times[0] * 1e3:.1f} | {times[1] * 1e3:.2f} | {times[0] / times[1]:.0f}× |")
+    return lines
 
 
 def main() -> None:
@@ -158,9 +201,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--k", type=int, default=32)
+    parser.add_argument("--widths", type=int, nargs="*", default=[128, 256, 512, 1024, 2048, 4096])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print("\n".join(bench(args.steps, args.k)))
+    print()
+    print("\n".join(width_sweep(args.widths, args.k, args.steps)))
 
 
 if __name__ == "__main__":
