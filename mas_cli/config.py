@@ -161,6 +161,10 @@ def validate_align(cfg: DictConfig) -> None:
         cfg.k is None or cfg.k == "full" or (_is_int(cfg.k) and cfg.k > 0),
         f"k must be a positive integer (or full), got {cfg.k!r}",
     )
+    _require(
+        cfg.causal_model is None or isinstance(cfg.causal_model, str),
+        f"causal_model must name a causal model (up_down, up_up, context) or be null, got {cfg.causal_model!r}",
+    )
     _require(isinstance(cfg.swap, str) and cfg.swap, f"swap must name one causal variable or full, got {cfg.swap!r}")
     _require(cfg.align_fn in ALIGN_FNS, f"align_fn must be one of {', '.join(ALIGN_FNS)}, got {cfg.align_fn!r}")
     _require(

@@ -23,7 +23,13 @@ from mas_cli import store
 from mas_cli.config import ConfigError
 
 SETTING = ["method", "site", "variable", "k"]
-MORE_SETTINGS = ["normalize", "orthogonal_map", "align_fn", "budget"]  # shown where they vary across runs
+MORE_SETTINGS = [
+    "normalize",
+    "orthogonal_map",
+    "align_fn",
+    "causal_model",
+    "budget",
+]  # shown where they vary across runs
 
 
 def _read_all(source: Path, name: str, exclude: Path | None, fix: str) -> list[pd.DataFrame]:

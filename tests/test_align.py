@@ -134,6 +134,15 @@ def test_directions_and_different_widths(tmp_path):
         (["a=gru", "b=lstm", "method=stitch", "directions=within"], "method=stitch fixes its directions"),
         (["a=gru", "b=lstm", "method=probe"], "method must be one of mas, das, stitch, unimas"),
         (["a=gru", "align_fn=householder"], "align_fn must be one of orthogonal, gram_schmidt, linear"),
+        (
+            ["a=gru", "causal_model=up_up"],
+            "swap=count is not a variable of count/gru/0's causal model; choose one of demo_count",
+        ),
+        (
+            ["a=gru", "causal_model=up_sideways"],
+            "causal_model=up_sideways does not fit count/gru/0: unknown causal model",
+        ),
+        (["a=gru", "causal_model=context", "swap=count"], "swap=count is not a variable.*choose one of full"),
     ],
 )
 def test_bad_input_is_refused_before_anything_is_written(tmp_path, overrides, message):
@@ -221,6 +230,7 @@ def test_eval_batch_size_does_not_change_scores(tmp_path, monkeypatch):
         (["method=stitch", "k=4"], "stitch-hidden-count-k4-s0"),
         (["method=unimas"], "unimas-hidden-count-k16-s0"),
         (["align_fn=gram_schmidt"], "mas-hidden-count-k16-s0-align_fn_gram_schmidt"),
+        (["causal_model=up_up", "swap=resp_count"], "mas-hidden-resp_count-k16-s0-cm_up_up"),
         (["align_fn=linear", "orthogonal_map=matrix_exp"], "mas-hidden-count-k16-s0-align_fn_linear"),
     ],
 )
@@ -238,6 +248,27 @@ def test_stitching_and_unimas_train_their_fixed_directions(tmp_path):
     val = unimas.rows[unimas.rows.split == "val"]
     assert list(zip(val.src, val.trg)) == [("count/gru/0", "count/lstm/0"), ("count/lstm/0", "count/lstm/0")]
     assert set(val.method) == {"unimas"} and set(val.k) == {4}
+
+
+def test_causal_model_hypotheses(tmp_path):
+    up_up = run_align(tmp_path, "a=gru", "causal_model=up_up", "swap=resp_count")
+    assert set(up_up.rows.causal_model) == {"up_up"} and set(up_up.rows.variable) == {"resp_count"}
+    context = run_align(tmp_path, "a=lstm", "causal_model=context", "swap=full", "k=full")
+    assert set(context.rows.causal_model) == {"context"} and set(context.rows.k) == {16}
+    default = run_align(tmp_path, "a=gru")
+    assert set(default.rows.causal_model) == {"task default"}
+
+
+def test_context_counterfactuals_keep_the_base_behaviour():
+    from tasks import CountingTask, make_counterfactuals
+
+    task = CountingTask()
+    cf = make_counterfactuals(task, 50, "full", np.random.default_rng(0), causal_model="context", same_phase=True)
+    for t, b in zip(cf.tokens, cf.base):  # nothing is stored to swap: the base sequence, unchanged
+        assert np.array_equal(t[t != 0], b[b != 0])
+    phase = task.phase_of
+    for i in range(50):
+        assert phase(cf.base[i : i + 1])[0, cf.tau[i]] == phase(cf.source[i : i + 1])[0, cf.sigma[i]]
 
 
 @pytest.mark.parametrize("align_fn", ["gram_schmidt", "linear"])

@@ -91,6 +91,7 @@ def test_every_preset_is_tested():
         "seeds_and_archs",
         "subspace_sweep",
         "task_variants",
+        "which_program",
     ]
 
 
@@ -110,6 +111,15 @@ def test_stitching_unimas_and_similarity_cover_pairs_within_each_fit(tmp_path):
         key=str,
     )
     assert {job.stage for job in p.align} == {"align", "similarity"}
+
+
+def test_which_program_tests_three_hypotheses_inside_every_model(tmp_path):
+    p = plan(tmp_path, "experiment=which_program")
+    assert len(p.train) == 6
+    found = sorted((j.config.causal_model, j.config.swap, str(j.config.k), j.config.method) for j in p.align)
+    expected = [("context", "full", "full", "das")] * 6 + [("up_down", "count", "16", "das")] * 6
+    assert found == sorted(expected + [("up_up", "resp_count", "16", "das")] * 6)
+    assert all(len(j.config.models) == 1 for j in p.align)
 
 
 def test_task_variants_fit_each_variant_with_the_multi_object_reference(tmp_path):
@@ -136,6 +146,9 @@ def test_task_variants_fit_each_variant_with_the_multi_object_reference(tmp_path
         ("pipeline.swaps=[colour]", "swap=colour is not a variable"),
         ("pipeline.jobs=0", "pipeline.jobs must be a positive integer"),
         ("pipeline.seeds=[-1]", "non-negative integers"),
+        ("pipeline.hypotheses=[{causal_model:up_up,swap:count,k:16}]", "swap=count is not a variable"),
+        ("pipeline.hypotheses=[{causal_model:up_sideways,swap:count,k:16}]", "causal_model=up_sideways does not fit"),
+        ("pipeline.hypotheses=[{swap:count}]", "needs exactly causal_model, swap and k"),
         ("pipeline.ks_by_method.stitch=[]", "pipeline.ks_by_method.stitch must be a non-empty list"),
         ("pipeline.allow_undertrained=maybe", "pipeline.allow_undertrained must be true or false"),
     ],

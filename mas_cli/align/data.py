@@ -113,11 +113,22 @@ def natural_activations(model, site: str, n: int, rng: np.random.Generator, devi
 
 
 def build_direction(
-    source, target, site: str, variable: str, n: int, rng: np.random.Generator, device, bank=None
+    source, target, site: str, variable: str, n: int, rng: np.random.Generator, device, bank=None, causal_model=None
 ) -> DirectionData:
     """n counterfactual items for source → target (FrozenModels), with frozen activations; with
     a LatentBank of the target (hidden site), each item's matching natural latent."""
-    cf = make_counterfactuals(target.task, n, variable, rng, same_position=site == "embed", source_task=source.task)
+    # Under the context-distributed hypothesis σ and τ share a phase: nothing is stored to swap,
+    # so the counterfactual is the base continuation (behaviour should not change).
+    cf = make_counterfactuals(
+        target.task,
+        n,
+        variable,
+        rng,
+        causal_model=causal_model,
+        same_position=site == "embed",
+        same_phase=causal_model == "context",
+        source_task=source.task,
+    )
     tokens, tau, sigma = (torch.from_numpy(a).to(device) for a in (cf.tokens, cf.tau, cf.sigma))
     labels = np.where(cf.label_mask, targets_of(cf.tokens), UNSCORED)
     last_scored = labels.shape[1] - 1 - np.argmax(labels[:, ::-1] != UNSCORED, axis=1)

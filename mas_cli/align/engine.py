@@ -70,7 +70,9 @@ def build_functions(models: list[FrozenModel], cfg: DictConfig, device) -> nn.Mo
     return functions
 
 
-def build_directions(models, pairs, site, variable, settings, seed, device, latent_pairs=(), bank_size=0):
+def build_directions(
+    models, pairs, site, variable, settings, seed, device, latent_pairs=(), bank_size=0, causal_model=None
+):
     """Counterfactual data per direction; seeded by (seed, source, target, split) so that the
     same run always sees the same items. Directions in `latent_pairs` also get matched natural
     latents from a bank of `bank_size` natural sequences of their target."""
@@ -80,7 +82,15 @@ def build_directions(models, pairs, site, variable, settings, seed, device, late
         bank = banks[t] if (s, t) in latent_pairs else None
         made = [
             build_direction(
-                models[s], models[t], site, variable, size, np.random.default_rng([seed, s, t, split]), device, bank
+                models[s],
+                models[t],
+                site,
+                variable,
+                size,
+                np.random.default_rng([seed, s, t, split]),
+                device,
+                bank,
+                causal_model,
             )
             for split, size in enumerate((settings.train_size, settings.val_size))
         ]

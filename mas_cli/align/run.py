@@ -92,6 +92,8 @@ def latent_directions(cfg: DictConfig, pairs: list[tuple[int, int]], m: int) -> 
         return []
     if cfg.site != "hidden":
         raise ConfigError(f"method={cfg.method} matches natural hidden states; use site=hidden")
+    if cfg.causal_model is not None:
+        raise ConfigError(f"method={cfg.method} matches latents by the task's own causal model; drop causal_model=")
     if cfg.method == "latent_stitch":
         return list(pairs)
     if m < 2:
@@ -119,6 +121,8 @@ def run_settings(cfg: DictConfig, method: str, pairs: list[tuple[int, int]]) -> 
     if cfg.align_fn != "orthogonal":  # the orthogonal map's parametrisation then means nothing
         del chosen["orthogonal_map"]
         chosen["align_fn"], usual["align_fn"] = cfg.align_fn, "orthogonal"
+    if cfg.causal_model is not None:
+        chosen["cm"], usual["cm"] = cfg.causal_model, None
     if cfg.method in LATENT_METHODS:
         chosen |= {"eps": cfg.cl.eps, "cl_loss": cfg.cl.loss, "cl": cfg.cl.directions}
         usual |= {"eps": 1.0, "cl_loss": "both", "cl": "into_last"}
@@ -143,8 +147,16 @@ def check_models(cfg: DictConfig, described: list[tuple[str, int, tuple[str, ...
     return k
 
 
-def describe(model: FrozenModel, site: str) -> tuple[str, int, tuple[str, ...]]:
-    return model.spec.label, model.model.site_width(site), model.task.causal_model().variables
+def describe(model: FrozenModel, site: str, causal_model: str | None) -> tuple[str, int, tuple[str, ...]]:
+    return model.spec.label, model.model.site_width(site), variables_of(model.task, causal_model, model.spec.label)
+
+
+def variables_of(task, causal_model: str | None, label: str) -> tuple[str, ...]:
+    """The swappable variables of the hypothesis `causal_model` (None: the task's own) for a task."""
+    try:
+        return task.causal_model(causal_model).variables
+    except ValueError as exc:
+        raise ConfigError(f"causal_model={causal_model} does not fit {label}: {exc}") from None
 
 
 def fingerprint_of(cfg: DictConfig, plan: Plan, models: list[FrozenModel], k: int) -> dict:
@@ -164,6 +176,8 @@ def fingerprint_of(cfg: DictConfig, plan: Plan, models: list[FrozenModel], k: in
     # use, so earlier runs of the default settings stay reusable.
     if cfg.align_fn != "orthogonal":
         found["align_fn"] = cfg.align_fn
+    if cfg.causal_model is not None:
+        found["causal_model"] = cfg.causal_model
     if plan.latent_pairs:
         found["latent"] = [list(p) for p in plan.latent_pairs]
         found["cl"] = OmegaConf.to_container(cfg.cl, resolve=True)
@@ -181,7 +195,7 @@ def align(cfg: DictConfig, train: Callable[[ModelSpec], None], precheck: Callabl
     entries = ensure_trained(plan.specs, cfg.paths.root, cfg.auto_train, train)
     device = resolve_device(cfg.device)
     models = [load_frozen(s, e, device, cfg.allow_undertrained) for s, e in zip(plan.specs, entries)]
-    k = check_models(cfg, [describe(m, cfg.site) for m in models])
+    k = check_models(cfg, [describe(m, cfg.site, cfg.causal_model) for m in models])
     cfg = OmegaConf.merge(cfg, {"k": k})
     wanted = fingerprint_of(cfg, plan, models, k)
     with store.exclusive(plan.run_dir, lambda: console.print(f"waiting: another job is fitting {plan.run_dir}")):
@@ -199,7 +213,16 @@ def fit(cfg: DictConfig, plan: Plan, models: list[FrozenModel], fingerprint: dic
         checkpoint.unlink(missing_ok=True)
     console.print(f"counterfactual data: {len(plan.pairs)} direction(s), swap={cfg.swap}, site={cfg.site}")
     directions = build_directions(
-        models, plan.pairs, cfg.site, cfg.swap, cfg.budget.align, cfg.seed, device, plan.latent_pairs, cfg.cl.bank_size
+        models,
+        plan.pairs,
+        cfg.site,
+        cfg.swap,
+        cfg.budget.align,
+        cfg.seed,
+        device,
+        plan.latent_pairs,
+        cfg.cl.bank_size,
+        causal_model=cfg.causal_model,
     )
     for d in directions:
         unmatched, items = d.unmatched(), len(d.train) + len(d.val)
@@ -229,7 +252,7 @@ def result_rows(cfg: DictConfig, plan: Plan, aligner: Aligner) -> pd.DataFrame:
             scores = aligner.scores_row(d, split, aligner.evaluate(d, data, rows=weights))
             setting = {"method": plan.method, "site": cfg.site, "k": cfg.k, "variable": cfg.swap}
             setting |= {"normalize": cfg.normalize, "orthogonal_map": cfg.orthogonal_map, "budget": cfg.budget.name}
-            setting["align_fn"] = cfg.align_fn
+            setting |= {"align_fn": cfg.align_fn, "causal_model": cfg.causal_model or "task default"}
             if d.latent:
                 scores["cl_unmatched"] = int((~data.items.has_latent).sum())
             rows.append({**setting, **scores, "steps": aligner.step, "stop": aligner.stop_reason, "seed": cfg.seed})

@@ -8,7 +8,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from rich.table import Table
 
-from mas_cli.align.run import AlignResult, align
+from mas_cli.align.run import AlignResult, align, variables_of
 from mas_cli.align.specs import ModelSpec
 from mas_cli.commands.common import compose_config, configure_runtime, inherit_runtime, reports_bad_input
 from mas_cli.config import ConfigError, validate_align, validate_train
@@ -48,7 +48,7 @@ class ModelsOnDemand:
 
     def describe(self, spec: ModelSpec) -> tuple[str, int, tuple[str, ...]]:
         train_cfg = self.train_config(spec)
-        variables = task_from_config(train_cfg.task).causal_model().variables
+        variables = variables_of(task_from_config(train_cfg.task), self.cfg.get("causal_model"), spec.label)
         return spec.label, train_cfg.arch.width, variables
 
     def train(self, spec: ModelSpec) -> None:

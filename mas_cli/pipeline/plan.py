@@ -13,12 +13,13 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mas_cli import store
 from mas_cli.align.methods import METHODS as ALIGN_METHODS
-from mas_cli.align.run import check_models, plan_alignment
+from mas_cli.align.run import check_models, plan_alignment, variables_of
 from mas_cli.align.specs import ModelSpec, parse_spec
 from mas_cli.commands.align import ModelsOnDemand
 from mas_cli.commands.common import compose_config, inherit_runtime
 from mas_cli.commands.similarity import plan_similarity
 from mas_cli.config import ConfigError, validate_align, validate_runtime, validate_similarity
+from tasks import task_from_config
 
 # accessible_only: CLMAS with cl.eps = 0, the ablation shown beside it
 METHODS = (*ALIGN_METHODS, "accessible_only", "similarity")
@@ -131,21 +132,25 @@ def fits_of(method: str, groups: list[list[ModelSpec]], everyone: list[ModelSpec
     return list(dict.fromkeys(tuple(p) for g in groups for p in pairs(g, 2)))
 
 
-def method_jobs(cfg: DictConfig, method: str, group: list[ModelSpec], site: str, swap: str, k, described) -> Job:
+def method_jobs(cfg: DictConfig, method: str, group: list[ModelSpec], site: str, hypothesis: dict, described) -> Job:
+    """One job; `hypothesis` holds swap, k and causal_model; `described(spec, causal_model)` is
+    what check_models needs about a model (label, width, variables)."""
     if method == "similarity":
         sim_cfg = _composed(cfg, "similarity", [], {"a": _spec_text(group[0]), "b": _spec_text(group[1])})
         sim_cfg.site = site
         validate_similarity(sim_cfg)
         done = (plan_similarity(sim_cfg)[1] / "similarity.csv").is_file() and not sim_cfg.force
         return Job("similarity", f"rsa/cka {site}: {group[0].label} ~ {group[1].label}", sim_cfg, done, list(group))
-    settings = {"models": [_spec_text(s) for s in group], "method": method, "site": site, "swap": swap, "k": k}
+    settings = {"models": [_spec_text(s) for s in group], "method": method, "site": site, **hypothesis}
     if method == "accessible_only":
         settings |= {"method": "clmas", "cl": {"eps": 0.0}}
     align_cfg = _composed(cfg, "align", list(cfg.pipeline.align_overrides), settings)
     validate_align(align_cfg)
     plan = plan_alignment(align_cfg)
-    check_models(align_cfg, [described[s] for s in group])
-    label = f"{method} {site} {swap} k{k}: " + " + ".join(s.label for s in group)
+    check_models(align_cfg, [described(s, align_cfg.causal_model) for s in group])
+    swap, k, causal_model = align_cfg.swap, align_cfg.k, align_cfg.causal_model
+    label = f"{method} {site} {swap} k{k}{'' if causal_model is None else ' ' + causal_model}: "
+    label += " + ".join(s.label for s in group)
     done = (plan.run_dir / "iia.csv").is_file() and not align_cfg.force
     return Job("align", label, align_cfg, done, list(group))
 
@@ -172,18 +177,41 @@ def _check_ks_by_method(cfg: DictConfig) -> None:
 def align_jobs(cfg: DictConfig, groups: list[list[ModelSpec]], everyone: list[ModelSpec]) -> list[Job]:
     """Alignment and similarity jobs: every method × site × swap × k (similarity: × site only)."""
     methods = _names(cfg, "methods", METHODS)
-    sites, swaps, ks = _names(cfg, "sites"), _names(cfg, "swaps"), _names(cfg, "ks")
+    sites = _names(cfg, "sites")
     on_demand = ModelsOnDemand(cfg, cfg.pipeline.train_overrides)
-    described = {spec: on_demand.describe(spec) for spec in everyone}
+    tasks = {spec: task_from_config(on_demand.train_config(spec).task) for spec in everyone}
+
+    def described(spec: ModelSpec, causal_model: str | None) -> tuple:
+        train_cfg = on_demand.train_config(spec)
+        return spec.label, train_cfg.arch.width, variables_of(tasks[spec], causal_model, spec.label)
+
     jobs = []
     for method in methods:
-        settings = itertools.product(sites, [None] if method == "similarity" else swaps, _ks_of(cfg, method, ks))
-        for site, swap, k in settings:
+        for site, hypothesis in itertools.product(sites, hypotheses_of(cfg, method)):
             for group in fits_of(method, groups, everyone):
                 if method == "mas" and len(group) < 2:
                     raise ConfigError("a MAS fit needs two models or more; add seeds or archs, or use methods=[das]")
-                jobs.append(method_jobs(cfg, method, list(group), site, swap, k, described))
+                jobs.append(method_jobs(cfg, method, list(group), site, hypothesis, described))
     return jobs
+
+
+def hypotheses_of(cfg: DictConfig, method: str) -> list[dict]:
+    """What each fit swaps: pipeline.hypotheses when given (each a causal_model with its swap and
+    k), else every swap × k under the task's own causal model. Similarity swaps nothing."""
+    if method == "similarity":
+        return [{}]
+    given = cfg.pipeline.hypotheses
+    if not isinstance(given, ListConfig):
+        raise ConfigError("pipeline.hypotheses must be a list of {causal_model, swap, k}")
+    if len(given) == 0:
+        swaps, ks = _names(cfg, "swaps"), _ks_of(cfg, method, _names(cfg, "ks"))
+        return [{"swap": swap, "k": k, "causal_model": None} for swap, k in itertools.product(swaps, ks)]
+    found = []
+    for h in given:
+        if not isinstance(h, DictConfig) or set(h) != {"causal_model", "swap", "k"}:
+            raise ConfigError(f"each of pipeline.hypotheses needs exactly causal_model, swap and k; got {h}")
+        found.append(OmegaConf.to_container(h))
+    return found
 
 
 def plan_pipeline(cfg: DictConfig) -> PipelinePlan:
