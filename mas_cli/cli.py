@@ -25,7 +25,7 @@ COMMANDS = {
     ),
     "report": (
         "mas_cli.commands.report",
-        "gather every iia.csv under a root into summary.md, iia.csv and heatmaps (mas report)",
+        "gather every iia.csv and similarity.csv under a root into summary.md and heatmaps (mas report)",
     ),
 }
 
