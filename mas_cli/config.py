@@ -165,7 +165,17 @@ def validate_align(cfg: DictConfig) -> None:
         cfg.causal_model is None or isinstance(cfg.causal_model, str),
         f"causal_model must name a causal model (up_down, up_up, context) or be null, got {cfg.causal_model!r}",
     )
-    _require(isinstance(cfg.swap, str) and cfg.swap, f"swap must name one causal variable or full, got {cfg.swap!r}")
+    swaps = list(cfg.swap) if isinstance(cfg.swap, ListConfig) else [cfg.swap]
+    _require(
+        len(swaps) > 0 and all(isinstance(v, str) and v for v in swaps),
+        f"swap must name a causal variable, full, or a list such as [count,phase]; got {cfg.swap!r}",
+    )
+    _require(len(set(swaps)) == len(swaps), f"swap={cfg.swap} names a variable twice: its blocks would overlap")
+    _require(
+        len(swaps) == 1 or not {"full", "none"} & set(swaps),
+        f"swap={cfg.swap}: full already holds every variable; list single variables, e.g. [count,phase]",
+    )
+    _require(isinstance(cfg.null_block, bool), f"null_block must be true or false, got {cfg.null_block!r}")
     _require(cfg.align_fn in ALIGN_FNS, f"align_fn must be one of {', '.join(ALIGN_FNS)}, got {cfg.align_fn!r}")
     _require(
         cfg.orthogonal_map in ORTHOGONAL_MAPS,

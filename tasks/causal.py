@@ -72,9 +72,12 @@ class CausalModel:
         return states
 
     def swap_keys(self, variable: str) -> tuple[str, ...]:
-        """The variables an intervention on `variable` overwrites ('full' = all of them)."""
+        """The variables an intervention on `variable` overwrites ('full' = all of them, 'none' =
+        nothing: the base continuation, what a null-block swap must leave unchanged)."""
         if variable == "full":
             return self.variables
+        if variable == "none":
+            return ()
         if variable not in self.variables:
             raise ValueError(
                 f"variable '{variable}' is not in causal model {type(self).__name__}; "

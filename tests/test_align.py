@@ -143,6 +143,11 @@ def test_directions_and_different_widths(tmp_path):
             "causal_model=up_sideways does not fit count/gru/0: unknown causal model",
         ),
         (["a=gru", "causal_model=context", "swap=count"], "swap=count is not a variable.*choose one of full"),
+        (["a=gru", "swap=[count,count]"], "names a variable twice"),
+        (["a=gru", "swap=[full,count]"], "full already holds every variable"),
+        (["a=gru", "swap=[count,phase]", "null_block=true", "k=8"], "need 17 dims, more than the smallest site width"),
+        (["a=gru", "b=lstm", "swap=[count,phase]", "method=stitch"], "method=stitch swaps one variable"),
+        (["a=gru", "swap=[count,colour]"], "swap=colour is not a variable"),
     ],
 )
 def test_bad_input_is_refused_before_anything_is_written(tmp_path, overrides, message):
@@ -231,6 +236,7 @@ def test_eval_batch_size_does_not_change_scores(tmp_path, monkeypatch):
         (["method=unimas"], "unimas-hidden-count-k16-s0"),
         (["align_fn=gram_schmidt"], "mas-hidden-count-k16-s0-align_fn_gram_schmidt"),
         (["causal_model=up_up", "swap=resp_count"], "mas-hidden-resp_count-k16-s0-cm_up_up"),
+        (["swap=[count,phase]", "null_block=true"], "mas-hidden-count+phase-k16-s0-null"),
         (["align_fn=linear", "orthogonal_map=matrix_exp"], "mas-hidden-count-k16-s0-align_fn_linear"),
     ],
 )
@@ -248,6 +254,15 @@ def test_stitching_and_unimas_train_their_fixed_directions(tmp_path):
     val = unimas.rows[unimas.rows.split == "val"]
     assert list(zip(val.src, val.trg)) == [("count/gru/0", "count/lstm/0"), ("count/lstm/0", "count/lstm/0")]
     assert set(val.method) == {"unimas"} and set(val.k) == {4}
+
+
+def test_several_variables_and_the_null_block_are_reported_per_variable(tmp_path):
+    result = run_align(tmp_path, "a=gru", "b=lstm", "swap=[count,phase]", "null_block=true")
+    val = result.rows[result.rows.split == "val"]
+    assert sorted(val.groupby("variable").size().items()) == [("count", 4), ("null_block", 4), ("phase", 4)]
+    curve = pd.read_csv(result.run_dir / "curve.csv")
+    assert set(curve.variable) == {"count", "phase", "null_block"}
+    assert run_align(tmp_path, "a=gru", "b=lstm", "swap=[count,phase]", "null_block=true").reused
 
 
 def test_causal_model_hypotheses(tmp_path):

@@ -302,3 +302,24 @@ def test_linear_swap_equals_the_formula_through_its_inverse(widths):
     for keep_target in (True, False):
         fast = swap(h_t, h_s, a_t.aligned(3), a_s.aligned(3), keep_target)
         torch.testing.assert_close(fast, interchange(h_t, h_s, a_t, a_s, 3, keep_target), atol=1e-4, rtol=0)
+
+
+def test_each_variable_block_swaps_only_its_own_coordinates():
+    generator = torch.Generator().manual_seed(6)
+    a_t, a_s = OrthogonalAlignment(12, generator=generator), OrthogonalAlignment(9, generator=generator)
+    a_t.fit_normalization(torch.randn(40, 12) + 2, "rms")
+    h_t, h_s = torch.randn(5, 12), torch.randn(5, 9)
+    rows_t, rows_s = a_t.aligned(9), a_s.aligned(9)
+    for first, stop in ((0, 3), (3, 6), (6, 9)):  # count block, phase block, null block up to the smaller width
+        out = swap(h_t, h_s, rows_t.block(first, stop), rows_s.block(first, stop))
+        z_out, z_t, z_s = a_t(out), a_t(h_t), a_s(h_s)
+        torch.testing.assert_close(z_out[:, first:stop], z_s[:, first:stop], atol=1e-5, rtol=0)
+        outside = torch.ones(12, dtype=torch.bool)
+        outside[first:stop] = False
+        torch.testing.assert_close(z_out[:, outside], z_t[:, outside], atol=1e-5, rtol=0)
+
+
+def test_null_block_counterfactuals_are_the_base_sequences():
+    cf = make_counterfactuals(TASK, 40, "none", np.random.default_rng(3))
+    for t, b in zip(cf.tokens, cf.base):
+        assert np.array_equal(t[t != 0], b[b != 0])

@@ -38,6 +38,8 @@ class Direction:
     train: DirectionData
     val: DirectionData
     latent: bool = False  # trained with the latent loss instead of the target's behaviour
+    variable: str = ""  # the swapped variable ("null_block": the null block)
+    block: tuple[int, int] | None = None  # its alignment coordinates; None: the first k
 
     def unmatched(self) -> int | None:
         """Items (train + val) with no matching natural latent; None for behaviour directions."""
@@ -55,14 +57,15 @@ class Scores:
     cl_loss: float | None = None  # latent loss over matched items (latent directions)
 
 
-def build_functions(models: list[FrozenModel], cfg: DictConfig, device) -> nn.ModuleList:
+def build_functions(models: list[FrozenModel], cfg: DictConfig, device, span: int | None = None) -> nn.ModuleList:
     """One alignment function per model: a seeded random rotation, normalised (functions.py) on
-    1,000 natural sequences of the model's own task."""
+    1,000 natural sequences of the model's own task; `span` aligned coordinates (default k)."""
     generator = torch.Generator().manual_seed(cfg.seed)
     functions = nn.ModuleList()
     for i, m in enumerate(models):
         width = m.model.site_width(cfg.site)
-        function = make_alignment(cfg.get("align_fn", "orthogonal"), width, cfg.k, cfg.orthogonal_map, generator)
+        align_fn = cfg.get("align_fn", "orthogonal")
+        function = make_alignment(align_fn, width, span or cfg.k, cfg.orthogonal_map, generator)
         function = function.to(device)
         natural = natural_activations(m, cfg.site, 1000, np.random.default_rng([cfg.seed, i, 99]), device)
         function.fit_normalization(natural, cfg.get("normalize", "rms"))
@@ -75,26 +78,32 @@ def build_directions(
 ):
     """Counterfactual data per direction; seeded by (seed, source, target, split) so that the
     same run always sees the same items. Directions in `latent_pairs` also get matched natural
-    latents from a bank of `bank_size` natural sequences of their target."""
+    latents from a bank of `bank_size` natural sequences of their target. `variable` is one
+    variable (its block: the first k coordinates) or a list of (variable, first, stop) blocks,
+    one direction per pair and block ("none": the null block)."""
+    blocks = [(variable, None, None)] if isinstance(variable, str) else list(variable)
     banks = {t: build_bank(models[t], bank_size, np.random.default_rng([seed, t, 77]), device) for _, t in latent_pairs}
     out = []
     for s, t in pairs:
         bank = banks[t] if (s, t) in latent_pairs else None
-        made = [
-            build_direction(
-                models[s],
-                models[t],
-                site,
-                variable,
-                size,
-                np.random.default_rng([seed, s, t, split]),
-                device,
-                bank,
-                causal_model,
-            )
-            for split, size in enumerate((settings.train_size, settings.val_size))
-        ]
-        out.append(Direction(s, t, *made, latent=bank is not None))
+        for j, (name, first, stop) in enumerate(blocks):
+            made = [
+                build_direction(
+                    models[s],
+                    models[t],
+                    site,
+                    name,
+                    size,
+                    np.random.default_rng([seed, s, t, split] + ([j] if j else [])),
+                    device,
+                    bank,
+                    causal_model,
+                )
+                for split, size in enumerate((settings.train_size, settings.val_size))
+            ]
+            block = None if first is None else (first, stop)
+            variable_name = "null_block" if name == "none" else name  # ("null" would read back as NaN)
+            out.append(Direction(s, t, *made, latent=bank is not None, variable=variable_name, block=block))
     return out
 
 
@@ -104,7 +113,9 @@ class Aligner:
         self.settings = cfg.budget.align
         self.k, self.site = cfg.k, cfg.site
         self.keep_target = cfg.get("method", "mas") not in ZERO_MASK  # stitching discards the target's own vector
-        self.functions = build_functions(models, cfg, device)
+        # Aligned coordinates every step needs: k, or up to the end of the last variable block.
+        self.span = max([cfg.k] + [d.block[1] for d in directions if d.block is not None])
+        self.functions = build_functions(models, cfg, device, self.span)
         self.optimizer = torch.optim.Adam(self.functions.parameters(), lr=self.settings.lr)
         self.step, self.wall_before, self.curve = 0, 0.0, []
         self.best_loss, self.since_best, self.stop_reason = float("inf"), 0, "step cap"
@@ -112,13 +123,21 @@ class Aligner:
 
     # ---- one step -------------------------------------------------------------------------
     def aligned_rows(self) -> list[AlignedRows]:
-        """Q_i[:k] (and μ_i, s_i) for every model: the parametrisation runs once per model per step."""
-        return [f.aligned(self.k) for f in self.functions]
+        """Q_i[:span] (and μ_i, s_i) for every model: the parametrisation runs once per model per step."""
+        return [f.aligned(self.span) for f in self.functions]
+
+    def rows_of(self, rows: list[AlignedRows], model: int, d: Direction) -> AlignedRows:
+        """A model's aligned rows for direction d's block."""
+        if d.block is None:
+            return rows[model] if self.span == self.k else rows[model].block(0, self.k)
+        return rows[model].block(*d.block)
 
     def target_step(self, target: int, batches: list[tuple[Direction, object]], rows):
-        """Scored predictions of one target for the batches of several directions into it."""
-        parts = [Part(batch, self.models[d.source].model, rows[d.source]) for d, batch in batches]
-        return predictions(self.models[target].model, rows[target], parts, self.site, self.keep_target)
+        """Scored predictions of one target for the batches of several directions into it (all
+        swapping the same block)."""
+        parts = [Part(batch, self.models[d.source].model, self.rows_of(rows, d.source, d)) for d, batch in batches]
+        target_rows = self.rows_of(rows, target, batches[0][0])
+        return predictions(self.models[target].model, target_rows, parts, self.site, self.keep_target)
 
     def _train_batch(self, i: int, d: Direction):
         """Batch for this step: epoch e of direction i is a fixed function of (seed, i, e), so a
@@ -135,8 +154,9 @@ class Aligner:
         target's alignment function sees it, (h − μ)/s: raw, an LSTM cell state's squared error
         (units of one) would swamp the cross-entropy of every other direction. With
         normalize=none this is the formula on raw vectors."""
-        keep, target = batch.has_latent, rows[d.target]
-        h = swap(batch.target_state[keep], batch.source_state[keep], target, rows[d.source], self.keep_target)
+        keep, target = batch.has_latent, self.rows_of(rows, d.target, d)
+        source = self.rows_of(rows, d.source, d)
+        h = swap(batch.target_state[keep], batch.source_state[keep], target, source, self.keep_target)
         return latent_loss(target.normalized(h), target.normalized(batch.latent[keep]), self.cfg.cl.loss)
 
     def train_step(self) -> float:
@@ -149,8 +169,8 @@ class Aligner:
             if d.latent:
                 loss = loss + self.cfg.cl.eps * self.latent_loss(d, self._train_batch(i, d), rows)
             else:
-                by_target.setdefault(d.target, []).append((d, self._train_batch(i, d)))
-        for target, batches in by_target.items():
+                by_target.setdefault((d.target, d.block), []).append((d, self._train_batch(i, d)))
+        for (target, _), batches in by_target.items():
             loss = loss + per_part_loss(self.target_step(target, batches, rows), len(batches)).sum()
         loss = loss / len(self.directions)
         self.optimizer.zero_grad(set_to_none=True)
@@ -184,7 +204,8 @@ class Aligner:
         """One direction's scores as a tidy row (curve.csv, iia.csv)."""
         src, trg = self.models[d.source].spec.label, self.models[d.target].spec.label
         measured = {key: value for key, value in asdict(scores).items() if value is not None}
-        return {"src": src, "trg": trg, "split": split, **measured}
+        which = {"variable": d.variable} if d.block is not None else {}  # several blocks: say which
+        return {"src": src, "trg": trg, **which, "split": split, **measured}
 
     def validate(self, train_loss: float, elapsed: float) -> bool:
         """Append curve rows; True when training should stop."""

@@ -136,6 +136,11 @@ class AlignedRows:
     scale: torch.Tensor  # []
     write_rows: torch.Tensor | None = None  # [k, d]; None: the rows
 
+    def block(self, first: int, stop: int) -> AlignedRows:
+        """Coordinates first..stop-1 only (one variable's block)."""
+        write = None if self.write_rows is None else self.write_rows[first:stop]
+        return AlignedRows(self.rows[first:stop], self.center, self.scale, write)
+
     def normalized(self, h: torch.Tensor) -> torch.Tensor:
         """(h − center) / scale: the site before the rotation."""
         return (h - self.center) / self.scale

@@ -76,6 +76,8 @@ def plan_alignment(cfg: DictConfig) -> Plan:
             )
         if cfg.directions != "all":
             raise ConfigError(f"method={cfg.method} fixes its directions (source a, target b); drop directions=")
+    if (len(swapped(cfg)) > 1 or cfg.null_block) and cfg.method in ("stitch", "clmas", "latent_stitch"):
+        raise ConfigError(f"method={cfg.method} swaps one variable; drop the extra swap variables and null_block")
     pairs = FIXED_DIRECTIONS.get(cfg.method) or parse_directions(cfg.directions, len(specs))
     method = "das" if len(specs) == 1 else cfg.method
     latent_pairs = latent_directions(cfg, pairs, len(specs))
@@ -111,7 +113,9 @@ def latent_directions(cfg: DictConfig, pairs: list[tuple[int, int]], m: int) -> 
 def run_settings(cfg: DictConfig, method: str, pairs: list[tuple[int, int]]) -> str:
     """The settings part of a run directory's name, e.g. `mas-hidden-count-k16-s0`; settings off
     their defaults are appended (`-budget_paper`), so a sweep over them never collides."""
-    name = f"{method}-{cfg.site}-{cfg.swap}-k{cfg.k}-s{cfg.seed}"
+    name = f"{method}-{cfg.site}-{'+'.join(swapped(cfg))}-k{cfg.k}-s{cfg.seed}"
+    if cfg.null_block:
+        name += "-null"
     if cfg.directions != "all":
         name += (
             f"-{cfg.directions}" if isinstance(cfg.directions, str) else "-" + ".".join(f"{s}-{t}" for s, t in pairs)
@@ -141,14 +145,35 @@ def check_models(cfg: DictConfig, described: list[tuple[str, int, tuple[str, ...
     if k > smallest:
         raise ConfigError(f"k={k} is larger than the smallest site width ({smallest}); choose k <= {smallest}")
     for label, _, variables in described:
-        if cfg.swap != "full" and cfg.swap not in variables:
-            have = ", ".join((*variables, "full"))
-            raise ConfigError(f"swap={cfg.swap} is not a variable of {label}'s causal model; choose one of {have}")
+        for variable in swapped(cfg):
+            if variable != "full" and variable not in variables:
+                have = ", ".join((*variables, "full"))
+                raise ConfigError(f"swap={variable} is not a variable of {label}'s causal model; choose one of {have}")
+    blocks = len(swapped(cfg)) * k + (1 if cfg.null_block else 0)
+    if blocks > smallest:
+        raise ConfigError(
+            f"{len(swapped(cfg))} variable block(s) of k={k}{' and a null block' if cfg.null_block else ''} "
+            f"need {blocks} dims, more than the smallest site width ({smallest}); lower k"
+        )
     return k
 
 
 def describe(model: FrozenModel, site: str, causal_model: str | None) -> tuple[str, int, tuple[str, ...]]:
     return model.spec.label, model.model.site_width(site), variables_of(model.task, causal_model, model.spec.label)
+
+
+def swapped(cfg: DictConfig) -> list[str]:
+    """The swapped variables, one k-block each, in order (`swap=count` or `swap=[count,phase]`)."""
+    return [cfg.swap] if isinstance(cfg.swap, str) else list(cfg.swap)
+
+
+def variable_blocks(cfg: DictConfig, smallest: int) -> list[tuple[str, int, int]]:
+    """(variable, first, last + 1) alignment coordinates of each block: variable j holds
+    [j·k, (j+1)·k); the null block ("none": label = the unchanged base) the rest up to `smallest`."""
+    blocks = [(v, j * cfg.k, (j + 1) * cfg.k) for j, v in enumerate(swapped(cfg))]
+    if cfg.null_block:
+        blocks.append(("none", blocks[-1][2], smallest))
+    return blocks
 
 
 def variables_of(task, causal_model: str | None, label: str) -> tuple[str, ...]:
@@ -163,7 +188,7 @@ def fingerprint_of(cfg: DictConfig, plan: Plan, models: list[FrozenModel], k: in
     found = {
         "method": plan.method,
         "site": cfg.site,
-        "swap": cfg.swap,
+        "swap": cfg.swap if isinstance(cfg.swap, str) else list(cfg.swap),
         "k": k,
         "orthogonal_map": cfg.orthogonal_map,
         "normalize": cfg.normalize,
@@ -178,6 +203,8 @@ def fingerprint_of(cfg: DictConfig, plan: Plan, models: list[FrozenModel], k: in
         found["align_fn"] = cfg.align_fn
     if cfg.causal_model is not None:
         found["causal_model"] = cfg.causal_model
+    if cfg.null_block:
+        found["null_block"] = True
     if plan.latent_pairs:
         found["latent"] = [list(p) for p in plan.latent_pairs]
         found["cl"] = OmegaConf.to_container(cfg.cl, resolve=True)
@@ -212,11 +239,12 @@ def fit(cfg: DictConfig, plan: Plan, models: list[FrozenModel], fingerprint: dic
     if cfg.force:
         checkpoint.unlink(missing_ok=True)
     console.print(f"counterfactual data: {len(plan.pairs)} direction(s), swap={cfg.swap}, site={cfg.site}")
+    blocks = variable_blocks(cfg, min(m.model.site_width(cfg.site) for m in models))
     directions = build_directions(
         models,
         plan.pairs,
         cfg.site,
-        cfg.swap,
+        cfg.swap if isinstance(cfg.swap, str) and not cfg.null_block else blocks,
         cfg.budget.align,
         cfg.seed,
         device,
@@ -250,7 +278,7 @@ def result_rows(cfg: DictConfig, plan: Plan, aligner: Aligner) -> pd.DataFrame:
     for d in aligner.directions:
         for split, data in (("train", d.train), ("val", d.val)):
             scores = aligner.scores_row(d, split, aligner.evaluate(d, data, rows=weights))
-            setting = {"method": plan.method, "site": cfg.site, "k": cfg.k, "variable": cfg.swap}
+            setting = {"method": plan.method, "site": cfg.site, "k": cfg.k, "variable": d.variable or cfg.swap}
             setting |= {"normalize": cfg.normalize, "orthogonal_map": cfg.orthogonal_map, "budget": cfg.budget.name}
             setting |= {"align_fn": cfg.align_fn, "causal_model": cfg.causal_model or "task default"}
             if d.latent:

@@ -95,7 +95,12 @@ def print_iia_table(rows: pd.DataFrame, labels: list[str]) -> dict:
 
 
 def print_summary(result: AlignResult) -> dict:
-    summary = print_iia_table(result.rows, [s.label for s in result.specs])
+    """One table per swapped variable (and the null block); the summary of the first."""
+    labels = [s.label for s in result.specs]
+    variables = list(dict.fromkeys(result.rows.variable))
+    summary = print_iia_table(result.rows[result.rows.variable == variables[0]], labels)
+    for variable in variables[1:]:
+        print_iia_table(result.rows[result.rows.variable == variable], labels)
     first = result.rows.iloc[0]
     reused = " (earlier run, reused)" if result.reused else ""
     console.print(f"steps {first.steps}, stopped: {first.stop}{reused}\nresults: {result.run_dir}")
