@@ -176,6 +176,11 @@ def validate_align(cfg: DictConfig) -> None:
         f"swap={cfg.swap}: full already holds every variable; list single variables, e.g. [count,phase]",
     )
     _require(isinstance(cfg.null_block, bool), f"null_block must be true or false, got {cfg.null_block!r}")
+    _require(
+        isinstance(cfg.swap_by_task, DictConfig)
+        and all(v is None or (isinstance(v, str) and v) for v in cfg.swap_by_task.values()),
+        f"swap_by_task maps task names to a variable, e.g. swap_by_task.arithmetic=cumu_val; got {cfg.swap_by_task!r}",
+    )
     _require(cfg.align_fn in ALIGN_FNS, f"align_fn must be one of {', '.join(ALIGN_FNS)}, got {cfg.align_fn!r}")
     _require(
         cfg.orthogonal_map in ORTHOGONAL_MAPS,

@@ -83,12 +83,17 @@ def intervened_state(
     sigma: int,
     variable: str,
     source_model: CausalModel | None = None,
+    source_variable: str | None = None,
 ) -> dict:
     """The base's causal state after reading base[tau], with `variable` overwritten by the
-    source's value after source[sigma]."""
+    source's value after source[sigma] — of `source_variable` when given (a cross-task map such as
+    count -> cumu_val), else of the same variable."""
     state = model.trace(base[: tau + 1], int(base_quantity))[tau]
     source_model = model if source_model is None else source_model
     source_state = source_model.trace(source[: sigma + 1], int(source_quantity))[sigma]
+    if source_variable is not None and source_variable != variable:
+        state[variable] = source_state[source_variable]
+        return state
     state.update({key: source_state[key] for key in model.swap_keys(variable)})
     return state
 
@@ -121,6 +126,7 @@ def make_counterfactuals(
     same_position: bool = False,
     same_phase: bool = False,
     source_task: Task | None = None,
+    source_variable: str | None = None,
 ) -> Counterfactuals:
     """n counterfactuals swapping `variable` ('full' = every variable) from source into base.
 
@@ -128,19 +134,29 @@ def make_counterfactuals(
     aligned with a Multi-Object target), each read by its own causal model.
     same_position: σ = τ (the embed site intervenes on every position up to τ of both).
     same_phase: σ and τ in the same phase (the context-distributed hypothesis test).
+    source_variable: the source's variable whose value `variable` takes (a cross-task map); items
+    whose value the base task cannot express are redrawn, so only values both tasks hold remain.
+    Raises ValueError when no item can be drawn at all.
     """
     source_task = task if source_task is None else source_task
     model = task.causal_model(causal_model)
     source_model = source_task.causal_model(causal_model)
-    for m in (model, source_model):
-        m.swap_keys(variable)  # fails early, with the choices, on an unknown variable
+    model.swap_keys(variable)  # fails early, with the choices, on an unknown variable
+    source_model.swap_keys(variable if source_variable is None else source_variable)
     rows: list[tuple] = []
     max_length = 4 * max(task.max_length, source_task.max_length) + 64
+    models, barren_rounds = (model, source_model), 0
     while len(rows) < n:
         need = n - len(rows)
         base, source = task.sample(need, rng, "all"), source_task.sample(need, rng, "all")
         tau, sigma = _positions(task, source_task, base, source, rng, same_position, same_phase)
-        rows.extend(_draw_items((model, source_model), variable, base, source, tau, sigma, rng, max_length))
+        drawn = list(_draw_items(models, (variable, source_variable), base, source, tau, sigma, rng, max_length))
+        barren_rounds = 0 if drawn else barren_rounds + 1
+        if barren_rounds >= 20:  # e.g. a cross-task map between variables with no shared values
+            raise ValueError(
+                f"no counterfactual swapping {source_variable or variable} into {variable} can be expressed"
+            )
+        rows.extend(drawn)
     return _stack(task, rows[:n], variable, model.variables)
 
 
@@ -161,14 +177,15 @@ def _positions(task, source_task, base: Sequences, source: Sequences, rng, same_
     return tau, _pick(source_ok, rng)
 
 
-def _draw_items(models, variable, base, source, tau, sigma, rng, max_length):
+def _draw_items(models, variables, base, source, tau, sigma, rng, max_length):
     model, source_model = models
+    variable, source_variable = variables
     for i in range(len(base)):
         if tau[i] < 0 or sigma[i] < 0:
             continue  # no admissible pair of positions; the caller draws a fresh pair
         b, s = base.tokens[i, : base.lengths[i]], source.tokens[i, : source.lengths[i]]
         state = intervened_state(
-            model, b, base.quantity[i], tau[i], s, source.quantity[i], sigma[i], variable, source_model
+            model, b, base.quantity[i], tau[i], s, source.quantity[i], sigma[i], variable, source_model, source_variable
         )
         try:
             tokens = continue_from(model, state, b, tau[i], rng, max_length)
@@ -197,17 +214,24 @@ def _stack(task: Task, rows: list[tuple], variable: str, variables: tuple[str, .
         tau=tau,
         sigma=np.array([r[4] for r in rows], dtype=np.int64),
         variable=variable,
-        values={name: np.array([r[5][j] for r in rows], dtype=np.int64) for j, name in enumerate(variables)},
+        values={name: np.array([_value(r[5][j]) for r in rows], dtype=np.int64) for j, name in enumerate(variables)},
     )
+
+
+UNSET = -2  # a variable with no value yet (e.g. arithmetic's op before the first operator)
+
+
+def _value(v) -> int:
+    return UNSET if v is None else int(v)
 
 
 def natural_values(model: CausalModel, sequences: Sequences) -> dict[str, np.ndarray]:
     """The causal model's variables after each token of natural sequences: [N, L] per variable,
-    -1 where there is no state (the EOS position and padding)."""
+    -1 where there is no state (the EOS position and padding), UNSET where a variable has no value."""
     n, width = sequences.tokens.shape
     values = {name: np.full((n, width), -1, dtype=np.int64) for name in model.variables}
     for i in range(n):
         for at, state in enumerate(model.trace(sequences.tokens[i, : sequences.lengths[i]], sequences.quantity[i])):
             for name in model.variables:
-                values[name][i, at] = state[name]
+                values[name][i, at] = _value(state[name])
     return values

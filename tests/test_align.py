@@ -148,6 +148,8 @@ def test_directions_and_different_widths(tmp_path):
         (["a=gru", "swap=[count,phase]", "null_block=true", "k=8"], "need 17 dims, more than the smallest site width"),
         (["a=gru", "b=lstm", "swap=[count,phase]", "method=stitch"], "method=stitch swaps one variable"),
         (["a=gru", "swap=[count,colour]"], "swap=colour is not a variable"),
+        (["a=gru", "b=arithmetic/gru", "swap_by_task.arithmetic=bogus"], "swap=bogus is not a variable of arithmetic"),
+        (["a=gru", "swap=[count,phase]", "swap_by_task.arithmetic=cumu_val"], "swap_by_task maps one variable"),
     ],
 )
 def test_bad_input_is_refused_before_anything_is_written(tmp_path, overrides, message):
@@ -263,6 +265,13 @@ def test_several_variables_and_the_null_block_are_reported_per_variable(tmp_path
     curve = pd.read_csv(result.run_dir / "curve.csv")
     assert set(curve.variable) == {"count", "phase", "null_block"}
     assert run_align(tmp_path, "a=gru", "b=lstm", "swap=[count,phase]", "null_block=true").reused
+
+
+def test_cross_task_alignment_maps_count_onto_cumu_val(tmp_path):
+    result = run_align(tmp_path, "a=gru", "b=arithmetic/gru", "swap_by_task.arithmetic=cumu_val")
+    assert "mas-hidden-count-k4-s0-map_arithmetic_cumu_val" in str(result.run_dir)
+    val = result.rows[result.rows.split == "val"]
+    assert set(val.variable) == {"count~cumu_val"} and len(val) == 4
 
 
 def test_causal_model_hypotheses(tmp_path):

@@ -144,3 +144,27 @@ def test_counterfactuals_are_seeded():
 def test_unknown_variable_names_the_choices():
     with pytest.raises(ValueError, match="choose one of count, phase, full"):
         make_counterfactuals(COUNT, 5, "colour", np.random.default_rng(0))
+
+
+def test_cross_task_counterfactuals_give_the_target_variable_the_source_value():
+    count_task, arithmetic = CountingTask(), ArithmeticTask()
+    cf = make_counterfactuals(
+        arithmetic, 60, "cumu_val", np.random.default_rng(4), source_task=count_task, source_variable="count"
+    )
+    up_down = count_task.causal_model()
+    for i in range(60):
+        source_count = up_down.trace(cf.source[i][cf.source[i] != 0], 0)[cf.sigma[i]]["count"]
+        assert cf.values["cumu_val"][i] == source_count
+        assert 0 <= source_count <= arithmetic.max_value  # only values both tasks hold survive
+
+
+def test_a_map_nothing_can_express_is_refused(monkeypatch):
+    from tasks import counterfactual
+    from tasks.causal import OutOfRange
+
+    def never(*args, **kwargs):
+        raise OutOfRange("nothing fits")
+
+    monkeypatch.setattr(counterfactual, "continue_from", never)
+    with pytest.raises(ValueError, match="no counterfactual swapping count into count can be expressed"):
+        make_counterfactuals(CountingTask(), 5, "count", np.random.default_rng(0))

@@ -86,6 +86,7 @@ def test_each_preset_plans_its_jobs(tmp_path, preset, n_models, expected_fits):
 
 def test_every_preset_is_tested():
     assert config_names("experiment") == [
+        "arithmetic_vs_count",
         "baselines",
         "embedding_site",
         "seeds_and_archs",
@@ -120,6 +121,14 @@ def test_which_program_tests_three_hypotheses_inside_every_model(tmp_path):
     expected = [("context", "full", "full", "das")] * 6 + [("up_down", "count", "16", "das")] * 6
     assert found == sorted(expected + [("up_up", "resp_count", "16", "das")] * 6)
     assert all(len(j.config.models) == 1 for j in p.align)
+
+
+def test_arithmetic_vs_count_maps_count_onto_cumu_val_in_one_joint_fit(tmp_path):
+    p = plan(tmp_path, "experiment=arithmetic_vs_count")
+    assert [j.label for j in p.train] == ["count/gru/0", "count/gru/1", "arithmetic/gru/0", "arithmetic/gru/1"]
+    (fit,) = p.align
+    assert fit.config.swap == "count" and fit.config.swap_by_task.arithmetic == "cumu_val"
+    assert len(fit.config.models) == 4 and fit.config.directions == "all"
 
 
 def test_task_variants_fit_each_variant_with_the_multi_object_reference(tmp_path):

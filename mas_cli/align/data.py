@@ -113,7 +113,16 @@ def natural_activations(model, site: str, n: int, rng: np.random.Generator, devi
 
 
 def build_direction(
-    source, target, site: str, variable: str, n: int, rng: np.random.Generator, device, bank=None, causal_model=None
+    source,
+    target,
+    site: str,
+    variable: str,
+    n: int,
+    rng: np.random.Generator,
+    device,
+    bank=None,
+    causal_model=None,
+    source_variable=None,
 ) -> DirectionData:
     """n counterfactual items for source → target (FrozenModels), with frozen activations; with
     a LatentBank of the target (hidden site), each item's matching natural latent."""
@@ -128,6 +137,7 @@ def build_direction(
         same_position=site == "embed",
         same_phase=causal_model == "context",
         source_task=source.task,
+        source_variable=source_variable,
     )
     tokens, tau, sigma = (torch.from_numpy(a).to(device) for a in (cf.tokens, cf.tau, cf.sigma))
     labels = np.where(cf.label_mask, targets_of(cf.tokens), UNSCORED)

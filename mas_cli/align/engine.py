@@ -74,13 +74,16 @@ def build_functions(models: list[FrozenModel], cfg: DictConfig, device, span: in
 
 
 def build_directions(
-    models, pairs, site, variable, settings, seed, device, latent_pairs=(), bank_size=0, causal_model=None
+    models, pairs, site, variable, settings, seed, device, latent_pairs=(), bank_size=0, causal_model=None, by_task=None
 ):
     """Counterfactual data per direction; seeded by (seed, source, target, split) so that the
     same run always sees the same items. Directions in `latent_pairs` also get matched natural
     latents from a bank of `bank_size` natural sequences of their target. `variable` is one
     variable (its block: the first k coordinates) or a list of (variable, first, stop) blocks,
-    one direction per pair and block ("none": the null block)."""
+    one direction per pair and block ("none": the null block). `by_task` maps a task name to the
+    variable its models swap instead (cross-task alignment: the target's variable takes the
+    source's value)."""
+    by_task = by_task or {}
     blocks = [(variable, None, None)] if isinstance(variable, str) else list(variable)
     banks = {t: build_bank(models[t], bank_size, np.random.default_rng([seed, t, 77]), device) for _, t in latent_pairs}
     out = []
@@ -92,12 +95,13 @@ def build_directions(
                     models[s],
                     models[t],
                     site,
-                    name,
+                    by_task.get(models[t].task.name, name),
                     size,
                     np.random.default_rng([seed, s, t, split] + ([j] if j else [])),
                     device,
                     bank,
                     causal_model,
+                    by_task.get(models[s].task.name, name),
                 )
                 for split, size in enumerate((settings.train_size, settings.val_size))
             ]

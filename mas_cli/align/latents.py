@@ -57,7 +57,7 @@ def build_bank(model, n: int, rng: np.random.Generator, device) -> LatentBank:
     states = model.model.hidden_states(torch.from_numpy(sequences.tokens).to(device))  # [N, L, d]
     has_state = np.ones(sequences.tokens.shape, dtype=bool)
     for name in causal.variables:
-        has_state &= values[name] >= 0
+        has_state &= values[name] != -1
     keys = np.stack([values[name][has_state] for name in causal.variables], axis=1) if causal.variables else None
     flat = states[torch.as_tensor(has_state, device=states.device)]
     rows_by_values: dict[tuple, list[int]] = {}

@@ -76,6 +76,10 @@ def plan_alignment(cfg: DictConfig) -> Plan:
             )
         if cfg.directions != "all":
             raise ConfigError(f"method={cfg.method} fixes its directions (source a, target b); drop directions=")
+    if swap_map(cfg) and (len(swapped(cfg)) > 1 or cfg.null_block or "full" in swapped(cfg)):
+        raise ConfigError(
+            "swap_by_task maps one variable onto another; use it with one swap variable and no null_block"
+        )
     if (len(swapped(cfg)) > 1 or cfg.null_block) and cfg.method in ("stitch", "clmas", "latent_stitch"):
         raise ConfigError(f"method={cfg.method} swaps one variable; drop the extra swap variables and null_block")
     pairs = FIXED_DIRECTIONS.get(cfg.method) or parse_directions(cfg.directions, len(specs))
@@ -116,6 +120,8 @@ def run_settings(cfg: DictConfig, method: str, pairs: list[tuple[int, int]]) -> 
     name = f"{method}-{cfg.site}-{'+'.join(swapped(cfg))}-k{cfg.k}-s{cfg.seed}"
     if cfg.null_block:
         name += "-null"
+    if swap_map(cfg):
+        name += "-map_" + ".".join(f"{task}_{v}" for task, v in sorted(swap_map(cfg).items()))
     if cfg.directions != "all":
         name += (
             f"-{cfg.directions}" if isinstance(cfg.directions, str) else "-" + ".".join(f"{s}-{t}" for s, t in pairs)
@@ -145,7 +151,8 @@ def check_models(cfg: DictConfig, described: list[tuple[str, int, tuple[str, ...
     if k > smallest:
         raise ConfigError(f"k={k} is larger than the smallest site width ({smallest}); choose k <= {smallest}")
     for label, _, variables in described:
-        for variable in swapped(cfg):
+        mapped = swap_map(cfg).get(label.split("/")[0])
+        for variable in [mapped] if mapped else swapped(cfg):
             if variable != "full" and variable not in variables:
                 have = ", ".join((*variables, "full"))
                 raise ConfigError(f"swap={variable} is not a variable of {label}'s causal model; choose one of {have}")
@@ -160,6 +167,11 @@ def check_models(cfg: DictConfig, described: list[tuple[str, int, tuple[str, ...
 
 def describe(model: FrozenModel, site: str, causal_model: str | None) -> tuple[str, int, tuple[str, ...]]:
     return model.spec.label, model.model.site_width(site), variables_of(model.task, causal_model, model.spec.label)
+
+
+def swap_map(cfg: DictConfig) -> dict[str, str]:
+    """Tasks whose models swap another variable than `swap` (cross-task alignment)."""
+    return {task: v for task, v in cfg.swap_by_task.items() if v is not None}
 
 
 def swapped(cfg: DictConfig) -> list[str]:
@@ -205,6 +217,8 @@ def fingerprint_of(cfg: DictConfig, plan: Plan, models: list[FrozenModel], k: in
         found["causal_model"] = cfg.causal_model
     if cfg.null_block:
         found["null_block"] = True
+    if swap_map(cfg):
+        found["swap_by_task"] = swap_map(cfg)
     if plan.latent_pairs:
         found["latent"] = [list(p) for p in plan.latent_pairs]
         found["cl"] = OmegaConf.to_container(cfg.cl, resolve=True)
@@ -239,19 +253,10 @@ def fit(cfg: DictConfig, plan: Plan, models: list[FrozenModel], fingerprint: dic
     if cfg.force:
         checkpoint.unlink(missing_ok=True)
     console.print(f"counterfactual data: {len(plan.pairs)} direction(s), swap={cfg.swap}, site={cfg.site}")
-    blocks = variable_blocks(cfg, min(m.model.site_width(cfg.site) for m in models))
-    directions = build_directions(
-        models,
-        plan.pairs,
-        cfg.site,
-        cfg.swap if isinstance(cfg.swap, str) and not cfg.null_block else blocks,
-        cfg.budget.align,
-        cfg.seed,
-        device,
-        plan.latent_pairs,
-        cfg.cl.bank_size,
-        causal_model=cfg.causal_model,
-    )
+    try:
+        directions = make_directions(cfg, plan, models, device)
+    except ValueError as exc:  # the counterfactual generator found nothing it can express
+        raise ConfigError(f"{exc}; map variables whose values both tasks can hold") from None
     for d in directions:
         unmatched, items = d.unmatched(), len(d.train) + len(d.val)
         if unmatched == items:
@@ -271,6 +276,24 @@ def fit(cfg: DictConfig, plan: Plan, models: list[FrozenModel], fingerprint: dic
     return AlignResult(plan.run_dir, rows, plan.specs, reused=False)
 
 
+def make_directions(cfg: DictConfig, plan: Plan, models: list[FrozenModel], device):
+    """Every direction's data: one variable, or a block per variable (and the null block)."""
+    blocks = variable_blocks(cfg, min(m.model.site_width(cfg.site) for m in models))
+    return build_directions(
+        models,
+        plan.pairs,
+        cfg.site,
+        cfg.swap if isinstance(cfg.swap, str) and not cfg.null_block else blocks,
+        cfg.budget.align,
+        cfg.seed,
+        device,
+        plan.latent_pairs,
+        cfg.cl.bank_size,
+        causal_model=cfg.causal_model,
+        by_task=swap_map(cfg),
+    )
+
+
 def result_rows(cfg: DictConfig, plan: Plan, aligner: Aligner) -> pd.DataFrame:
     rows = []
     with torch.no_grad():
@@ -278,7 +301,10 @@ def result_rows(cfg: DictConfig, plan: Plan, aligner: Aligner) -> pd.DataFrame:
     for d in aligner.directions:
         for split, data in (("train", d.train), ("val", d.val)):
             scores = aligner.scores_row(d, split, aligner.evaluate(d, data, rows=weights))
-            setting = {"method": plan.method, "site": cfg.site, "k": cfg.k, "variable": d.variable or cfg.swap}
+            variable = d.variable or cfg.swap
+            if swap_map(cfg):  # one label for the run: the variable and what it maps onto
+                variable = "~".join([cfg.swap, *sorted(set(swap_map(cfg).values()))])
+            setting = {"method": plan.method, "site": cfg.site, "k": cfg.k, "variable": variable}
             setting |= {"normalize": cfg.normalize, "orthogonal_map": cfg.orthogonal_map, "budget": cfg.budget.name}
             setting |= {"align_fn": cfg.align_fn, "causal_model": cfg.causal_model or "task default"}
             if d.latent:
