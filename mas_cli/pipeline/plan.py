@@ -100,20 +100,25 @@ def train_jobs(cfg: DictConfig, specs: list[ModelSpec]) -> list[Job]:
     return jobs
 
 
-def _composed(cfg: DictConfig, name: str, overrides: list[str], settings: dict) -> DictConfig:
-    """A `mas <name>` config run by the pipeline: its overrides, then the pipeline's runtime."""
-    try:
-        child = compose_config(name, overrides)
-    except Exception as exc:  # Hydra's override and missing-config errors
-        first_line = str(exc).splitlines()[0]
-        raise ConfigError(
-            f"cannot compose the `mas {name}` config ({first_line}); check pipeline.align_overrides"
-        ) from None
-    inherit_runtime(cfg, child)
-    child.train_overrides = list(cfg.pipeline.train_overrides)
-    child.allow_undertrained = cfg.pipeline.allow_undertrained
-    child.seed = cfg.seed
-    return OmegaConf.merge(child, settings)
+def _composed(cfg: DictConfig, name: str, overrides: list[str], settings: dict, bases: dict) -> DictConfig:
+    """A `mas <name>` config run by the pipeline: its overrides, then the pipeline's runtime, then
+    the job's settings. The base is composed once per command (Hydra composition is slow) and
+    merged per job (`bases` holds them: (command, overrides) -> config)."""
+    key = (name, tuple(overrides))
+    if key not in bases:
+        try:
+            child = compose_config(name, overrides)
+        except Exception as exc:  # Hydra's override and missing-config errors
+            first_line = str(exc).splitlines()[0]
+            raise ConfigError(
+                f"cannot compose the `mas {name}` config ({first_line}); check pipeline.align_overrides"
+            ) from None
+        inherit_runtime(cfg, child)
+        child.train_overrides = list(cfg.pipeline.train_overrides)
+        child.allow_undertrained = cfg.pipeline.allow_undertrained
+        child.seed = cfg.seed
+        bases[key] = child
+    return OmegaConf.merge(bases[key], settings)
 
 
 def _spec_text(spec: ModelSpec) -> str:
@@ -132,11 +137,13 @@ def fits_of(method: str, groups: list[list[ModelSpec]], everyone: list[ModelSpec
     return list(dict.fromkeys(tuple(p) for g in groups for p in pairs(g, 2)))
 
 
-def method_jobs(cfg: DictConfig, method: str, group: list[ModelSpec], site: str, hypothesis: dict, described) -> Job:
+def method_jobs(
+    cfg: DictConfig, method: str, group: list[ModelSpec], site: str, hypothesis: dict, described, bases: dict
+) -> Job:
     """One job; `hypothesis` holds swap, k and causal_model; `described(spec, causal_model)` is
     what check_models needs about a model (label, width, variables)."""
     if method == "similarity":
-        sim_cfg = _composed(cfg, "similarity", [], {"a": _spec_text(group[0]), "b": _spec_text(group[1])})
+        sim_cfg = _composed(cfg, "similarity", [], {"a": _spec_text(group[0]), "b": _spec_text(group[1])}, bases)
         sim_cfg.site = site
         validate_similarity(sim_cfg)
         done = (plan_similarity(sim_cfg)[1] / "similarity.csv").is_file() and not sim_cfg.force
@@ -144,7 +151,7 @@ def method_jobs(cfg: DictConfig, method: str, group: list[ModelSpec], site: str,
     settings = {"models": [_spec_text(s) for s in group], "method": method, "site": site, **hypothesis}
     if method == "accessible_only":
         settings |= {"method": "clmas", "cl": {"eps": 0.0}}
-    align_cfg = _composed(cfg, "align", list(cfg.pipeline.align_overrides), settings)
+    align_cfg = _composed(cfg, "align", list(cfg.pipeline.align_overrides), settings, bases)
     validate_align(align_cfg)
     plan = plan_alignment(align_cfg)
     check_models(align_cfg, [described(s, align_cfg.causal_model) for s in group])
@@ -179,19 +186,19 @@ def align_jobs(cfg: DictConfig, groups: list[list[ModelSpec]], everyone: list[Mo
     methods = _names(cfg, "methods", METHODS)
     sites = _names(cfg, "sites")
     on_demand = ModelsOnDemand(cfg, cfg.pipeline.train_overrides)
-    tasks = {spec: task_from_config(on_demand.train_config(spec).task) for spec in everyone}
+    train_cfgs = {spec: on_demand.train_config(spec) for spec in everyone}  # composed once per model
+    tasks = {spec: task_from_config(train_cfg.task) for spec, train_cfg in train_cfgs.items()}
 
     def described(spec: ModelSpec, causal_model: str | None) -> tuple:
-        train_cfg = on_demand.train_config(spec)
-        return spec.label, train_cfg.arch.width, variables_of(tasks[spec], causal_model, spec.label)
+        return spec.label, train_cfgs[spec].arch.width, variables_of(tasks[spec], causal_model, spec.label)
 
-    jobs = []
+    jobs, bases = [], {}
     for method in methods:
         for site, hypothesis in itertools.product(sites, hypotheses_of(cfg, method)):
             for group in fits_of(method, groups, everyone):
                 if method == "mas" and len(group) < 2:
                     raise ConfigError("a MAS fit needs two models or more; add seeds or archs, or use methods=[das]")
-                jobs.append(method_jobs(cfg, method, list(group), site, hypothesis, described))
+                jobs.append(method_jobs(cfg, method, list(group), site, hypothesis, described, bases))
     return jobs
 
 
