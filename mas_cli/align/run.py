@@ -23,6 +23,7 @@ from mas_cli import store
 from mas_cli.align.engine import Aligner, build_directions
 from mas_cli.align.methods import FIXED_DIRECTIONS, FULL_WIDTH_BY_DEFAULT, LATENT_METHODS
 from mas_cli.align.specs import ModelSpec, parse_directions, parse_spec
+from mas_cli.align.swaps import swap_map, swapped, variable_blocks, variables_of
 from mas_cli.align.zoo import FrozenModel, ensure_trained, load_frozen
 from mas_cli.config import ConfigError, refuse_other_settings
 from mas_cli.console import console
@@ -167,33 +168,6 @@ def check_models(cfg: DictConfig, described: list[tuple[str, int, tuple[str, ...
 
 def describe(model: FrozenModel, site: str, causal_model: str | None) -> tuple[str, int, tuple[str, ...]]:
     return model.spec.label, model.model.site_width(site), variables_of(model.task, causal_model, model.spec.label)
-
-
-def swap_map(cfg: DictConfig) -> dict[str, str]:
-    """Tasks whose models swap another variable than `swap` (cross-task alignment)."""
-    return {task: v for task, v in cfg.swap_by_task.items() if v is not None}
-
-
-def swapped(cfg: DictConfig) -> list[str]:
-    """The swapped variables, one k-block each, in order (`swap=count` or `swap=[count,phase]`)."""
-    return [cfg.swap] if isinstance(cfg.swap, str) else list(cfg.swap)
-
-
-def variable_blocks(cfg: DictConfig, smallest: int) -> list[tuple[str, int, int]]:
-    """(variable, first, last + 1) alignment coordinates of each block: variable j holds
-    [j·k, (j+1)·k); the null block ("none": label = the unchanged base) the rest up to `smallest`."""
-    blocks = [(v, j * cfg.k, (j + 1) * cfg.k) for j, v in enumerate(swapped(cfg))]
-    if cfg.null_block:
-        blocks.append(("none", blocks[-1][2], smallest))
-    return blocks
-
-
-def variables_of(task, causal_model: str | None, label: str) -> tuple[str, ...]:
-    """The swappable variables of the hypothesis `causal_model` (None: the task's own) for a task."""
-    try:
-        return task.causal_model(causal_model).variables
-    except ValueError as exc:
-        raise ConfigError(f"causal_model={causal_model} does not fit {label}: {exc}") from None
 
 
 def fingerprint_of(cfg: DictConfig, plan: Plan, models: list[FrozenModel], k: int) -> dict:

@@ -8,8 +8,9 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from rich.table import Table
 
-from mas_cli.align.run import AlignResult, align, variables_of
+from mas_cli.align.run import AlignResult, align
 from mas_cli.align.specs import ModelSpec
+from mas_cli.align.swaps import variables_of
 from mas_cli.commands.common import compose_config, configure_runtime, inherit_runtime, reports_bad_input
 from mas_cli.config import ConfigError, validate_align, validate_train
 from mas_cli.console import console

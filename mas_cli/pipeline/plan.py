@@ -13,8 +13,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mas_cli import store
 from mas_cli.align.methods import METHODS as ALIGN_METHODS
-from mas_cli.align.run import check_models, plan_alignment, variables_of
+from mas_cli.align.run import check_models, plan_alignment
 from mas_cli.align.specs import ModelSpec, parse_spec
+from mas_cli.align.swaps import variables_of
 from mas_cli.commands.align import ModelsOnDemand
 from mas_cli.commands.common import compose_config, inherit_runtime
 from mas_cli.commands.similarity import plan_similarity
