@@ -102,14 +102,22 @@ class CountingTask:
         tokens = np.where(pos == d + m + 2, EOS, tokens)
         return Sequences(tokens=tokens, lengths=lengths.astype(np.int64), quantity=quantity)
 
-    def _trigger_index(self, tokens: np.ndarray) -> np.ndarray:
-        return (tokens == self.trigger).argmax(axis=1)
+    def _response_start(self, tokens: np.ndarray) -> np.ndarray:
+        """int [N]: where the response phase begins, the *last* T (0 when there is none).
+
+        A natural sequence has one T. A counterfactual can have two (a phase swap back into
+        the demo phase emits demo tokens and a second T after the base's T) or none (a swap into
+        the response phase before the base reached T): from τ on, its response phase starts at
+        the last T, or at τ itself when there is no T at all."""
+        is_trigger = tokens == self.trigger
+        last = tokens.shape[1] - 1 - is_trigger[:, ::-1].argmax(axis=1)
+        return np.where(is_trigger.any(axis=1), last, 0)
 
     def response_mask(self, tokens: np.ndarray) -> np.ndarray:
         pos = np.arange(tokens.shape[1])[None, :]
         has_target = np.zeros_like(tokens, dtype=bool)
         has_target[:, :-1] = tokens[:, 1:] != PAD
-        return (pos >= self._trigger_index(tokens)[:, None]) & has_target
+        return (pos >= self._response_start(tokens)[:, None]) & has_target
 
     def eligible_positions(self, tokens: np.ndarray) -> np.ndarray:
         """Inputs that are demo, void or response tokens (not PAD, BOS, EOS or T)."""
@@ -133,4 +141,4 @@ class CountingTask:
     def phase_of(self, tokens: np.ndarray) -> np.ndarray:
         """int [N, L]: the Up-Down `phase` after reading each position (1 from T on)."""
         pos = np.arange(tokens.shape[1])[None, :]
-        return (pos >= self._trigger_index(tokens)[:, None]).astype(np.int64)
+        return (pos >= self._response_start(tokens)[:, None]).astype(np.int64)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from tasks import ArithmeticTask, CountingTask, make_counterfactuals
 from tasks.counterfactual import counterfactual_sequence
+from tasks.vocab import EOS, PAD
 
 COUNT = CountingTask()
 ARITH = ArithmeticTask()
@@ -123,6 +124,37 @@ def test_make_counterfactuals_shapes_and_labels(seed, variable, same_position):
     assert (cf.tokens[rows, cf.tau] == cf.base[rows, cf.tau]).all()  # the prefix is the base's
     if same_position:
         assert (cf.tau == cf.sigma).all()
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    causal=st.sampled_from(["up_down", "up_up"]),
+    variable=st.sampled_from(["count", "phase", "full"]),
+)
+def test_the_scored_predictions_are_exactly_the_response_phase_from_tau_on(seed, causal, variable):
+    """Each R and the EOS is scored; a demo token, a void or a T never is, even where a phase swap
+    sends a response step back into the demo phase (its demo tokens are drawn at random, so no
+    model could predict them) or a demo step straight into the response phase (no T at all)."""
+    task = CountingTask(void_p=0.2)
+    if variable not in task.causal_model(causal).variables and variable != "full":
+        variable = "full"
+    cf = make_counterfactuals(task, 64, variable, np.random.default_rng(seed), causal_model=causal)
+    targets = np.full_like(cf.tokens, PAD)
+    targets[:, :-1] = cf.tokens[:, 1:]
+    after_tau = np.arange(cf.tokens.shape[1])[None, :] >= cf.tau[:, None]
+    response = np.isin(targets, (task.response, EOS))
+    assert np.array_equal(cf.label_mask, after_tau & response)
+
+
+def test_a_phase_swap_into_the_demo_phase_scores_only_the_new_response():
+    # response step τ=7 receives the demo phase (count 2 left < n=4): two demo tokens, a second T
+    task = COUNT
+    tokens = swap(task, "up_down", BASE4, 4, 7, SOURCE6, 6, 3, "phase")
+    encoded = np.array([task.vocab.encode(tokens)])
+    scored = np.flatnonzero(task.response_mask(encoded)[0])
+    assert tokens.split()[scored[0]] == "T" and tokens.split().count("T") == 2
+    assert scored[0] == len(tokens.split()) - 1 - tokens.split()[::-1].index("T")
 
 
 def test_same_phase_pairs_steps_of_one_phase():

@@ -193,6 +193,10 @@ def fingerprint_of(cfg: DictConfig, plan: Plan, models: list[FrozenModel], k: in
         found["null_block"] = True
     if swap_map(cfg):
         found["swap_by_task"] = swap_map(cfg)
+    if {"phase", "full"} & set(swapped(cfg)):
+        # Phase swaps into the demo phase once scored its randomly drawn demo tokens; results
+        # stored before the fix must not be reused as if they were comparable.
+        found["labels"] = "response-phase-from-last-trigger"
     if plan.latent_pairs:
         found["latent"] = [list(p) for p in plan.latent_pairs]
         found["cl"] = OmegaConf.to_container(cfg.cl, resolve=True)
