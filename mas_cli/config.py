@@ -80,6 +80,14 @@ def validate_task(task: DictConfig) -> None:
         len(held) < high - low + 1,
         f"task.held_out covers every count in {low}..{high}; leave at least one for training",
     )
+    curriculum = task.get("curriculum")
+    if curriculum is not None:
+        _require(
+            isinstance(curriculum, DictConfig) and set(curriculum) == {"start", "steps"},
+            f"task.curriculum must be null or {{start: <first cap>, steps: <steps to all>}}, got {curriculum!r}",
+        )
+        _positive_int(curriculum.start, "task.curriculum.start")
+        _require(_is_int(curriculum.steps) and curriculum.steps >= 0, "task.curriculum.steps must be an integer ≥ 0")
 
 
 def validate_arch(arch: DictConfig) -> None:

@@ -45,6 +45,16 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def curriculum_cap(curriculum, step: int, most: int) -> int | None:
+    """The largest quantity (op count, count) training draws at `step`: `curriculum.start`
+    at first, rising linearly to `most` by `curriculum.steps`; None (everything) without a
+    curriculum or after it. Long arithmetic sequences stall on a plateau where the model never
+    learns when to stop (it predicts EOS at its base rate, whatever k is); short ones do not."""
+    if not curriculum or step >= curriculum.steps:
+        return None
+    return curriculum.start + (most - curriculum.start) * step // curriculum.steps
+
+
 def next_token_loss(model: SequenceModel, tokens: torch.Tensor) -> torch.Tensor:
     """Cross-entropy over every non-pad target. The readout runs only where a target exists:
     about half of a padded batch is PAD, and the readout MLP is a third of the work."""
@@ -109,7 +119,8 @@ class Trainer:
     def _train_step(self) -> torch.Tensor:
         for group in self.optimizer.param_groups:
             group["lr"] = self.budget.lr * lr_factor(self.step, self.budget.warmup_steps, self.budget.max_steps)
-        batch = self.task.sample(self.budget.batch_size, self.data_rng, "train").tokens
+        cap = curriculum_cap(self.cfg.task.get("curriculum"), self.step, int(self.task.counts("train").max()))
+        batch = self.task.sample(self.budget.batch_size, self.data_rng, "train", up_to=cap).tokens
         loss = next_token_loss(self.model, torch.from_numpy(batch).to(self.device))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

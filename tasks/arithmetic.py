@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tasks.base import Sequences, Split, quantities
+from tasks.base import Sequences, Split, capped, quantities
 from tasks.causal import Arithmetic, ArithmeticTokens
 from tasks.vocab import BOS, EOS, PAD, Vocab
 
@@ -50,9 +50,10 @@ class ArithmeticTask:
     def counts(self, split: Split) -> np.ndarray:
         return quantities(split, self.min_ops, self.max_ops, self.held_out)
 
-    def sample(self, n: int, rng: np.random.Generator, split: Split = "train") -> Sequences:
-        """Vectorised over sequences; one loop iteration per operation slot (≤ max_ops)."""
-        ops = rng.choice(self.counts(split), size=n)
+    def sample(self, n: int, rng: np.random.Generator, split: Split = "train", up_to: int | None = None) -> Sequences:
+        """Vectorised over sequences; one loop iteration per operation slot (≤ max_ops).
+        up_to: draw only op counts up to it (a training curriculum's cap; None = all)."""
+        ops = rng.choice(capped(self.counts(split), up_to), size=n)
         value = rng.integers(0, self.max_value + 1, size=n)
         width = int(3 + 5 * ops.max())
         tokens = np.full((n, width), PAD, dtype=np.int64)

@@ -39,7 +39,9 @@ class Task(Protocol):
 
     def counts(self, split: Split) -> np.ndarray: ...
 
-    def sample(self, n: int, rng: np.random.Generator, split: Split = "train") -> Sequences: ...
+    def sample(self, n: int, rng: np.random.Generator, split: Split = "train", up_to: int | None = None) -> Sequences:
+        """n sequences; `up_to` caps the quantity (count n, op count k) for a curriculum."""
+        ...
 
     def response_mask(self, tokens: np.ndarray) -> np.ndarray:
         """bool [N, L]: True where the prediction made at position p (of token p+1) is part of
@@ -58,6 +60,14 @@ def quantities(split: Split, low: int, high: int, held_out: tuple[int, ...]) -> 
     everything = np.arange(low, high + 1)
     held = np.isin(everything, held_out)
     return {"train": everything[~held], "heldout": everything[held], "all": everything}[split]
+
+
+def capped(quantities: np.ndarray, up_to: int | None) -> np.ndarray:
+    """The quantities up to `up_to` (all of them for None; at least the smallest, so a cap below
+    the range still draws something)."""
+    if up_to is None:
+        return quantities
+    return quantities[quantities <= max(up_to, int(quantities.min()))]
 
 
 def targets_of(tokens: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tasks.base import Sequences, Split, quantities
+from tasks.base import Sequences, Split, capped, quantities
 from tasks.causal import TRANSFORMS, ContextDistributed, CountingTokens, UpDown, UpUp
 from tasks.vocab import BOS, EOS, PAD, Vocab
 
@@ -74,9 +74,10 @@ class CountingTask:
     def counts(self, split: Split) -> np.ndarray:
         return quantities(split, self.min_count, self.max_count, self.held_out)
 
-    def sample(self, n: int, rng: np.random.Generator, split: Split = "train") -> Sequences:
-        """n sequences in one vectorised pass (no per-sequence Python loop)."""
-        quantity = rng.choice(self.counts(split), size=n)
+    def sample(self, n: int, rng: np.random.Generator, split: Split = "train", up_to: int | None = None) -> Sequences:
+        """n sequences in one vectorised pass (no per-sequence Python loop).
+        up_to: draw only counts up to it (a training curriculum's cap; None = all)."""
+        quantity = rng.choice(capped(self.counts(split), up_to), size=n)
         # Voids before the n-th demo token: failures before the n-th success of a
         # Bernoulli(1 - void_p) process. Given their number, their places among the first
         # L - 1 steps are uniform, which is what per-step Bernoulli draws would give.

@@ -62,6 +62,9 @@ def test_transformer_trains_with_void_tokens_by_default(small_train_cfg):
         (["arch.grad_clip=-1"], "arch.grad_clip must be in"),
         (["task.held_out=5"], "task.held_out must be a list of integers"),
         (["task=arithmetic", "task.max_ops=x"], "task.max_ops must be a positive integer"),
+        (["task=arithmetic", "task.curriculum.start=0"], "task.curriculum.start must be a positive integer"),
+        (["task=arithmetic", "task.curriculum.steps=-5"], "task.curriculum.steps must be an integer ≥ 0"),
+        (["task=arithmetic", "task.curriculum=3"], "task.curriculum must be null or {start"),
         (["seed=true"], "seed must be a non-negative integer"),
     ],
 )

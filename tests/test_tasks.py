@@ -112,6 +112,20 @@ def test_response_mask_scores_responses_and_eos_only():
     assert task.vocab.decode(targets) == "R R EOS"
 
 
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), up_to=st.integers(-3, 25), arithmetic=st.booleans())
+def test_a_curriculum_cap_draws_only_quantities_up_to_it(seed, up_to, arithmetic):
+    task = ArithmeticTask() if arithmetic else CountingTask(held_out=(4, 9))
+    drawn = task.sample(300, np.random.default_rng(seed), "train", up_to=up_to)
+    allowed = task.counts("train")
+    assert np.isin(drawn.quantity, allowed).all()
+    assert drawn.quantity.max() <= max(up_to, allowed.min())  # below the range: the smallest only
+    if up_to >= allowed.max():
+        assert np.array_equal(np.unique(drawn.quantity), allowed)  # a cap past the range changes nothing
+    if arithmetic:  # k operations: 3 + 5k tokens, k '=' signs
+        assert ((drawn.tokens == task.equals).sum(axis=1) == drawn.quantity).all()
+
+
 def test_generation_is_seeded():
     task = CountingTask(void_p=0.2)
     a = task.sample(100, np.random.default_rng(7)).tokens

@@ -9,10 +9,11 @@ import sys
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from mas_cli import store
 from mas_cli.config import ConfigError
-from mas_cli.training import Trainer, lr_factor, train_model
+from mas_cli.training import Trainer, curriculum_cap, lr_factor, train_model
 from tests.conftest import run_cli
 
 
@@ -79,6 +80,13 @@ def test_lr_schedule_warms_up_then_decays():
     assert lr_factor(9, 10, 100) == pytest.approx(1.0)
     assert lr_factor(100, 10, 100) == pytest.approx(0.1)
     assert lr_factor(50, 10, 100) < lr_factor(20, 10, 100)
+
+
+def test_the_curriculum_cap_rises_linearly_then_lifts():
+    curriculum = OmegaConf.create({"start": 4, "steps": 100})
+    caps = [curriculum_cap(curriculum, step, 20) for step in (0, 50, 99, 100, 5000)]
+    assert caps == [4, 12, 19, None, None]
+    assert curriculum_cap(None, 0, 20) is None  # no curriculum: every quantity from the start
 
 
 def test_corrupt_model_file_gets_a_clear_error(tmp_path):
