@@ -48,8 +48,8 @@ class Task(Protocol):
         the trial verdict (SPEC §2: each response token and the EOS)."""
         ...
 
-    def eligible_positions(self, tokens: np.ndarray) -> np.ndarray:
-        """bool [N, L]: positions an interchange intervention may target (SPEC §3)."""
+    def eligible_positions(self, tokens: np.ndarray, variable: str | None = None) -> np.ndarray:
+        """bool [N, L]: positions an interchange intervention on `variable` may target (SPEC §3)."""
         ...
 
     def causal_model(self, name: str | None = None): ...

@@ -149,7 +149,9 @@ def make_counterfactuals(
     while len(rows) < n:
         need = n - len(rows)
         base, source = task.sample(need, rng, "all"), source_task.sample(need, rng, "all")
-        tau, sigma = _positions(task, source_task, base, source, rng, same_position, same_phase)
+        tau, sigma = _positions(
+            (task, source_task), (variable, source_variable or variable), base, source, rng, same_position, same_phase
+        )
         drawn = list(_draw_items(models, (variable, source_variable), base, source, tau, sigma, rng, max_length))
         barren_rounds = 0 if drawn else barren_rounds + 1
         if barren_rounds >= 20:  # e.g. a cross-task map between variables with no shared values
@@ -160,9 +162,11 @@ def make_counterfactuals(
     return _stack(task, rows[:n], variable, model.variables)
 
 
-def _positions(task, source_task, base: Sequences, source: Sequences, rng, same_position, same_phase):
-    base_ok = task.eligible_positions(base.tokens)
-    source_ok = source_task.eligible_positions(source.tokens)
+def _positions(tasks, variables, base: Sequences, source: Sequences, rng, same_position, same_phase):
+    """τ and σ: steps that set the swapped variable in base and source (each task's own notion)."""
+    (task, source_task), (variable, source_variable) = tasks, variables
+    base_ok = task.eligible_positions(base.tokens, variable)
+    source_ok = source_task.eligible_positions(source.tokens, source_variable)
     if same_position:
         width = min(base_ok.shape[1], source_ok.shape[1])
         both = base_ok[:, :width] & source_ok[:, :width]

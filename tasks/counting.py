@@ -120,8 +120,9 @@ class CountingTask:
         has_target[:, :-1] = tokens[:, 1:] != PAD
         return (pos >= self._response_start(tokens)[:, None]) & has_target
 
-    def eligible_positions(self, tokens: np.ndarray) -> np.ndarray:
-        """Inputs that are demo, void or response tokens (not PAD, BOS, EOS or T)."""
+    def eligible_positions(self, tokens: np.ndarray, variable: str | None = None) -> np.ndarray:
+        """Inputs that are demo, void or response tokens (not PAD, BOS, EOS or T), whatever the
+        variable: each of them sets the count (or, for void tokens, keeps it)."""
         return ~np.isin(tokens, (PAD, BOS, EOS, self.trigger))
 
     def causal_tokens(self) -> CountingTokens:

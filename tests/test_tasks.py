@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -142,6 +143,35 @@ def test_arithmetic_sequences_are_what_the_causal_model_emits(seed, max_ops):
     for tokens, length, k in zip(batch.tokens, batch.lengths, batch.quantity):
         assert length == 3 + 5 * k
         assert emissions_match(model, tokens, length, k), task.vocab.decode(tokens)
+
+
+@pytest.mark.parametrize(
+    ("variable", "positions"),
+    [
+        ("cumu_val", [2, 6, 11]),  # v0 and each result: the running value was just read
+        ("remaining_ops", [1, 6, 11]),  # k, then each result (after the '=' that counted it down)
+        ("op", [3, 8]),
+        ("operand", [4, 9]),
+        ("full", list(range(2, 12))),  # every input from v0 on, EOS excluded
+        (None, list(range(2, 12))),
+    ],
+)
+def test_arithmetic_intervention_positions_are_the_steps_that_set_the_variable(variable, positions):
+    task = ArithmeticTask()
+    tokens = np.array([task.vocab.encode("BOS 2 5 + 3 = 8 , - 6 = 2 EOS")])
+    assert np.flatnonzero(task.eligible_positions(tokens, variable)[0]).tolist() == positions
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_at_a_cumu_val_position_the_running_value_is_the_number_just_read(seed):
+    task = ArithmeticTask()
+    batch = task.sample(20, np.random.default_rng(seed), "all")
+    model = task.causal_model()
+    for tokens, length, k in zip(batch.tokens, batch.lengths, batch.quantity):
+        trace = model.trace(tokens[:length], int(k))
+        for tau in np.flatnonzero(task.eligible_positions(tokens[None], "cumu_val")[0]):
+            assert task.number[trace[tau]["cumu_val"]] == tokens[tau]
 
 
 def test_arithmetic_exact_encoding_and_mask():

@@ -28,6 +28,7 @@ from mas_cli.align.zoo import FrozenModel, ensure_trained, load_frozen
 from mas_cli.config import ConfigError, refuse_other_settings
 from mas_cli.console import console
 from mas_cli.training import resolve_device
+from tasks import ArithmeticTask
 
 ALIGNMENT_FORMAT = "mas-alignment/1"
 
@@ -197,6 +198,9 @@ def fingerprint_of(cfg: DictConfig, plan: Plan, models: list[FrozenModel], k: in
         # Phase swaps into the demo phase once scored its randomly drawn demo tokens; results
         # stored before the fix must not be reused as if they were comparable.
         found["labels"] = "response-phase-from-last-trigger"
+    if any(isinstance(m.task, ArithmeticTask) for m in models):
+        # Arithmetic interventions once drew every position; fits made so are not comparable.
+        found["positions"] = "steps-that-set-the-variable"
     if plan.latent_pairs:
         found["latent"] = [list(p) for p in plan.latent_pairs]
         found["cl"] = OmegaConf.to_container(cfg.cl, resolve=True)
@@ -230,7 +234,8 @@ def fit(cfg: DictConfig, plan: Plan, models: list[FrozenModel], fingerprint: dic
     checkpoint = plan.run_dir / "checkpoint.pt"
     if cfg.force:
         checkpoint.unlink(missing_ok=True)
-    console.print(f"counterfactual data: {len(plan.pairs)} direction(s), swap={cfg.swap}, site={cfg.site}")
+    mapped = "".join(f", {task} models swap {variable}" for task, variable in sorted(swap_map(cfg).items()))
+    console.print(f"counterfactual data: {len(plan.pairs)} direction(s), swap={cfg.swap}{mapped}, site={cfg.site}")
     try:
         directions = make_directions(cfg, plan, models, device)
     except ValueError as exc:  # the counterfactual generator found nothing it can express
