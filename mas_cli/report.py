@@ -104,7 +104,12 @@ def pair_table(val: pd.DataFrame, within: bool) -> pd.DataFrame:
     part = val[val.within == within]
     if part.empty:
         return pd.DataFrame()
-    key = part.src_arch if within else part.src_arch + " → " + part.trg_arch
+    # Name tasks too once models of several tasks are in the report, so count/gru → count/gru and
+    # arithmetic/gru → arithmetic/gru stay apart.
+    several_tasks = len(set(val.src_task) | set(val.trg_task)) > 1
+    src = part.src_task + "/" + part.src_arch if several_tasks else part.src_arch
+    trg = part.trg_task + "/" + part.trg_arch if several_tasks else part.trg_arch
+    key = src if within else src + " → " + trg
     same_task = part.src_task == part.trg_task
     key = key.where(same_task, part.src_task + "/" + part.src_arch + " → " + part.trg_task + "/" + part.trg_arch)
     keys = [c for c in settings_of(val) if c != "method"]

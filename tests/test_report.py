@@ -49,6 +49,22 @@ def test_tables_hold_mean_sd_and_n_over_seeds(results):
     assert cross.loc[(4, "lstm → gru"), "mas"] == "0.300 (n=1)"
 
 
+def test_models_of_several_tasks_are_named_with_their_task(tmp_path):
+    c0, c1, a0, a1 = "count/gru/0", "count/gru/1", "arithmetic/gru/0", "arithmetic/gru/1"
+    iia = {(c0, c0): 0.9, (c0, c1): 0.8, (a0, a0): 0.7, (a0, a1): 0.6, (c0, a0): 0.5, (a0, c0): 0.4}
+    fake_run(tmp_path, "alignments/cross", "mas", 16, iia)
+    val = collect(tmp_path).query("split == 'val'")
+    within = pair_table(val, within=True).set_index("pair").mas.to_dict()
+    assert within == {"arithmetic/gru": "0.700 (n=1)", "count/gru": "0.900 (n=1)"}
+    cross = pair_table(val, within=False).set_index("pair").mas.to_dict()
+    assert cross == {
+        "count/gru → count/gru": "0.800 (n=1)",
+        "arithmetic/gru → arithmetic/gru": "0.600 (n=1)",
+        "count/gru → arithmetic/gru": "0.500 (n=1)",
+        "arithmetic/gru → count/gru": "0.400 (n=1)",
+    }
+
+
 def test_report_writes_summary_rows_heatmaps_and_a_k_curve(results):
     before = sorted(p for p in results.rglob("*") if p.is_file())
     write_report(results, results / "report")
