@@ -83,6 +83,7 @@ class Trainer:
         self.budget = cfg.budget
         self.device = resolve_device(cfg.device)
         self.task: Task = task_from_config(cfg.task)
+        self.curriculum, self.most = cfg.task.get("curriculum"), int(self.task.counts("train").max())
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.arch.name, len(self.task.vocab), cfg.arch).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.budget.lr)
@@ -119,7 +120,7 @@ class Trainer:
     def _train_step(self) -> torch.Tensor:
         for group in self.optimizer.param_groups:
             group["lr"] = self.budget.lr * lr_factor(self.step, self.budget.warmup_steps, self.budget.max_steps)
-        cap = curriculum_cap(self.cfg.task.get("curriculum"), self.step, int(self.task.counts("train").max()))
+        cap = curriculum_cap(self.curriculum, self.step, self.most)
         batch = self.task.sample(self.budget.batch_size, self.data_rng, "train", up_to=cap).tokens
         loss = next_token_loss(self.model, torch.from_numpy(batch).to(self.device))
         self.optimizer.zero_grad(set_to_none=True)
