@@ -23,13 +23,8 @@ from mas_cli import store
 from mas_cli.config import ConfigError
 
 SETTING = ["method", "site", "variable", "k"]
-MORE_SETTINGS = [
-    "normalize",
-    "orthogonal_map",
-    "align_fn",
-    "causal_model",
-    "budget",
-]  # shown where they vary across runs
+# Shown where they vary across runs.
+MORE_SETTINGS = ["normalize", "orthogonal_map", "align_fn", "causal_model", "budget"]
 
 
 def _read_all(source: Path, name: str, exclude: Path | None, fix: str) -> list[pd.DataFrame]:
@@ -110,8 +105,6 @@ def pair_table(val: pd.DataFrame, within: bool) -> pd.DataFrame:
     src = part.src_task + "/" + part.src_arch if several_tasks else part.src_arch
     trg = part.trg_task + "/" + part.trg_arch if several_tasks else part.trg_arch
     key = src if within else src + " → " + trg
-    same_task = part.src_task == part.trg_task
-    key = key.where(same_task, part.src_task + "/" + part.src_arch + " → " + part.trg_task + "/" + part.trg_arch)
     keys = [c for c in settings_of(val) if c != "method"]
     grouped = part.assign(pair=key).groupby([*keys, "pair", "method"]).iia.agg(_mean_sd_n)
     return grouped.unstack("method").reset_index()

@@ -53,26 +53,6 @@ def _pick(allowed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.where(allowed.any(axis=1), picked, -1)
 
 
-def counterfactual_sequence(
-    model: CausalModel,
-    base: np.ndarray,
-    base_quantity: int,
-    tau: int,
-    source: np.ndarray,
-    source_quantity: int,
-    sigma: int,
-    variable: str,
-    rng: np.random.Generator,
-    max_length: int = 512,
-    source_model: CausalModel | None = None,
-) -> list[int]:
-    """One counterfactual: base[:tau+1], then what `model` emits once `variable` holds the
-    source's value (read by `source_model`, default `model`, after source[sigma]).
-    Raises OutOfRange if the task cannot express it."""
-    state = intervened_state(model, base, base_quantity, tau, source, source_quantity, sigma, variable, source_model)
-    return continue_from(model, state, base, tau, rng, max_length)
-
-
 def intervened_state(
     model: CausalModel,
     base: np.ndarray,

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tasks import ArithmeticTask, CountingTask, make_counterfactuals
-from tasks.counterfactual import counterfactual_sequence
+from tasks.counterfactual import continue_from, intervened_state
 from tasks.vocab import EOS, PAD
 
 COUNT = CountingTask()
@@ -18,18 +18,10 @@ SOURCE6 = "BOS D1 D1 D1 D1 D1 D1 T R R R R R R EOS"  # n = 6
 
 
 def swap(task, causal, base, n_base, tau, source, n_source, sigma, variable, seed=0):
-    out = counterfactual_sequence(
-        task.causal_model(causal),
-        np.array(task.vocab.encode(base)),
-        n_base,
-        tau,
-        np.array(task.vocab.encode(source)),
-        n_source,
-        sigma,
-        variable,
-        np.random.default_rng(seed),
-    )
-    return task.vocab.decode(out)
+    """The counterfactual, as text: the intervened state at τ, then what the program emits."""
+    model, base = task.causal_model(causal), np.array(task.vocab.encode(base))
+    state = intervened_state(model, base, n_base, tau, np.array(task.vocab.encode(source)), n_source, sigma, variable)
+    return task.vocab.decode(continue_from(model, state, base, tau, np.random.default_rng(seed)))
 
 
 @pytest.mark.parametrize(
@@ -103,8 +95,8 @@ def test_swapping_identical_values_reproduces_the_base():
             seq = tokens[:length]
             for tau in np.flatnonzero(task.eligible_positions(seq[None])[0]):
                 for variable in variables:
-                    out = counterfactual_sequence(model, seq, q, tau, seq, q, tau, variable, rng)
-                    assert out == seq.tolist()
+                    state = intervened_state(model, seq, q, tau, seq, q, tau, variable)
+                    assert continue_from(model, state, seq, tau, rng) == seq.tolist()
 
 
 @settings(max_examples=20, deadline=None)

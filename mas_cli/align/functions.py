@@ -50,6 +50,21 @@ class AlignmentFunction(nn.Module):
     def aligned(self, k: int) -> AlignedRows:
         raise NotImplementedError
 
+    def matrix(self) -> torch.Tensor:
+        """The full map [d, d] (functions that hold only k directions have none)."""
+        raise NotImplementedError(f"{type(self).__name__} holds only its aligned directions")
+
+    def inverse_matrix(self) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} holds only its aligned directions")
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """A(h) = M (h − μ)/s, [..., d] -> [..., d]."""
+        return ((h - self.center) / self.scale) @ self.matrix().T
+
+    def inverse(self, z: torch.Tensor) -> torch.Tensor:
+        """A⁻¹(z) = s·M⁻¹z + μ."""
+        return self.scale * (z @ self.inverse_matrix().T) + self.center
+
 
 class OrthogonalAlignment(AlignmentFunction):
     def __init__(self, width: int, orthogonal_map: str = "matrix_exp", generator: torch.Generator | None = None):
@@ -65,15 +80,12 @@ class OrthogonalAlignment(AlignmentFunction):
         """Q [d, d]; row i is alignment coordinate i expressed in the (normalised) site space."""
         return self.map.weight
 
+    def inverse_matrix(self) -> torch.Tensor:
+        return self.matrix().T  # orthogonal
+
     def aligned(self, k: int) -> AlignedRows:
         """What an interchange needs: the first k rows of Q (one parametrisation call) and μ, s."""
         return AlignedRows(self.matrix()[:k], self.center, self.scale)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return ((h - self.center) / self.scale) @ self.matrix().T  # [..., d] -> [..., d]
-
-    def inverse(self, z: torch.Tensor) -> torch.Tensor:
-        return self.scale * (z @ self.matrix()) + self.center
 
 
 def gram_schmidt(vectors: torch.Tensor) -> torch.Tensor:
@@ -107,14 +119,14 @@ class LinearAlignment(AlignmentFunction):
         super().__init__(width)
         self.weight = nn.Parameter(random_rotation(width, generator))  # starts orthogonal
 
+    def matrix(self) -> torch.Tensor:
+        return self.weight
+
+    def inverse_matrix(self) -> torch.Tensor:
+        return torch.linalg.inv(self.weight)
+
     def aligned(self, k: int) -> AlignedRows:
-        return AlignedRows(self.weight[:k], self.center, self.scale, torch.linalg.inv(self.weight)[:, :k].T)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return ((h - self.center) / self.scale) @ self.weight.T
-
-    def inverse(self, z: torch.Tensor) -> torch.Tensor:
-        return self.scale * (z @ torch.linalg.inv(self.weight).T) + self.center
+        return AlignedRows(self.weight[:k], self.center, self.scale, self.inverse_matrix()[:, :k].T)
 
 
 def make_alignment(align_fn: str, width: int, k: int, orthogonal_map: str, generator) -> AlignmentFunction:

@@ -35,21 +35,27 @@ class ModelsOnDemand:
     def __init__(self, cfg: DictConfig, train_overrides=None):
         self.cfg = cfg
         self.train_overrides = list(cfg.train_overrides if train_overrides is None else train_overrides)
+        self._train_configs: dict[ModelSpec, DictConfig] = {}  # Hydra composition is slow: once per model
 
     def train_config(self, spec: ModelSpec) -> DictConfig:
-        overrides = [f"task={spec.task}", f"arch={spec.arch}", f"seed={spec.seed}", *self.train_overrides]
-        try:
-            train_cfg = compose_config("train", overrides)
-        except HydraException as exc:
-            first_line = str(exc).splitlines()[0]
-            raise ConfigError(f"cannot compose the training config of {spec.label} ({first_line})") from None
-        inherit_runtime(self.cfg, train_cfg)
-        validate_train(train_cfg)
-        return train_cfg
+        if spec not in self._train_configs:
+            overrides = [f"task={spec.task}", f"arch={spec.arch}", f"seed={spec.seed}", *self.train_overrides]
+            try:
+                train_cfg = compose_config("train", overrides)
+            except HydraException as exc:
+                first_line = str(exc).splitlines()[0]
+                raise ConfigError(f"cannot compose the training config of {spec.label} ({first_line})") from None
+            inherit_runtime(self.cfg, train_cfg)
+            validate_train(train_cfg)
+            self._train_configs[spec] = train_cfg
+        return self._train_configs[spec]
 
-    def describe(self, spec: ModelSpec) -> tuple[str, int, tuple[str, ...]]:
+    def describe(self, spec: ModelSpec, causal_model: str | None = None) -> tuple[str, int, tuple[str, ...]]:
+        """What check_models needs about a model before it exists: label, site width, and the
+        variables of `causal_model` (default: this run's; None: the task's own)."""
+        causal_model = causal_model or self.cfg.get("causal_model")
         train_cfg = self.train_config(spec)
-        variables = variables_of(task_from_config(train_cfg.task), self.cfg.get("causal_model"), spec.label)
+        variables = variables_of(task_from_config(train_cfg.task), causal_model, spec.label)
         return spec.label, train_cfg.arch.width, variables
 
     def train(self, spec: ModelSpec) -> None:

@@ -15,12 +15,10 @@ from mas_cli import store
 from mas_cli.align.methods import METHODS as ALIGN_METHODS
 from mas_cli.align.run import check_models, plan_alignment
 from mas_cli.align.specs import ModelSpec, parse_spec
-from mas_cli.align.swaps import variables_of
 from mas_cli.commands.align import ModelsOnDemand
 from mas_cli.commands.common import compose_config, inherit_runtime
 from mas_cli.commands.similarity import plan_similarity
 from mas_cli.config import ConfigError, validate_align, validate_runtime, validate_similarity
-from tasks import task_from_config
 
 # accessible_only: CLMAS with cl.eps = 0, the ablation shown beside it
 METHODS = (*ALIGN_METHODS, "accessible_only", "similarity")
@@ -91,8 +89,7 @@ def fit_groups(cfg: DictConfig, swept: list[ModelSpec], reference: list[ModelSpe
     return [everyone]
 
 
-def train_jobs(cfg: DictConfig, specs: list[ModelSpec]) -> list[Job]:
-    on_demand = ModelsOnDemand(cfg, cfg.pipeline.train_overrides)
+def train_jobs(cfg: DictConfig, specs: list[ModelSpec], on_demand: ModelsOnDemand) -> list[Job]:
     jobs = []
     for spec in specs:
         train_cfg = on_demand.train_config(spec)
@@ -182,24 +179,19 @@ def _check_ks_by_method(cfg: DictConfig) -> None:
             raise ConfigError(f"pipeline.ks_by_method.{method} must be a non-empty list of k (or null), got {chosen}")
 
 
-def align_jobs(cfg: DictConfig, groups: list[list[ModelSpec]], everyone: list[ModelSpec]) -> list[Job]:
+def align_jobs(
+    cfg: DictConfig, groups: list[list[ModelSpec]], everyone: list[ModelSpec], on_demand: ModelsOnDemand
+) -> list[Job]:
     """Alignment and similarity jobs: every method × site × swap × k (similarity: × site only)."""
     methods = _names(cfg, "methods", METHODS)
     sites = _names(cfg, "sites")
-    on_demand = ModelsOnDemand(cfg, cfg.pipeline.train_overrides)
-    train_cfgs = {spec: on_demand.train_config(spec) for spec in everyone}  # composed once per model
-    tasks = {spec: task_from_config(train_cfg.task) for spec, train_cfg in train_cfgs.items()}
-
-    def described(spec: ModelSpec, causal_model: str | None) -> tuple:
-        return spec.label, train_cfgs[spec].arch.width, variables_of(tasks[spec], causal_model, spec.label)
-
     jobs, bases = [], {}
     for method in methods:
         for site, hypothesis in itertools.product(sites, hypotheses_of(cfg, method)):
             for group in fits_of(method, groups, everyone):
                 if method == "mas" and len(group) < 2:
                     raise ConfigError("a MAS fit needs two models or more; add seeds or archs, or use methods=[das]")
-                jobs.append(method_jobs(cfg, method, list(group), site, hypothesis, described, bases))
+                jobs.append(method_jobs(cfg, method, list(group), site, hypothesis, on_demand.describe, bases))
     return jobs
 
 
@@ -234,4 +226,5 @@ def plan_pipeline(cfg: DictConfig) -> PipelinePlan:
     swept, reference = model_specs(cfg)
     everyone = list(dict.fromkeys(swept + reference))
     groups = fit_groups(cfg, swept, reference)
-    return PipelinePlan(everyone, train_jobs(cfg, everyone), align_jobs(cfg, groups, everyone))
+    on_demand = ModelsOnDemand(cfg, cfg.pipeline.train_overrides)  # each model's train config, composed once
+    return PipelinePlan(everyone, train_jobs(cfg, everyone, on_demand), align_jobs(cfg, groups, everyone, on_demand))
