@@ -29,7 +29,7 @@ COMMANDS = {
     ),
 }
 
-USAGE = """usage: mas <command> [hydra overrides...]   (mas <command> --help for its options)
+USAGE = """usage: mas <command> [key=value ...]   (mas <command> --help for its settings; mas --version)
 
 commands:
 {commands}
@@ -39,6 +39,11 @@ Each command is also installed on its own as mas-<command> (Hydra's tab completi
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--version"]:
+        from mas_cli import __version__
+
+        print(f"mas {__version__}")
+        raise SystemExit(0)
     if not argv or argv[0] in ("-h", "--help", "help"):
         width = max(len(name) for name in COMMANDS)
         lines = "\n".join(f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items())

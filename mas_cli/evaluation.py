@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from mas_cli.models import SequenceModel
-from tasks import Task, targets_of
+from mas_cli.tasks import Task, targets_of
 
 
 @dataclass
@@ -32,6 +32,13 @@ class EvalSet:
         )
 
 
+def trial_verdicts(right: torch.Tensor, trial: torch.Tensor, n: int) -> torch.Tensor:
+    """bool [n]: trial i is right when every scored prediction p with trial[p] == i is right
+    (right: bool [P]). A trial is all-or-nothing (SPEC §2); task accuracy and IIA both use this."""
+    wrong = torch.zeros(n, device=right.device).index_add_(0, trial, (~right).float())
+    return wrong == 0
+
+
 @torch.no_grad()
 def task_accuracy(model: SequenceModel, data: EvalSet, chunk: int = 2000) -> tuple[float, float]:
     """(task accuracy, token accuracy over scored predictions).
@@ -47,8 +54,7 @@ def task_accuracy(model: SequenceModel, data: EvalSet, chunk: int = 2000) -> tup
         predictions = model.readout(model.features(data.tokens[part])[scored]).argmax(-1)
         right = predictions == data.targets[part][scored]
         rows = scored.nonzero()[:, 0]  # the trial each scored prediction belongs to
-        wrong_per_trial = torch.zeros(len(scored), device=rows.device).index_add_(0, rows, (~right).float())
-        trials += int((wrong_per_trial == 0).sum())
+        trials += int(trial_verdicts(right, rows, len(scored)).sum())
         tokens_right += int(right.sum())
         tokens_scored += int(scored.sum())
     model.train(was_training)

@@ -20,11 +20,14 @@ import numpy as np
 import pandas as pd
 
 from mas_cli import store
-from mas_cli.config import ConfigError
+from mas_cli.align.settings import ALIGN
+from mas_cli.errors import ConfigError
+from mas_cli.registry import NOT_USED
 
-SETTING = ["method", "site", "variable", "k"]
-# Shown where they vary across runs.
-MORE_SETTINGS = ["normalize", "orthogonal_map", "align_fn", "causal_model", "budget"]
+SETTING = ["method", "site", "variable", "k"]  # always shown
+# Every other setting that keeps results apart (the registry), and the models of the fit: shown
+# where they vary across the runs.
+MORE_SETTINGS = [c for c in [*ALIGN.grouping(), "models"] if c not in SETTING]
 
 
 def _read_all(source: Path, name: str, exclude: Path | None, fix: str) -> list[pd.DataFrame]:
@@ -50,8 +53,8 @@ def collect(source: Path, exclude: Path | None = None) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame()
     rows = pd.concat(frames, ignore_index=True)
-    for column in MORE_SETTINGS:
-        rows[column] = rows[column].fillna("n/a") if column in rows else "n/a"
+    for column in MORE_SETTINGS:  # runs stored before a setting existed: not in effect
+        rows[column] = rows[column].fillna(NOT_USED) if column in rows else NOT_USED
     for side in ("src", "trg"):  # task/arch/seed -> columns a table can group by
         parts = rows[side].str.split("/", expand=True)
         rows[f"{side}_task"], rows[f"{side}_arch"], rows[f"{side}_seed"] = parts[0], parts[1], parts[2].astype(int)

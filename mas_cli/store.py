@@ -14,16 +14,13 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
+from mas_cli.errors import StoreError
+
 MODEL_FORMAT = "mas-model/1"
 ENTRY_FILES = ("model.pt", "config.yaml", "curve.csv", "metrics.json")  # metrics.json last
-
-
-class StoreError(Exception):
-    """A store entry is missing, corrupt or foreign; the message says what to do."""
 
 
 def model_dir(root: str | Path, task: str, arch: str, seed: int) -> Path:
@@ -79,6 +76,8 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def save_torch(path: Path, obj) -> None:
+    import torch
+
     _atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
@@ -92,19 +91,6 @@ def fingerprint(cfg: DictConfig) -> dict:
     groups = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("task", "arch", "budget")}
     groups["budget"].pop("align", None)
     return {**groups, "seed": cfg.seed}
-
-
-def describe_difference(old: dict, new: dict, prefix: str = "") -> str:
-    """First differing setting, as 'budget.name: quick -> paper'."""
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            found = describe_difference(a, b, f"{prefix}{key}.")
-            if found:
-                return found
-        elif a != b:
-            return f"{prefix}{key}: {a} -> {b}"
-    return ""
 
 
 def read_json(path: Path, fix: str) -> dict:
@@ -122,15 +108,24 @@ def read_fingerprint(entry: Path) -> dict:
     return read_metrics(entry)["fingerprint"]
 
 
-def load_checked(path: Path, expected_format: str, kind: str, fix: str) -> dict:
-    """A torch file written by mas (a dict whose `format` is expected_format), checked; a
-    missing, truncated or foreign file raises StoreError ending with `fix`."""
+def load_torch(path: Path, kind: str, fix: str):
+    """A torch file's contents, read without running any code: torch's restricted unpickler
+    (weights_only=True) accepts only tensors and plain containers, so a crafted file in a shared
+    store is refused instead of executed. A missing, truncated or foreign file raises StoreError
+    ending with `fix`."""
+    import torch
+
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise StoreError(f"{path} does not exist; {fix}") from None
-    except Exception as exc:  # a truncated or foreign file: torch raises many kinds
+    except Exception as exc:  # a truncated, crafted or foreign file: torch raises many kinds
         raise StoreError(f"{path} is not a readable {kind} file ({type(exc).__name__}); {fix}") from None
+
+
+def load_checked(path: Path, expected_format: str, kind: str, fix: str) -> dict:
+    """A torch file written by mas (a dict whose `format` is expected_format), checked."""
+    payload = load_torch(path, kind, fix)
     if not isinstance(payload, dict) or payload.get("format") != expected_format:
         raise StoreError(f"{path} is not a mas {kind} file (expected format {expected_format}); {fix}")
     return payload

@@ -20,8 +20,8 @@ from mas_cli.config import refuse_other_settings
 from mas_cli.console import StepProgress, console
 from mas_cli.evaluation import EvalSet, task_accuracy
 from mas_cli.models import SequenceModel, build_model, model_spec
-from tasks import Task, task_from_config
-from tasks.vocab import PAD
+from mas_cli.tasks import Task, task_from_config
+from mas_cli.tasks.vocab import PAD
 
 
 @dataclass
@@ -147,7 +147,7 @@ class Trainer:
     def _resume(self) -> None:
         if not self.checkpoint.exists():
             return
-        state = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
+        state = store.load_torch(self.checkpoint, "checkpoint", "delete it to train afresh, or add force=true")
         if state.get("fingerprint") != self.fingerprint:
             console.print(f"ignoring {self.checkpoint}: it was made with other settings")
             return

@@ -31,14 +31,16 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from mas_cli.align.engine import Aligner, build_directions
+from mas_cli.align.directions import build_directions
+from mas_cli.align.engine import Aligner
 from mas_cli.align.functions import make_alignment
 from mas_cli.align.intervention import swap
 from mas_cli.align.reference import reference_logits
-from mas_cli.align.specs import ModelSpec
-from mas_cli.align.zoo import FrozenModel
+from mas_cli.align.swaps import Block
 from mas_cli.models import build_model
-from tasks import CountingTask, make_counterfactuals
+from mas_cli.specs import ModelSpec
+from mas_cli.tasks import CountingTask, make_counterfactuals
+from mas_cli.zoo import FrozenModel
 
 WIDTH, BATCH = 128, 128
 
@@ -82,6 +84,7 @@ def align_cfg(k: int, align_fn: str = "orthogonal"):
     settings = {"train_size": 2048, "val_size": 128, "max_steps": 10**6, "batch_size": BATCH, "lr": 1e-3}
     settings.update(val_every=10**6, patience=10, min_delta=0.001, target_iia=0.995)
     top = {"k": k, "site": "hidden", "seed": 0, "orthogonal_map": "cayley", "normalize": "rms", "align_fn": align_fn}
+    top |= {"method": "mas", "swap_by_task": {}}
     return OmegaConf.create({**top, "budget": {"align": settings}})
 
 
@@ -90,7 +93,7 @@ def bench(steps: int, k: int) -> list[str]:
     models = [frozen("gru", task, 0), frozen("lstm", task, 1)]
     pairs = [(0, 0), (0, 1), (1, 0), (1, 1)]
     cfg = align_cfg(k)
-    directions = build_directions(models, pairs, "hidden", "count", cfg.budget.align, 0, "cpu")
+    directions = build_directions(models, pairs, "hidden", [Block("count", 0, k)], cfg.budget.align, 0, "cpu")
     aligner = Aligner(cfg, models, directions, "cpu")
 
     # The work one fast step does, from the batches it draws: packed suffix tokens, scored predictions.

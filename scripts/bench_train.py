@@ -30,9 +30,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from mas_cli.models import build_model
+from mas_cli.tasks import CountingTask
+from mas_cli.tasks.vocab import PAD
 from mas_cli.training import next_token_loss
-from tasks import CountingTask
-from tasks.vocab import PAD
 
 WIDTH, BATCH = 128, 128
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from tasks.arithmetic import ArithmeticTask
-from tasks.base import Sequences, Split, Task, targets_of, trial_correct
-from tasks.counterfactual import Counterfactuals, make_counterfactuals
-from tasks.counting import CountingTask
+from .arithmetic import ArithmeticTask
+from .base import Sequences, Split, Task, targets_of, trial_correct
+from .counterfactual import Counterfactuals, make_counterfactuals
+from .counting import CountingTask
 
 __all__ = [
     "ArithmeticTask",

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tasks.base import Sequences, Split, capped, quantities
-from tasks.causal import Arithmetic, ArithmeticTokens
-from tasks.vocab import BOS, EOS, PAD, Vocab
+from .base import Sequences, Split, capped, quantities
+from .causal import Arithmetic, ArithmeticTokens
+from .vocab import BOS, EOS, PAD, Vocab
 
 
 @dataclass

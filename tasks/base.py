@@ -8,7 +8,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from tasks.vocab import PAD, Vocab
+from .vocab import PAD, Vocab
 
 # Which target quantities a batch draws from: the training counts (held-out ones removed),
 # only the held-out counts (generalisation), or every count (alignment data, SPEC §2).

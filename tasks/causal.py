@@ -18,7 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks.vocab import EOS
+from .vocab import EOS
+
+# The block of alignment coordinates beyond the variables' blocks: swapping it must change nothing.
+NULL_BLOCK = "null_block"
 
 DEMO, RESPONSE = 0, 1  # values of the `phase` variable
 
@@ -72,11 +75,11 @@ class CausalModel:
         return states
 
     def swap_keys(self, variable: str) -> tuple[str, ...]:
-        """The variables an intervention on `variable` overwrites ('full' = all of them, 'none' =
-        nothing: the base continuation, what a null-block swap must leave unchanged)."""
+        """The variables an intervention on `variable` overwrites ('full' = all of them,
+        NULL_BLOCK = nothing: the base continuation, what a null-block swap must leave unchanged)."""
         if variable == "full":
             return self.variables
-        if variable == "none":
+        if variable == NULL_BLOCK:
             return ()
         if variable not in self.variables:
             raise ValueError(

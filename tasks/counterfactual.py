@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks.base import Sequences, Task
-from tasks.causal import CausalModel, Free, OutOfRange
-from tasks.vocab import EOS, PAD
+from .base import Sequences, Task
+from .causal import CausalModel, Free, OutOfRange
+from .vocab import EOS, PAD
 
 
 @dataclass

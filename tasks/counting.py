@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tasks.base import Sequences, Split, capped, quantities
-from tasks.causal import TRANSFORMS, ContextDistributed, CountingTokens, UpDown, UpUp
-from tasks.vocab import BOS, EOS, PAD, Vocab
+from .base import Sequences, Split, capped, quantities
+from .causal import TRANSFORMS, ContextDistributed, CountingTokens, UpDown, UpUp
+from .vocab import BOS, EOS, PAD, Vocab
 
 VARIANTS = {
     "multi_object": (("D0", "D1", "D2"), "R"),

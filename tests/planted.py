@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from mas_cli.models.base import RecurrentModel
-from tasks import CountingTask
+from mas_cli.tasks import CountingTask
 
 WIDTH = 5
 COUNT, PHASE = 0, 1  # latent coordinates of the two variables
@@ -104,9 +104,6 @@ class PlantedCounter(RecurrentModel):
 
     def state_features(self, state: torch.Tensor) -> torch.Tensor:
         return state
-
-    def continue_features(self, state: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
-        return torch.cat([state[:, None], state[:, None] + self.embed(suffix).cumsum(1)], 1)
 
     def run_packed(self, inputs: PackedSequence, state: torch.Tensor | None = None) -> torch.Tensor:
         steps, lengths = pad_packed_sequence(inputs, batch_first=True)

@@ -8,13 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mas_cli.align import engine
-from mas_cli.align.engine import Aligner, build_directions
-from mas_cli.align.run import align, plan_alignment, read_alignment
-from mas_cli.align.zoo import load_frozen
-from mas_cli.commands.align import ModelsOnDemand, iia_matrix
-from mas_cli.config import ConfigError, validate_align
-from mas_cli.store import StoreError
+from mas_cli.align import interventions
+from mas_cli.align.directions import build_directions
+from mas_cli.align.engine import Aligner
+from mas_cli.align.plan import plan_alignment
+from mas_cli.align.run import align, read_alignment
+from mas_cli.align.settings import validate_align
+from mas_cli.align.swaps import Block
+from mas_cli.console.tables import matrix_of
+from mas_cli.errors import ConfigError, StoreError
+from mas_cli.zoo import load_frozen
 from tests.conftest import compose_config, run_cli
 
 TINY = ["budget=smoke", 'train_overrides=["arch.width=16"]', "allow_undertrained=true", "k=4"]
@@ -24,8 +27,10 @@ COLUMNS = ["method", "site", "k", "variable", "src", "trg", "split", "iia", "tok
 def run_align(root, *overrides):
     cfg = compose_config("align", [*TINY, f"paths.root={root}", *overrides])
     validate_align(cfg)
-    models = ModelsOnDemand(cfg)
-    return align(cfg, train=models.train, precheck=models.describe)
+    return align(cfg)
+
+
+COUNT = [Block("count", 0, 4)]
 
 
 def test_two_models_write_tidy_results_and_a_reusable_run(tmp_path):
@@ -54,8 +59,8 @@ def test_same_seed_gives_identical_results_and_the_saved_alignment_reproduces_th
         load_frozen(s, first.run_dir.parents[2] / "models" / s.task / s.arch / f"seed{s.seed}", "cpu", True)
         for s in plan.specs
     ]
-    directions = build_directions(models, plan.pairs, "hidden", "count", cfg.budget.align, cfg.seed, "cpu")
-    aligner = Aligner(compose_config("align", [*TINY, "a=gru", "b=transformer"]), models, directions, "cpu")
+    directions = build_directions(models, plan.pairs, "hidden", COUNT, cfg.budget.align, cfg.seed, "cpu")
+    aligner = Aligner(plan.cfg, models, directions, "cpu")
     aligner.functions.load_state_dict(payload["functions"])
     val = first.rows[first.rows.split == "val"]
     for d, row in zip(directions, val.itertuples()):
@@ -81,18 +86,24 @@ def test_interrupted_run_resumes_to_the_same_results(tmp_path, monkeypatch):
     assert (resumed.run_dir / "iia.csv").read_text() == (done.run_dir / "iia.csv").read_text()
 
 
-def test_other_settings_are_refused_and_force_refits(tmp_path):
+def test_a_retrained_model_is_refused_and_force_refits(tmp_path):
     first = run_align(tmp_path, "a=gru")
     assert set(first.rows.method) == {"das"} and len(first.rows) == 2
-    with pytest.raises(ConfigError, match=r"settings.lr: 0.001 -> 0.01.*force=true"):
-        run_align(tmp_path, "a=gru", "budget.align.lr=0.01")
-    refit = run_align(tmp_path, "a=gru", "budget.align.lr=0.01", "force=true")
-    assert not refit.reused and read_alignment(refit.run_dir / "alignment.pt")["fingerprint"]["settings"]["lr"] == 0.01
+    other = run_align(tmp_path, "a=gru", "budget.align.lr=0.01")  # another setting: its own run directory
+    assert other.run_dir.parent.name.endswith("-align.lr_0.01") and not other.reused
+    retrain = ["train", "arch.width=16", "budget=smoke", "budget.lr=0.01", "force=true", f"paths.root={tmp_path}"]
+    assert run_cli(*retrain, cwd=tmp_path).returncode == 0
+    with pytest.raises(ConfigError, match=r"models.*force=true"):
+        run_align(tmp_path, "a=gru")
+    refit = run_align(tmp_path, "a=gru", "force=true")
+    assert not refit.reused
+    trained = read_alignment(refit.run_dir / "alignment.pt")["fingerprint"]["models"][0]["trained"]
+    assert trained["budget"]["lr"] == 0.01
 
 
 def test_three_models_give_a_three_by_three_table_from_one_fit(tmp_path):
     result = run_align(tmp_path, "models=[gru:0,gru:1,lstm:0]")
-    matrix = iia_matrix(result)
+    matrix = matrix_of(result.rows, [s.label for s in result.specs])
     assert len(matrix) == 3 and all(len(row) == 3 and None not in row for row in matrix)
     assert len(pd.read_csv(result.run_dir / "iia.csv")) == 9 * 2
 
@@ -201,7 +212,7 @@ def test_training_batches_are_uniform_samples_covering_every_item(tmp_path):
     assert result.rows.n.iloc[0] > 0
     cfg = compose_config("align", [*TINY, f"paths.root={tmp_path}", "a=gru", "budget.align.train_size=512"])
     model = load_frozen(plan_alignment(cfg).specs[0], tmp_path / "models/count/gru/seed0", "cpu", True)
-    (direction,) = build_directions([model], [(0, 0)], "hidden", "count", cfg.budget.align, 0, "cpu")
+    (direction,) = build_directions([model], [(0, 0)], "hidden", COUNT, cfg.budget.align, 0, "cpu")
     batches = direction.train.epoch_batches(32, np.random.default_rng(0))
     assert sorted(np.concatenate(batches).tolist()) == list(range(512))  # an epoch covers every item once
     # not grouped by suffix length: each batch spans most of the range of lengths
@@ -213,11 +224,11 @@ def test_eval_batch_size_does_not_change_scores(tmp_path, monkeypatch):
     result = run_align(tmp_path, "a=gru")
     cfg = compose_config("align", [*TINY, f"paths.root={tmp_path}", "a=gru"])
     model = load_frozen(plan_alignment(cfg).specs[0], tmp_path / "models/count/gru/seed0", "cpu", True)
-    directions = build_directions([model], [(0, 0)], "hidden", "count", cfg.budget.align, 0, "cpu")
-    aligner = Aligner(cfg, [model], directions, "cpu")
+    directions = build_directions([model], [(0, 0)], "hidden", COUNT, cfg.budget.align, 0, "cpu")
+    aligner = Aligner(plan_alignment(cfg).cfg, [model], directions, "cpu")
     aligner.functions.load_state_dict(read_alignment(result.run_dir / "alignment.pt")["functions"])
     whole = aligner.evaluate(directions[0], directions[0].val)
-    monkeypatch.setattr(engine, "EVAL_BATCH", 5)
+    monkeypatch.setattr(interventions, "EVAL_BATCH", 5)
     pieces = aligner.evaluate(directions[0], directions[0].val)
     assert whole.iia == pieces.iia and whole.tok_acc == pieces.tok_acc
     assert whole.loss == pytest.approx(pieces.loss, rel=1e-5)
@@ -284,7 +295,7 @@ def test_causal_model_hypotheses(tmp_path):
 
 
 def test_context_counterfactuals_keep_the_base_behaviour():
-    from tasks import CountingTask, make_counterfactuals
+    from mas_cli.tasks import CountingTask, make_counterfactuals
 
     task = CountingTask()
     cf = make_counterfactuals(task, 50, "full", np.random.default_rng(0), causal_model="context", same_phase=True)

@@ -9,14 +9,18 @@ import torch
 from omegaconf import OmegaConf
 
 from mas_cli.align.data import build_direction
-from mas_cli.align.engine import Aligner, build_directions
-from mas_cli.align.functions import ORTHOGONAL_MAPS, AlignedRows, OrthogonalAlignment
-from mas_cli.align.intervention import Part, interchange, predictions, swap
-from mas_cli.align.reference import reference_logits, unrolled_states
-from mas_cli.align.specs import ModelSpec
-from mas_cli.align.zoo import FrozenModel
+from mas_cli.align.directions import build_directions
+from mas_cli.align.engine import Aligner
+from mas_cli.align.functions import AlignedRows, OrthogonalAlignment
+from mas_cli.align.intervention import stitch, swap
+from mas_cli.align.reference import interchange, logits_from_embeddings, reference_logits, unrolled_states
+from mas_cli.align.settings import ORTHOGONAL_MAPS
+from mas_cli.align.sites import SITE_PATHS, Part
+from mas_cli.align.swaps import Block
 from mas_cli.models import build_model
-from tasks import CountingTask, make_counterfactuals, targets_of
+from mas_cli.specs import ModelSpec
+from mas_cli.tasks import CountingTask, make_counterfactuals, targets_of
+from mas_cli.zoo import FrozenModel
 from tests.planted import PlantedCounter
 
 TASK = CountingTask(name="count", variant="multi_object", void_p=0.2)
@@ -34,6 +38,7 @@ def align_cfg(k: int, site: str = "hidden", seed: int = 0, normalize: str = "rms
     defaults.update(patience=10, min_delta=0.001, target_iia=0.995)
     defaults.update(settings)
     top = {"k": k, "site": site, "seed": seed, "orthogonal_map": "matrix_exp", "normalize": normalize}
+    top |= {"method": "mas", "align_fn": "orthogonal", "swap_by_task": {}}
     return OmegaConf.create({**top, "budget": {"align": defaults}})
 
 
@@ -86,14 +91,19 @@ def test_stitching_discards_the_target_and_at_full_width_is_the_composed_map(wid
     a_s.fit_normalization(3 * torch.randn(50, d_s) + 2, "rms")
     h_t, h_s = torch.randn(7, d_t), torch.randn(7, d_s)
     for k in (2, min(widths)):
-        stitched = swap(h_t, h_s, a_t.aligned(k), a_s.aligned(k), keep_target=False)
+        stitched = stitch(h_t, h_s, a_t.aligned(k), a_s.aligned(k))
         formula = interchange(h_t, h_s, a_t, a_s, k, keep_target=False)
         torch.testing.assert_close(stitched, formula, atol=1e-5, rtol=0)
-        other_target = swap(torch.randn(7, d_t), h_s, a_t.aligned(k), a_s.aligned(k), keep_target=False)
+        other_target = stitch(torch.randn(7, d_t), h_s, a_t.aligned(k), a_s.aligned(k))
         torch.testing.assert_close(other_target, stitched)  # nothing of the target's own vector is left
         torch.testing.assert_close(a_t(stitched)[:, k:], torch.zeros(7, d_t - k), atol=1e-5, rtol=0)
     if d_t == d_s:  # full width: h_t' = A_t⁻¹(A_s(h_s))
         torch.testing.assert_close(stitched, a_t.inverse(a_s(h_s)), atol=1e-5, rtol=0)
+
+
+def predictions(target, rows_t, parts, site):
+    """The engine's scored predictions of a target at `site` after the plain swap."""
+    return SITE_PATHS[site](target, rows_t, parts, swap)
 
 
 def scored_in_order(target, source, batch, rows_t, rows_s, site):
@@ -178,7 +188,7 @@ def test_full_width_within_model_iia_does_not_depend_on_the_alignment(arch):
     scores = []
     for seed in (0, 1):
         cfg = align_cfg(k=16, seed=seed)
-        directions = build_directions([model], [(0, 0)], "hidden", "count", cfg.budget.align, 0, "cpu")
+        directions = build_directions([model], [(0, 0)], "hidden", [Block("count", 0, 16)], cfg.budget.align, 0, "cpu")
         aligner = Aligner(cfg, [model], directions, "cpu")
         scores.append(aligner.evaluate(directions[0], directions[0].val))
     assert scores[0].iia == scores[1].iia and scores[0].tok_acc == scores[1].tok_acc
@@ -207,7 +217,7 @@ def test_das_and_mas_recover_a_planted_count_direction(models, normalize, tmp_pa
     pairs = [(s, t) for s in range(len(zoo)) for t in range(len(zoo))]
     settings = dict(train_size=1024, val_size=512, max_steps=400, batch_size=64, lr=0.02, val_every=50)
     cfg = align_cfg(k=1, normalize=normalize, **settings)
-    directions = build_directions(zoo, pairs, "hidden", "count", cfg.budget.align, 0, "cpu")
+    directions = build_directions(zoo, pairs, "hidden", [Block("count", 0, 1)], cfg.budget.align, 0, "cpu")
     aligner = Aligner(cfg, zoo, directions, "cpu")
     aligner.run(checkpoint=tmp_path / "checkpoint.pt", fingerprint={}, title="planted")
     for d in directions:
@@ -237,7 +247,7 @@ def test_a_planted_two_variable_model_is_recovered_per_variable(tmp_path):
     the null block: every variable's swap works, and each block's row is its planted direction."""
     zoo = [planted(seed, reads_phase=True) for seed in (0, 1)]
     pairs = [(s, t) for s in range(2) for t in range(2)]
-    blocks = [("count", 0, 1), ("phase", 1, 2), ("none", 2, 5)]
+    blocks = [Block("count", 0, 1), Block("phase", 1, 2), Block("null_block", 2, 5)]
     # IIA reaches 1 long before the directions are exact (a little distractor in the phase row
     # moves the phase by less than the readout's margin), so train on past it: the margins then
     # pull each row onto its planted direction.
@@ -271,7 +281,7 @@ def test_embed_site_matches_running_the_model_on_swapped_embeddings(arch):
     up_to_tau = (torch.arange(tokens.shape[1])[None, :] <= torch.from_numpy(cf.tau)[:, None])[..., None]
     swapped = torch.where(up_to_tau, swap(e_target, e_source, rows_t, rows_s), e_target)
     mask = torch.from_numpy(cf.label_mask)
-    torch.testing.assert_close(fast, target.model.logits_from_embeddings(swapped)[mask], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(fast, logits_from_embeddings(target.model, swapped)[mask], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(labels, torch.from_numpy(targets_of(cf.tokens))[mask])
 
 
@@ -340,7 +350,7 @@ def test_linear_swap_equals_the_formula_through_its_inverse(widths):
     h_t, h_s = torch.randn(5, d_t, generator=generator), torch.randn(5, d_s, generator=generator)
     torch.testing.assert_close(a_t.inverse(a_t(h_t)), h_t, atol=1e-4, rtol=0)
     for keep_target in (True, False):
-        fast = swap(h_t, h_s, a_t.aligned(3), a_s.aligned(3), keep_target)
+        fast = (swap if keep_target else stitch)(h_t, h_s, a_t.aligned(3), a_s.aligned(3))
         torch.testing.assert_close(fast, interchange(h_t, h_s, a_t, a_s, 3, keep_target), atol=1e-4, rtol=0)
 
 
@@ -360,6 +370,6 @@ def test_each_variable_block_swaps_only_its_own_coordinates():
 
 
 def test_null_block_counterfactuals_are_the_base_sequences():
-    cf = make_counterfactuals(TASK, 40, "none", np.random.default_rng(3))
+    cf = make_counterfactuals(TASK, 40, "null_block", np.random.default_rng(3))
     for t, b in zip(cf.tokens, cf.base):
         assert np.array_equal(t[t != 0], b[b != 0])

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from mas_cli.align.run import align
-from mas_cli.commands.align import ModelsOnDemand, iia_matrix
-from mas_cli.config import validate_align
+from mas_cli.align.settings import validate_align
+from mas_cli.console.tables import matrix_of
 from tests.conftest import compose_config
 
 
@@ -15,9 +15,8 @@ from tests.conftest import compose_config
 def test_quick_budget_gru_lstm_alignment_recovers_the_count_within_each_model(tmp_path):
     cfg = compose_config("align", ["a=gru", "b=lstm", f"paths.root={tmp_path}"])
     validate_align(cfg)
-    models = ModelsOnDemand(cfg)
-    result = align(cfg, train=models.train, precheck=models.describe)
-    matrix = iia_matrix(result)
+    result = align(cfg)
+    matrix = matrix_of(result.rows, [s.label for s in result.specs])
     assert matrix[0][0] >= 0.9 and matrix[1][1] >= 0.9, matrix  # within-model (DAS) directions
     assert min(matrix[0][1], matrix[1][0]) >= 0.5, matrix  # cross-model: well above chance
 
@@ -26,8 +25,7 @@ def test_quick_budget_gru_lstm_alignment_recovers_the_count_within_each_model(tm
 def test_after_training_a_null_block_swap_leaves_behaviour_unchanged(tmp_path):
     cfg = compose_config("align", ["a=gru", "swap=[count,phase]", "null_block=true", f"paths.root={tmp_path}"])
     validate_align(cfg)
-    models = ModelsOnDemand(cfg)
-    result = align(cfg, train=models.train, precheck=models.describe)
+    result = align(cfg)
     val = result.rows[result.rows.split == "val"].set_index("variable").iia
     assert val["null_block"] >= 0.95, val  # the remainder of the space holds neither variable
     assert val["count"] >= 0.9, val

@@ -10,10 +10,10 @@ import torch
 
 from mas_cli.align import engine
 from mas_cli.align.latents import LatentBank, build_bank, latent_loss
-from mas_cli.align.run import plan_alignment
-from mas_cli.config import ConfigError
-from tasks import CountingTask, make_counterfactuals
-from tasks.counterfactual import natural_values
+from mas_cli.align.plan import plan_alignment
+from mas_cli.errors import ConfigError
+from mas_cli.tasks import CountingTask, make_counterfactuals
+from mas_cli.tasks.counterfactual import natural_values
 from tests.conftest import compose_config
 from tests.test_align import run_align
 from tests.test_align_math import frozen
@@ -71,10 +71,10 @@ def test_clmas_never_uses_the_inaccessible_behaviour_in_training(tmp_path, monke
     targets_in_training = []
     original_step, original_target_step = engine.Aligner.train_step, engine.Aligner.target_step
 
-    def target_step(self, target, batches, rows):
+    def target_step(self, target, batches, rows, interchange=None):
         if self._in_train_step:
             targets_in_training.append(target)
-        return original_target_step(self, target, batches, rows)
+        return original_target_step(self, target, batches, rows, interchange)
 
     def train_step(self):
         self._in_train_step = True
@@ -98,7 +98,9 @@ def test_clmas_never_uses_the_inaccessible_behaviour_in_training(tmp_path, monke
 def test_ablation_and_latent_stitching_rows(tmp_path):
     ablation = run_align(tmp_path, "a=gru", "b=lstm", "method=clmas", "cl.eps=0")
     assert set(ablation.rows.method) == {"accessible_only"}
-    assert "accessible_only-hidden-count-k4-s0" in str(ablation.run_dir) and "eps_0" in str(ablation.run_dir)
+    assert ablation.run_dir.parent.name == "accessible_only-hidden-count-k4-s0-budget_smoke"
+    named = run_align(tmp_path, "a=gru", "b=lstm", "method=accessible_only")  # the same run, by its name
+    assert named.reused and named.run_dir == ablation.run_dir
     stitched = run_align(tmp_path, "a=gru", "b=lstm", "method=latent_stitch", "k=full")
     val = stitched.rows[stitched.rows.split == "val"]
     assert list(zip(val.src, val.trg)) == [("count/gru/0", "count/lstm/0")] and set(val.k) == {16}
@@ -109,7 +111,7 @@ def test_ablation_and_latent_stitching_rows(tmp_path):
     ("overrides", "message"),
     [
         (["a=gru", "b=lstm", "method=clmas", "site=embed"], "method=clmas matches natural hidden states"),
-        (["a=gru", "method=clmas"], "method=clmas needs two models"),
+        (["a=gru", "method=clmas"], "method=clmas takes 2 models or more"),
         (["a=gru", "b=lstm", "method=clmas", "directions=within", "cl.directions=[0-1]"], "not among the trained"),
         (["a=gru", "b=lstm", "method=clmas", "cl.eps=0", "cl.directions=[0-0,0-1,1-0,1-1]"], "nothing to train"),
         (["a=gru", "b=lstm", "method=clmas", "cl.loss=l1"], "cl.loss must be one of"),

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mas_cli.config import ConfigError, validate_train
-from tasks import task_from_config
+from mas_cli.config import validate_train
+from mas_cli.errors import ConfigError
+from mas_cli.tasks import task_from_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -52,7 +53,7 @@ def test_transformer_trains_with_void_tokens_by_default(small_train_cfg):
         (["task.max_count=5", "task.held_out=[1,2,3,4,5]"], "covers every count"),
         (["task.held_out=[30]"], "must lie within"),
         (["task=arithmetic", "task.max_ops=25"], "must not exceed task.max_value"),
-        (["device=tpu"], "device must be auto, cpu or cuda"),
+        (["device=tpu"], "device must be one of auto, cpu, cuda"),
         (["budget.lr=0"], "budget.lr must be positive"),
         (["threads=0"], "threads must be a positive integer"),
         # a value of the wrong type gets the same one line, never a TypeError traceback
@@ -65,7 +66,10 @@ def test_transformer_trains_with_void_tokens_by_default(small_train_cfg):
         (["task=arithmetic", "task.curriculum.start=0"], "task.curriculum.start must be a positive integer"),
         (["task=arithmetic", "task.curriculum.steps=-5"], "task.curriculum.steps must be an integer ≥ 0"),
         (["task=arithmetic", "task.curriculum=3"], "task.curriculum must be null or {start"),
-        (["seed=true"], "seed must be a non-negative integer"),
+        (["seed=true"], "seed must be an integer in 0..4294967295"),
+        (["seed=18446744073709551616"], "seed must be an integer in 0..4294967295"),
+        (["paths.root=null"], "paths.root must name a folder"),
+        (["paths.root="], "paths.root must name a folder"),
     ],
 )
 def test_bad_values_get_one_line_that_says_what_to_change(small_train_cfg, overrides, message):

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks import ArithmeticTask, CountingTask, make_counterfactuals
-from tasks.counterfactual import continue_from, intervened_state
-from tasks.vocab import EOS, PAD
+from mas_cli.tasks import ArithmeticTask, CountingTask, make_counterfactuals
+from mas_cli.tasks.counterfactual import continue_from, intervened_state
+from mas_cli.tasks.vocab import EOS, PAD
 
 COUNT = CountingTask()
 ARITH = ArithmeticTask()
@@ -183,8 +183,8 @@ def test_cross_task_counterfactuals_give_the_target_variable_the_source_value():
 
 
 def test_a_map_nothing_can_express_is_refused(monkeypatch):
-    from tasks import counterfactual
-    from tasks.causal import OutOfRange
+    from mas_cli.tasks import counterfactual
+    from mas_cli.tasks.causal import OutOfRange
 
     def never(*args, **kwargs):
         raise OutOfRange("nothing fits")

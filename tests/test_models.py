@@ -1,4 +1,5 @@
-"""Model zoo: shapes, both alignment sites, and the continue-from-state contract."""
+"""Model zoo: shapes, both alignment sites, and the continue-from-state contract (of the plain
+reference path the engine's fast paths are tested against)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from mas_cli.align.reference import continue_from, logits_from_embeddings
+from mas_cli.composition import config_names
 from mas_cli.models import ARCHITECTURES, build_model, model_spec
-from tasks import CountingTask
+from mas_cli.tasks import CountingTask
 
 TASK = CountingTask(void_p=0.2)
 WIDTH = 32
@@ -25,6 +28,10 @@ def tokens():
     return torch.from_numpy(TASK.sample(16, np.random.default_rng(0)).tokens)
 
 
+def test_every_arch_option_in_conf_is_an_architecture():
+    assert config_names("arch") == sorted(ARCHITECTURES)
+
+
 def test_shapes_and_sites(model, tokens):
     batch, length = tokens.shape
     assert model(tokens).shape == (batch, length, len(TASK.vocab))
@@ -37,19 +44,19 @@ def test_continue_from_own_state_reproduces_the_forward_pass(model, tokens):
     tau = torch.from_numpy(np.random.default_rng(1).integers(0, 20, len(tokens)))
     state = model.hidden_states(tokens)[torch.arange(len(tokens)), tau]
     after = torch.arange(tokens.shape[1])[None, :] >= tau[:, None]
-    continued = model.continue_from(state, tokens, tau)
+    continued = continue_from(model, state, tokens, tau)
     torch.testing.assert_close(continued[after], model(tokens)[after], atol=1e-5, rtol=1e-5)
 
 
 def test_continue_from_uses_the_given_state(model, tokens):
     tau = torch.full((len(tokens),), 3)
     state = model.hidden_states(tokens)[:, 3]
-    moved = model.continue_from(state + 1.0, tokens, tau)
+    moved = continue_from(model, state + 1.0, tokens, tau)
     assert not torch.allclose(moved[:, 3:], model(tokens)[:, 3:])
 
 
 def test_embed_site_round_trip(model, tokens):
-    torch.testing.assert_close(model.logits_from_embeddings(model.embed(tokens)), model(tokens))
+    torch.testing.assert_close(logits_from_embeddings(model, model.embed(tokens)), model(tokens))
 
 
 def test_model_is_causal(model, tokens):

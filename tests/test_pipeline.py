@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from mas_cli.config import ConfigError
-from mas_cli.pipeline.plan import config_names, plan_pipeline
+from mas_cli.composition import config_names
+from mas_cli.errors import ConfigError
+from mas_cli.pipeline.plan import plan_pipeline
 from tests.conftest import compose_config, run_cli
 
 
@@ -22,8 +23,6 @@ def fits(jobs):
         c = job.config
         models = tuple(c.models) if "models" in c else (c.a, c.b)
         method = c.get("method", "similarity")
-        if method == "clmas" and c.cl.eps == 0:
-            method = "accessible_only"
         found.append((method, c.site, c.get("k"), models))
     return sorted(found, key=str)
 
@@ -154,7 +153,16 @@ def test_task_variants_fit_each_variant_with_the_multi_object_reference(tmp_path
         ("pipeline.ks=[200]", "k=200 is larger than the smallest site width"),
         ("pipeline.swaps=[colour]", "swap=colour is not a variable"),
         ("pipeline.jobs=0", "pipeline.jobs must be a positive integer"),
-        ("pipeline.seeds=[-1]", "non-negative integers"),
+        ("pipeline.seeds=[-1]", "each seed must be an integer in 0..4294967295"),
+        ('pipeline.align_overrides=["k=0"]', "k=0 is set by the pipeline per job; use pipeline.ks"),
+        ('pipeline.align_overrides=["method=das"]', "use pipeline.methods"),
+        (
+            'pipeline.align_overrides=["budget=paper"]',
+            "the pipeline's own setting; give it as mas pipeline budget=paper",
+        ),
+        ('pipeline.train_overrides=["arch=lstm"]', "use pipeline.archs"),
+        ('pipeline.align_overrides=["nosuch=1"]', "mas align has no setting nosuch"),
+        ("pipeline.tasks=[arithmetic] pipeline.methods=[similarity]", "lacks the Multi-Object stimuli"),
         ("pipeline.hypotheses=[{causal_model:up_up,swap:count,k:16}]", "swap=count is not a variable"),
         ("pipeline.hypotheses=[{causal_model:up_sideways,swap:count,k:16}]", "causal_model=up_sideways does not fit"),
         ("pipeline.hypotheses=[{swap:count}]", "needs exactly causal_model, swap and k"),
@@ -164,7 +172,7 @@ def test_task_variants_fit_each_variant_with_the_multi_object_reference(tmp_path
 )
 def test_bad_input_is_refused_before_anything_runs(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
-        plan(tmp_path, override)
+        plan(tmp_path, *override.split(" "))
     assert not (tmp_path / "out").exists()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mas_cli.config import ConfigError
+from mas_cli.errors import ConfigError
 from mas_cli.report import collect, pair_table, write_report
 from tests.conftest import run_cli
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from mas_cli.similarity import RDMS, cka, compare, rsa, stimuli
-from tasks.counting import CountingTask
+from mas_cli.similarity.measures import RDMS, cka, compare, rsa, stimuli
+from mas_cli.tasks.counting import CountingTask
 from tests.conftest import run_cli
 
 CORRELATIONS = ("spearman", "pearson")
@@ -110,7 +110,7 @@ def test_compare_uses_the_same_rows_for_both_models():
     assert {r["measure"] for r in rows} == {f"rsa_{m}_{c}" for m in RDMS for c in CORRELATIONS} | {"cka"}
     for r in rows:
         assert r["value"] == pytest.approx(1.0) and r["sd"] == pytest.approx(0.0, abs=1e-12)
-        assert (r["n"], r["rows"]) == (4, 50)
+        assert (r["n"], r["subset_rows"]) == (4, 50)
 
 
 SMOKE = ["budget=smoke", "budget.val_size=50", "budget.heldout_size=50", 'train_overrides=["arch.width=16"]']
@@ -129,13 +129,19 @@ def test_cli_writes_reuses_and_refuses(tmp_path):
     )
     done = run_cli(*args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    found = pd.read_csv(tmp_path / "out/similarity/hidden-s0/count.gru.0+count.lstm.0/similarity.csv")
+    found = pd.read_csv(
+        tmp_path / "out/similarity/hidden-s0-subsets_3-rows_200/count.gru.0+count.lstm.0/similarity.csv"
+    )
     assert set(found.measure) == {"cka", *(f"rsa_{m}_{c}" for m in RDMS for c in CORRELATIONS)}
     assert (found.src == "count/gru/0").all() and (found.n == 3).all() and found.value.between(-1, 1).all()
     again = run_cli(*args, cwd=tmp_path)
     assert "reusing" in again.stdout
-    other = run_cli(*args[:-1], "subsets=4", "paths.root=out", cwd=tmp_path)
-    assert other.returncode == 2 and "other settings" in other.stderr
+    other = run_cli(*args[:-1], "subsets=4", "paths.root=out", cwd=tmp_path)  # its own result, beside
+    assert other.returncode == 0 and (tmp_path / "out/similarity/hidden-s0-subsets_4-rows_200").is_dir()
+    retrain = ["train", "arch=lstm", "arch.width=16", "budget=smoke", "budget.lr=0.01", "force=true", "paths.root=out"]
+    assert run_cli(*retrain, cwd=tmp_path).returncode == 0
+    stale = run_cli(*args, cwd=tmp_path)  # computed from the old lstm: never reused silently
+    assert stale.returncode == 2 and "models.1.trained" in stale.stderr and "force=true" in stale.stderr
 
     bad = run_cli("similarity", "a=gru", "b=lstm", "site=middle", "paths.root=out2", cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.startswith("error: site must be one of")

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks import ArithmeticTask, CountingTask, targets_of
-from tasks.causal import TRANSFORMS, Free
-from tasks.counting import CAUSAL_MODELS, VARIANTS
-from tasks.vocab import EOS, PAD
+from mas_cli.tasks import ArithmeticTask, CountingTask, targets_of
+from mas_cli.tasks.causal import TRANSFORMS, Free
+from mas_cli.tasks.counting import CAUSAL_MODELS, VARIANTS
+from mas_cli.tasks.vocab import EOS, PAD
 
 COUNTING = st.builds(
     CountingTask,

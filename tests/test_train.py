@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from mas_cli import store
-from mas_cli.config import ConfigError
+from mas_cli.errors import ConfigError, StoreError
 from mas_cli.training import Trainer, curriculum_cap, lr_factor, train_model
 from tests.conftest import run_cli
 
@@ -92,10 +92,10 @@ def test_the_curriculum_cap_rises_linearly_then_lifts():
 def test_corrupt_model_file_gets_a_clear_error(tmp_path):
     path = tmp_path / "model.pt"
     path.write_bytes(b"not a model")
-    with pytest.raises(store.StoreError, match="not a readable model file"):
+    with pytest.raises(StoreError, match="not a readable model file"):
         store.load_model_file(path)
     torch.save({"weights": 1}, path)
-    with pytest.raises(store.StoreError, match="not a mas model file"):
+    with pytest.raises(StoreError, match="not a mas model file"):
         store.load_model_file(path)
 
 
@@ -138,8 +138,8 @@ def test_cli_unwritable_root(tmp_path):
 def test_cli_help_and_unknown_command(tmp_path):
     listed = run_cli("--help", cwd=tmp_path)
     assert listed.returncode == 0 and "train" in listed.stdout
-    hydra_help = run_cli("train", "--help", cwd=tmp_path)
-    assert hydra_help.returncode == 0 and "arch: gru, lstm, transformer" in hydra_help.stdout
+    helped = run_cli("train", "--help", cwd=tmp_path)
+    assert helped.returncode == 0 and "arch=<gru>  " in helped.stdout and "gru | lstm | transformer" in helped.stdout
     unknown = run_cli("trian", cwd=tmp_path)
     assert unknown.returncode == 2 and "unknown command 'trian'" in unknown.stderr
 

@@ -1,18 +1,21 @@
 """The data of one direction s→t: counterfactual items plus everything about them that does not
 depend on the alignment functions, computed once before training (the models are frozen).
 
-Per item, for the hidden site:
-    source_state [N, d_s]   source hidden site at σ
-    target_state [N, d_t]   target hidden site at τ (the counterfactual prefix equals the base's)
-    labels in continuation coordinates: column j is the prediction made at τ + j
-    RNN target:   inputs = the tokens after τ, so a step runs only the suffix through the kernel
-    transformer:  residuals = layer-1 residual stream of the counterfactual input [N, L, d_t];
-                  a step runs the layer above the site for the positions from τ on only
-For the embed site: inputs = counterfactual tokens, source_tokens (σ = τ), labels per position.
+Two kinds of items, one per site, each with its own meaning of a label column:
 
-labels hold the next-token target where a prediction is scored (response phase, from τ on) and -1
-elsewhere. `extent` is the number of label columns an item needs: a batch is cut to its longest
-item, and RNN suffixes are packed by it (intervention.py), so no step is spent on padding.
+    HiddenItems (site=hidden)  column j is the prediction made at τ + j (column 0: from the
+                               intervened state itself)
+        source_state [N, d_s]  source hidden site at σ
+        target_state [N, d_t]  target hidden site at τ (the counterfactual prefix equals the base's)
+        inputs       [N, C-1]  RNN targets: the tokens after τ, so a step runs only the suffix
+        residuals    [N, L, d] transformer targets: the layer-1 residual stream of the
+                               counterfactual input; a step runs only the layer above the site
+    EmbedItems (site=embed)    column j is the prediction made at position j
+        inputs, source_tokens [N, C]   counterfactual and source tokens (σ = τ)
+
+`labels` hold the next-token target where a prediction is scored (response phase, from τ on) and
+UNSCORED elsewhere. `extent` is the number of label columns an item needs: a batch is cut to its
+longest item, and RNN sequences are packed by it (sites.py), so no step is spent on padding.
 Training batches are uniformly random: batches of similar lengths would be cheaper still, but
 they are biased samples and measurably slowed convergence (docs/BENCHMARKS.md).
 """
@@ -25,51 +28,70 @@ import numpy as np
 import torch
 
 from mas_cli.models.base import RecurrentModel
-from tasks import make_counterfactuals, targets_of
-from tasks.vocab import PAD
+from mas_cli.tasks import Counterfactuals, make_counterfactuals, targets_of
+from mas_cli.tasks.vocab import PAD
 
 UNSCORED = -1
 
 
 @dataclass
-class Batch:
-    tau: torch.Tensor  # [B]
-    extent: torch.Tensor  # [B] label columns each item needs
-    labels: torch.Tensor  # [B, C] target token or UNSCORED
-    inputs: torch.Tensor | None = None  # [B, C - 1] suffix tokens (RNN hidden) or [B, C] tokens
-    source_state: torch.Tensor | None = None  # [B, d_s]
-    target_state: torch.Tensor | None = None  # [B, d_t]
-    residuals: torch.Tensor | None = None  # [B, C, d_t] (transformer hidden)
-    source_tokens: torch.Tensor | None = None  # [B, C] (embed)
-    latent: torch.Tensor | None = None  # [B, d_t] matched natural latent (CLMAS directions)
-    has_latent: torch.Tensor | None = None  # [B] bool: a latent was matched
+class HiddenItems:
+    tau: torch.Tensor  # [N]
+    extent: torch.Tensor  # [N] label columns each item needs
+    labels: torch.Tensor  # [N, C] target token or UNSCORED; column j = position τ + j
+    source_state: torch.Tensor  # [N, d_s]
+    target_state: torch.Tensor  # [N, d_t]
+    inputs: torch.Tensor | None = None  # [N, C - 1] suffix tokens (RNN targets)
+    residuals: torch.Tensor | None = None  # [N, L, d_t] (transformer targets)
+    latent: torch.Tensor | None = None  # [N, d_t] matched natural latent (latent directions)
+    has_latent: torch.Tensor | None = None  # [N] bool: a latent was matched
+
+    def widths(self, rows: torch.Tensor, columns: int) -> dict[str, int]:
+        """How far each per-position field is cut for a batch whose longest item needs `columns`
+        label columns (at least 2: the state's own prediction and one suffix step, for packing)."""
+        columns = max(columns, 2)
+        found = {"labels": columns, "inputs": columns - 1}
+        if self.residuals is not None:  # positions up to the last label column of any item
+            found["residuals"] = int((self.tau[rows] + self.extent[rows]).max())
+        return found
+
+
+@dataclass
+class EmbedItems:
+    tau: torch.Tensor  # [N]
+    extent: torch.Tensor  # [N]
+    labels: torch.Tensor  # [N, C] target token or UNSCORED; column j = position j
+    inputs: torch.Tensor  # [N, C] counterfactual tokens
+    source_tokens: torch.Tensor  # [N, C] source tokens at the same positions
+
+    def widths(self, rows: torch.Tensor, columns: int) -> dict[str, int]:
+        return {"labels": columns, "inputs": columns, "source_tokens": columns}
+
+
+Items = HiddenItems | EmbedItems
 
 
 @dataclass
 class DirectionData:
-    items: Batch  # every item, padded to the longest
+    items: Items  # every item, padded to the longest
     extent: np.ndarray  # [N] label columns each item needs
-    suffix_coords: bool  # label column 0 is position τ (hidden site) rather than position 0 (embed)
 
     def __len__(self) -> int:
         return len(self.extent)
 
-    def take(self, index: np.ndarray) -> Batch:
+    def take(self, index: np.ndarray) -> Items:
         """Items `index`, cut to the columns the longest of them needs."""
-        columns = int(self.extent[index].max())
-        if self.suffix_coords:  # outputs = the state's prediction + one per suffix token (≥ 1)
-            columns = max(columns, 2)
         rows = torch.as_tensor(index, device=self.items.tau.device)
-        widths = {"labels": columns, "source_tokens": columns, "inputs": columns - self.suffix_coords}
-        if self.items.residuals is not None:  # positions up to the last label column of any item
-            widths["residuals"] = int((self.items.tau[rows] + self.items.extent[rows]).max())
+        widths = self.items.widths(rows, int(self.extent[index].max()))
         cut = {}
-        for f in fields(Batch):
+        for f in fields(self.items):
             value = getattr(self.items, f.name)
-            if value is None or f.name not in widths:  # per item
-                cut[f.name] = None if value is None else value[rows]
-            else:
+            if value is None:
+                cut[f.name] = None
+            elif f.name in widths:
                 cut[f.name] = value[rows, : widths[f.name]]
+            else:  # one value per item
+                cut[f.name] = value[rows]
         return replace(self.items, **cut)
 
     def epoch_batches(self, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -85,22 +107,22 @@ class DirectionData:
 
 
 @torch.no_grad()
-def _site_at(
-    model, tokens: torch.Tensor, at: torch.Tensor, keep_residuals: bool, chunk: int = 2000
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Hidden site at position at[b] of each row [N, d]; for a transformer target also the whole
-    residual stream [N, L, d] (its continuation needs it). RNNs run each prefix only up to at[b]."""
-    states, full = [], []
-    for start in range(0, len(tokens), chunk):
-        part, where = tokens[start : start + chunk], at[start : start + chunk]
-        if isinstance(model, RecurrentModel):
-            states.append(model.state_after(part, where))
-            continue
-        residuals = model.hidden_states(part)
-        states.append(residuals[torch.arange(len(part), device=part.device), where])
-        if keep_residuals:
-            full.append(residuals)
-    return torch.cat(states), torch.cat(full) if full else None
+def in_chunks(run, tokens: torch.Tensor, *per_row: torch.Tensor, chunk: int = 2000) -> torch.Tensor:
+    """run(tokens[part], *per_row[part]) over chunks of rows, concatenated (bounded memory)."""
+    parts = [run(tokens[i : i + chunk], *(x[i : i + chunk] for x in per_row)) for i in range(0, len(tokens), chunk)]
+    return torch.cat(parts)
+
+
+def site_at(model, tokens: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+    """The hidden site at position at[b] of each row, [N, d]. RNNs run each prefix only up to
+    at[b]; a transformer runs its lower layers over the whole row."""
+    if isinstance(model, RecurrentModel):
+        return in_chunks(model.state_after, tokens, at)
+
+    def gathered(part: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+        return model.hidden_states(part)[torch.arange(len(part), device=part.device), where]
+
+    return in_chunks(gathered, tokens, at)
 
 
 @torch.no_grad()
@@ -110,6 +132,26 @@ def natural_activations(model, site: str, n: int, rng: np.random.Generator, devi
     tokens = torch.from_numpy(model.task.sample(n, rng, "all").tokens).to(device)
     site_values = model.model.embed(tokens) if site == "embed" else model.model.hidden_states(tokens)
     return site_values[tokens != PAD]
+
+
+def counterfactuals_for(
+    source, target, site: str, variable: str, n: int, rng, causal_model=None, source_variable=None
+) -> Counterfactuals:
+    """n counterfactual items for source → target (FrozenModels): bases from the target's task,
+    sources from the source's, each read by its own causal model."""
+    # Under the context-distributed hypothesis σ and τ share a phase: nothing is stored to swap,
+    # so the counterfactual is the base continuation (behaviour should not change).
+    return make_counterfactuals(
+        target.task,
+        n,
+        variable,
+        rng,
+        causal_model=causal_model,
+        same_position=site == "embed",
+        same_phase=causal_model == "context",
+        source_task=source.task,
+        source_variable=source_variable,
+    )
 
 
 def build_direction(
@@ -126,54 +168,47 @@ def build_direction(
 ) -> DirectionData:
     """n counterfactual items for source → target (FrozenModels), with frozen activations; with
     a LatentBank of the target (hidden site), each item's matching natural latent."""
-    # Under the context-distributed hypothesis σ and τ share a phase: nothing is stored to swap,
-    # so the counterfactual is the base continuation (behaviour should not change).
-    cf = make_counterfactuals(
-        target.task,
-        n,
-        variable,
-        rng,
-        causal_model=causal_model,
-        same_position=site == "embed",
-        same_phase=causal_model == "context",
-        source_task=source.task,
-        source_variable=source_variable,
-    )
-    tokens, tau, sigma = (torch.from_numpy(a).to(device) for a in (cf.tokens, cf.tau, cf.sigma))
+    cf = counterfactuals_for(source, target, site, variable, n, rng, causal_model, source_variable)
+    return direction_data(cf, source, target, site, device, bank, rng)
+
+
+def direction_data(cf: Counterfactuals, source, target, site: str, device, bank=None, rng=None) -> DirectionData:
+    """The items of counterfactuals `cf` with everything about them the alignment does not change."""
     labels = np.where(cf.label_mask, targets_of(cf.tokens), UNSCORED)
     last_scored = labels.shape[1] - 1 - np.argmax(labels[:, ::-1] != UNSCORED, axis=1)
+
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(device)
+
     if site == "embed":
-        width = tokens.shape[1]
+        width = cf.tokens.shape[1]
         source_tokens = np.full_like(cf.tokens, PAD)
         source_tokens[:, : min(width, cf.source.shape[1])] = cf.source[:, :width]
         extent = last_scored + 1
-        items = Batch(
-            tau=tau,
-            extent=torch.from_numpy(extent).to(device),
-            labels=torch.from_numpy(labels).to(device),
-            inputs=tokens,
-            source_tokens=torch.from_numpy(source_tokens).to(device),
-        )
-        return DirectionData(items, extent, suffix_coords=False)
-    source_state, _ = _site_at(source.model, torch.from_numpy(cf.source).to(device), sigma, keep_residuals=False)
-    target_state, residuals = _site_at(target.model, tokens, tau, keep_residuals=True)
+        items = EmbedItems(tensor(cf.tau), tensor(extent), tensor(labels), tensor(cf.tokens), tensor(source_tokens))
+        return DirectionData(items, extent)
+    tokens = tensor(cf.tokens)
     # Column j of the continuation is the prediction made at τ + j (j = 0: from the intervened site).
-    columns = cf.tau[:, None] + np.arange(tokens.shape[1])[None, :]
-    clipped = np.minimum(columns, tokens.shape[1] - 1)
-    suffix_labels = np.where(columns < tokens.shape[1], np.take_along_axis(labels, clipped, 1), UNSCORED)
+    columns = cf.tau[:, None] + np.arange(cf.tokens.shape[1])[None, :]
+    clipped = np.minimum(columns, cf.tokens.shape[1] - 1)
+    suffix_labels = np.where(columns < cf.tokens.shape[1], np.take_along_axis(labels, clipped, 1), UNSCORED)
     extent = last_scored - cf.tau + 1
-    items = Batch(
-        tau=tau,
-        extent=torch.from_numpy(extent).to(device),
-        labels=torch.from_numpy(suffix_labels).to(device),
-        source_state=source_state,
+    if isinstance(target.model, RecurrentModel):
+        target_state, residuals = site_at(target.model, tokens, tensor(cf.tau)), None
+    else:  # the whole residual stream is kept: a step re-runs only the layer above the site
+        residuals = in_chunks(target.model.hidden_states, tokens)
+        target_state = residuals[torch.arange(len(tokens), device=residuals.device), tensor(cf.tau)]
+    items = HiddenItems(
+        tau=tensor(cf.tau),
+        extent=tensor(extent),
+        labels=tensor(suffix_labels),
+        source_state=site_at(source.model, tensor(cf.source), tensor(cf.sigma)),
         target_state=target_state,
-        residuals=residuals,  # transformer targets: the layer-1 residual stream, [N, L, d]
+        residuals=residuals,
     )
-    if isinstance(target.model, RecurrentModel):  # the tokens after τ
-        items.inputs = torch.from_numpy(np.take_along_axis(cf.tokens, np.minimum(clipped + 1, tokens.shape[1] - 1), 1))
-        items.inputs = items.inputs.to(device)
+    if residuals is None:  # RNN targets: the tokens after τ
+        items.inputs = tensor(np.take_along_axis(cf.tokens, np.minimum(clipped + 1, cf.tokens.shape[1] - 1), 1))
     if bank is not None:
         items.latent, found = bank.match(cf.values, rng)
         items.has_latent = torch.as_tensor(found, device=device)
-    return DirectionData(items, extent, suffix_coords=True)
+    return DirectionData(items, extent)

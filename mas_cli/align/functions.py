@@ -20,10 +20,6 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrizations
 
-ORTHOGONAL_MAPS = ("matrix_exp", "cayley")
-NORMALIZATIONS = ("rms", "none")
-ALIGN_FNS = ("orthogonal", "gram_schmidt", "linear")
-
 
 def random_rotation(width: int, generator: torch.Generator | None) -> torch.Tensor:
     q, r = torch.linalg.qr(torch.randn(width, width, generator=generator))
@@ -129,12 +125,16 @@ class LinearAlignment(AlignmentFunction):
         return AlignedRows(self.weight[:k], self.center, self.scale, self.inverse_matrix()[:, :k].T)
 
 
+# align_fn (align/settings.py lists the same names) -> a fresh function for width, k, orthogonal_map
+ALIGNMENT_FUNCTIONS = {
+    "orthogonal": lambda width, k, orthogonal_map, generator: OrthogonalAlignment(width, orthogonal_map, generator),
+    "gram_schmidt": lambda width, k, orthogonal_map, generator: GramSchmidtAlignment(width, k, generator),
+    "linear": lambda width, k, orthogonal_map, generator: LinearAlignment(width, generator),
+}
+
+
 def make_alignment(align_fn: str, width: int, k: int, orthogonal_map: str, generator) -> AlignmentFunction:
-    if align_fn == "gram_schmidt":
-        return GramSchmidtAlignment(width, k, generator)
-    if align_fn == "linear":
-        return LinearAlignment(width, generator)
-    return OrthogonalAlignment(width, orthogonal_map, generator)
+    return ALIGNMENT_FUNCTIONS[align_fn](width, k, orthogonal_map, generator)
 
 
 @dataclass

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tasks.counterfactual import natural_values
+from mas_cli.tasks.counterfactual import natural_values
 
 CL_LOSSES = ("both", "mse", "cos")
 

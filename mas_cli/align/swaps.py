@@ -1,35 +1,36 @@
 """What an alignment swaps: the variables (one k-block each, and the null block), cross-task
-variable maps, and the variables a causal-model hypothesis offers."""
+variable maps."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from omegaconf import DictConfig
 
-from mas_cli.config import ConfigError
+from mas_cli.align.settings import swap_map, swapped
+from mas_cli.tasks.causal import NULL_BLOCK
 
 
-def swap_map(cfg: DictConfig) -> dict[str, str]:
-    """Tasks whose models swap another variable than `swap` (cross-task alignment)."""
-    return {task: v for task, v in cfg.swap_by_task.items() if v is not None}
+@dataclass(frozen=True)
+class Block:
+    """One swapped variable and its alignment coordinates first..stop-1."""
+
+    variable: str  # a causal variable, `full`, or NULL_BLOCK (label: the unchanged base)
+    first: int
+    stop: int
 
 
-def swapped(cfg: DictConfig) -> list[str]:
-    """The swapped variables, one k-block each, in order (`swap=count` or `swap=[count,phase]`)."""
-    return [cfg.swap] if isinstance(cfg.swap, str) else list(cfg.swap)
-
-
-def variable_blocks(cfg: DictConfig, smallest: int) -> list[tuple[str, int, int]]:
-    """(variable, first, last + 1) alignment coordinates of each block: variable j holds
-    [j·k, (j+1)·k); the null block ("none": label = the unchanged base) the rest up to `smallest`."""
-    blocks = [(v, j * cfg.k, (j + 1) * cfg.k) for j, v in enumerate(swapped(cfg))]
+def variable_blocks(cfg: DictConfig, smallest: int) -> list[Block]:
+    """Variable j holds coordinates [j·k, (j+1)·k); the null block the rest up to `smallest`."""
+    blocks = [Block(v, j * cfg.k, (j + 1) * cfg.k) for j, v in enumerate(swapped(cfg))]
     if cfg.null_block:
-        blocks.append(("none", blocks[-1][2], smallest))
+        blocks.append(Block(NULL_BLOCK, blocks[-1].stop, smallest))
     return blocks
 
 
-def variables_of(task, causal_model: str | None, label: str) -> tuple[str, ...]:
-    """The swappable variables of the hypothesis `causal_model` (None: the task's own) for a task."""
-    try:
-        return task.causal_model(causal_model).variables
-    except ValueError as exc:
-        raise ConfigError(f"causal_model={causal_model} does not fit {label}: {exc}") from None
+def row_variable(cfg: DictConfig, block: Block) -> str:
+    """How result rows name a block's variable; a cross-task map names both sides, e.g.
+    `count~cumu_val`."""
+    if swap_map(cfg):
+        return "~".join([block.variable, *sorted(set(swap_map(cfg).values()))])
+    return block.variable

@@ -1,49 +1,98 @@
-"""What every command does around its work: runtime set-up and the bad-input contract."""
+"""What every command does around its work: a pre-flight check of the command line, the runtime
+set-up, and the bad-input contract (one line on stderr, exit status 2, nothing written).
+
+Each command file is `@command(config_name, check)` over a function `work(cfg) -> dict`. The
+pre-flight composes the config of every job the command line asks for (each combination of a
+`-m` sweep) and runs `check` on it before Hydra starts, so Hydra's own errors, and bad input in
+any job of a sweep, are refused in one line before anything is written. torch is imported only
+once work starts: help and refusals are immediate.
+"""
 
 from __future__ import annotations
 
 import functools
+import itertools
+import sys
+from collections.abc import Callable
 
-import torch
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from mas_cli.config import ConfigError
+from mas_cli.composition import compose_config, explain
 from mas_cli.console import fail
-from mas_cli.store import StoreError
+from mas_cli.console.help import help_text
+from mas_cli.errors import MasError
+
+# Hydra's flags that do not run the command's work: Hydra answers them itself.
+_HYDRA_ONLY = ("help", "hydra_help", "cfg", "info", "shell_completion", "experimental_rerun")
 
 
 def configure_runtime(cfg: DictConfig) -> None:
+    import torch
+
     # Deliberate thread count: torch's default oversubscribes small CPUs and slows every step.
     torch.set_num_threads(cfg.threads)
 
 
-def inherit_runtime(parent: DictConfig, child: DictConfig) -> None:
-    """A config composed inside another command (a model trained for `mas align`, each job of
-    `mas pipeline`) runs with the parent's budget, output root, device and threads."""
-    for key in ("budget", "paths", "device", "threads"):
-        value = parent[key]
-        child[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+def _jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
+    """The override list of every job the command line asks for (one, or each sweep combination)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    if not multirun:
+        return [overrides]
+    choices = [
+        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override() else [o.input_line]
+        for o in parsed
+    ]
+    return [list(job) for job in itertools.product(*choices)]
 
 
-def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
-    """Compose one of our primary configs (e.g. `train` from inside `mas align`), inside a running
-    Hydra app or on its own."""
-    if GlobalHydra.instance().is_initialized():
-        return compose(config_name=config_name, overrides=overrides)
-    with initialize_config_module(config_module="mas_cli.conf", version_base="1.3"):
-        return compose(config_name=config_name, overrides=overrides)
+def preflight(config_name: str, argv: list[str], check: Callable[[DictConfig], None], summary: str) -> None:
+    """Compose and check every job of this command line; the first problem ends the command.
+    `--help` is answered here, from conf/ (help.py)."""
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+    parser.error = lambda message: fail(f"{message}; see mas {config_name} --help")
+    args = parser.parse_args(argv)
+    if args.help:
+        print(help_text(config_name, summary))
+        raise SystemExit(0)
+    if any(getattr(args, flag) for flag in _HYDRA_ONLY):
+        return
+    try:
+        jobs = _jobs(args.overrides, args.multirun)
+    except Exception as exc:  # Hydra's override grammar
+        fail(explain(exc, config_name, args.overrides))
+    try:
+        for job in jobs:
+            check(compose_config(config_name, job, hydra_node=True))
+    except MasError as exc:
+        fail(str(exc))
 
 
-def reports_bad_input(task_function):
-    """Turn ConfigError/StoreError into the one-line error and exit status 2."""
+def command(config_name: str, check: Callable[[DictConfig], None]):
+    """The entry point of `mas <config_name>`: Hydra's main over `work`, after the pre-flight."""
 
-    @functools.wraps(task_function)
-    def wrapper(cfg: DictConfig):
-        try:
-            return task_function(cfg)
-        except (ConfigError, StoreError) as exc:
-            fail(str(exc))
+    def decorate(work: Callable[[DictConfig], dict]) -> Callable[[], None]:
+        import hydra
 
-    return wrapper
+        @functools.wraps(work)
+        def task(cfg: DictConfig) -> dict:
+            try:
+                check(cfg)
+                configure_runtime(cfg)
+                return work(cfg)
+            except MasError as exc:
+                fail(str(exc))
+
+        hydra_main = hydra.main(version_base="1.3", config_path="pkg://mas_cli.conf", config_name=config_name)(task)
+
+        def main() -> None:
+            summary = (sys.modules[work.__module__].__doc__ or "").strip()
+            preflight(config_name, sys.argv[1:], check, summary)
+            hydra_main()
+
+        return main
+
+    return decorate

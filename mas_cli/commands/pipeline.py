@@ -1,89 +1,24 @@
-"""`mas pipeline`: train the models an experiment needs, fit its alignments, write the report.
-
-Every job is an ordinary `mas train` or `mas align` config, so results land exactly where those
-commands put them, and finished work is reused: a rerun after an interruption, or after adding a
-seed, does only what is missing."""
+"""`mas pipeline`: train the models an experiment needs, fit its alignments, write the report."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import hydra
-import pandas as pd
 from omegaconf import DictConfig
-from rich.markup import escape
 
-from mas_cli.commands.align import print_iia_table
-from mas_cli.commands.common import configure_runtime, reports_bad_input
-from mas_cli.console import console
-from mas_cli.pipeline.execute import Outcome, run_jobs
-from mas_cli.pipeline.overview import Overview, print_plan
-from mas_cli.pipeline.plan import Job, PipelinePlan, plan_pipeline
-from mas_cli.report import write_report
+from mas_cli.commands.common import command
+from mas_cli.config import validate_runtime
 
 
-@hydra.main(version_base="1.3", config_path="pkg://mas_cli.conf", config_name="pipeline")
-@reports_bad_input
+@command("pipeline", check=validate_runtime)
 def main(cfg: DictConfig) -> dict:
-    plan = plan_pipeline(cfg)
-    configure_runtime(cfg)
-    stages = {
-        "train": plan.train,
-        "align": [job for job in plan.align if job.stage == "align"],
-        "similarity": [job for job in plan.align if job.stage == "similarity"],
-    }
-    print_plan({stage: jobs for stage, jobs in stages.items() if jobs})
-    outcomes = []
-    with Overview() as overview:
-        for stage, jobs in stages.items():
-            if jobs:
-                outcomes += run_stage(cfg, overview, stage, jobs)
-    return finish(cfg, plan, outcomes)
+    from mas_cli.pipeline.plan import plan_pipeline
 
+    plan = plan_pipeline(cfg)  # every job composed and checked (no torch yet): refusals are immediate
+    from mas_cli.pipeline.run import run_pipeline
 
-def run_stage(cfg: DictConfig, overview: Overview, stage: str, jobs: list[Job]) -> list[Outcome]:
-    """Finished jobs run first, in this process: they only check their stored fingerprint (a
-    result made with other settings is refused, never silently reused)."""
-    workers = cfg.pipeline.jobs
-    log_dir = Path(cfg.paths.root) / "pipeline" / "logs"
-    done = [job for job in jobs if job.done]
-    todo = [job for job in jobs if not job.done]
-    progress = overview.stage(stage, len(todo), workers)
-    outcomes = run_jobs(done, 1, cfg.threads, log_dir, lambda outcome: None)
-    outcomes += run_jobs(todo, workers, cfg.threads, log_dir, progress.finished)
-    progress.close()
-    return outcomes
-
-
-def finish(cfg: DictConfig, plan: PipelinePlan, outcomes: list[Outcome]) -> dict:
-    order = {job.label: i for i, job in enumerate(plan.align)}
-    fitted = sorted((o for o in outcomes if o.rows is not None), key=lambda o: order[o.label])
-    summary = {"models": len(plan.train), "alignments": len(fitted)}
-    if fitted:
-        main_table(plan, fitted, summary)
-    if cfg.pipeline.report and (fitted or any(o.similarity is not None for o in outcomes)):
-        root = Path(cfg.paths.root)
-        write_report(root, root / "report")
-        console.print(f"report: {root / 'report' / 'summary.md'}")
-    failed = [o for o in outcomes if o.error]
-    if failed:
-        console.print(f"[red]{len(failed)} job(s) failed[/]; the rest are complete and reused on the next run:")
-        for outcome in failed:
-            console.print(escape(f"  {outcome.stage} {outcome.label}: {outcome.error}"))
-        raise SystemExit(1)
+    summary = run_pipeline(cfg, plan)
+    if summary["failed"]:
+        raise SystemExit(1)  # the refused jobs are listed above; the rest completed
     return summary
-
-
-def main_table(plan: PipelinePlan, fitted: list[Outcome], summary: dict) -> None:
-    """The first setting's IIA table over every model it involves (fits that share a direction,
-    e.g. pairwise fits sharing a within-model direction, are averaged)."""
-    rows = pd.concat([o.rows for o in fitted], ignore_index=True)
-    first = rows.iloc[0]
-    same = (rows.method == first.method) & (rows.site == first.site) & (rows.variable == first.variable)
-    rows = rows[same & (rows.k == first.k)]
-    involved = set(rows.src) | set(rows.trg)
-    labels = [spec.label for spec in plan.models if spec.label in involved]
-    summary.update(print_iia_table(rows, labels))
 
 
 if __name__ == "__main__":

@@ -6,20 +6,18 @@ Every model is an autoregressive next-token predictor with two alignment sites (
     hidden  RNN state after each token / transformer
             residual stream after layer 1                  [B, L, site_width("hidden")]
 
-and, for the alignment engine, these calls over a whole batch:
+and offers, over a whole batch:
 
     features(tokens)          [B, L, F]  what the readout sees at each position
-    readout(features)         [..., V]   logits; applied only where a loss is needed
+    readout(features)         [..., V]   logits; applied only where a prediction is scored
     hidden_states(tokens)     [B, L, D]  the hidden site at every position, in one call
-    continue_from(state, tokens, tau)
-                              [B, L, V]  logits when the hidden site at position tau[b] is
-                                         replaced by state[b]; valid at positions >= tau[b]
     features_from_embeddings(e)
-                              [B, L, F]  run the model on given input embeddings (embed site)
+                              [B, L, F]  the model run on given input embeddings (embed site)
 
-The alignment engine calls the cheaper, site-specific pieces directly (RecurrentModel
-.continue_features over suffixes, TransformerModel.features_above_site over stored residuals)
-and runs the readout only where a prediction is scored.
+The alignment engine (align/sites.py) continues a target from an intervened hidden site with
+each kind's own cheap path: RecurrentModel.run_packed over the tokens after τ (from the state,
+via initial_state / state_features), TransformerModel.scored_features_above_site over stored
+residuals. The plain per-step reference it is tested against is align/reference.py.
 """
 
 from __future__ import annotations
@@ -66,14 +64,8 @@ class SequenceModel(nn.Module):
     def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def continue_from(self, state: torch.Tensor, tokens: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
     def features_from_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
-
-    def logits_from_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.readout(self.features_from_embeddings(embeddings))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.readout(self.features(tokens))
@@ -99,12 +91,6 @@ class RecurrentModel(SequenceModel):
         """What the readout sees when the hidden site is `state`: [B, F]."""
         raise NotImplementedError
 
-    def continue_features(self, state: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
-        """state [B, D] at τ, suffix [B, S] = tokens after τ -> readout inputs [B, 1 + S, F]:
-        the features at τ, then after each suffix token."""
-        out, _ = self.rnn(self.embedding(suffix), self.initial_state(state))
-        return torch.cat([self.state_features(state)[:, None], out], 1)
-
     def state_after(self, tokens: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
         """The hidden site after reading tokens[b, :at[b] + 1], [B, D]: the prefixes are packed
         and only the RNN's final states are kept (no step past a row's position, no readout)."""
@@ -118,35 +104,3 @@ class RecurrentModel(SequenceModel):
         [sum of lengths, F] (no step is spent on padding), from `state` [B, D] (sorted like
         the packed rows) or from zeros."""
         return self.rnn(inputs, None if state is None else self.initial_state(state))[0].data
-
-    def continue_suffix(self, state: torch.Tensor, suffix: torch.Tensor) -> torch.Tensor:
-        """Logits [B, 1 + S, V]: the prediction made at τ, then one after each suffix token."""
-        return self.readout(self.continue_features(state, suffix))
-
-    def continue_from(self, state: torch.Tensor, tokens: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-        logits = self.continue_suffix(state, gather_suffixes(tokens, tau))
-        return scatter_suffix_logits(logits[:, 0], logits[:, 1:], tau, tokens.shape[1])
-
-
-def gather_suffixes(tokens: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-    """The tokens after tau[b] of each row, left-aligned: [B, S].
-
-    S = the longest suffix; shorter rows are filled with their last token, which is harmless
-    because nothing after a row's end is read back."""
-    length = tokens.shape[1]
-    steps = torch.arange(length - int(tau.min()) - 1, device=tokens.device)
-    columns = (tau[:, None] + 1 + steps[None, :]).clamp(max=length - 1)
-    return tokens.gather(1, columns)
-
-
-def scatter_suffix_logits(
-    prefix_logits: torch.Tensor, suffix_logits: torch.Tensor, tau: torch.Tensor, length: int
-) -> torch.Tensor:
-    """[B, L, V] logits with position tau[b] from prefix_logits and tau[b]+1.. from suffix_logits;
-    positions before tau[b] are zero (they are not defined by a continuation)."""
-    batch, _, vocab = suffix_logits.shape
-    out = suffix_logits.new_zeros(batch, length + suffix_logits.shape[1], vocab)
-    steps = torch.arange(suffix_logits.shape[1] + 1, device=tau.device)
-    columns = (tau[:, None] + steps[None, :]).unsqueeze(-1).expand(-1, -1, vocab)
-    out.scatter_(1, columns, torch.cat([prefix_logits[:, None], suffix_logits], 1))
-    return out[:, :length]

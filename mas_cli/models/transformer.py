@@ -93,18 +93,6 @@ class TransformerModel(SequenceModel):
     def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:
         return self._lower(self.embedding(tokens))  # [B, L, W] residual after layer 1
 
-    def continue_from(
-        self,
-        state: torch.Tensor,
-        tokens: torch.Tensor,
-        tau: torch.Tensor,
-        residuals: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """`residuals` = hidden_states(tokens), when the caller has them already (they do not
-        depend on the intervention, so the alignment engine computes them once)."""
-        residuals = self.hidden_states(tokens) if residuals is None else residuals
-        return self.readout(self.features_above_site(state, residuals, tau))
-
     def features_above_site(self, state: torch.Tensor, residuals: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         """Readout inputs [B, L, W] when the residual at tau[b] becomes state[b] ([B, W]): only
         the layers above the site run again."""

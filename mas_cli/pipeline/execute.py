@@ -16,11 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from mas_cli import console as console_module
 from mas_cli.align.run import align
-from mas_cli.commands.align import ModelsOnDemand
-from mas_cli.commands.similarity import similarity
-from mas_cli.config import ConfigError
+from mas_cli.errors import MasError
 from mas_cli.pipeline.plan import Job
-from mas_cli.store import StoreError
+from mas_cli.similarity.run import similarity
 from mas_cli.training import train_model
 
 
@@ -51,10 +49,9 @@ def run_job(stage: str, label: str, config: dict, threads: int, log: str | None 
             return Outcome(stage, label, time.perf_counter() - start, trained_to_criterion=ok)
         if stage == "similarity":
             return Outcome(stage, label, time.perf_counter() - start, similarity=similarity(cfg))
-        models = ModelsOnDemand(cfg)
-        result = align(cfg, train=models.train, precheck=models.describe)
+        result = align(cfg)
         return Outcome(stage, label, time.perf_counter() - start, rows=result.rows, run_dir=str(result.run_dir))
-    except (ConfigError, StoreError) as exc:
+    except MasError as exc:
         return Outcome(stage, label, time.perf_counter() - start, error=str(exc))
     finally:
         if log is not None:

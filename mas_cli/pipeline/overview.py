@@ -1,5 +1,5 @@
-"""The pipeline's overview: a plan table first, then one line per stage with counts and an ETA
-(live on a terminal, with the running job's step bar beneath; plain lines in logs and CI)."""
+"""The pipeline's overview while it runs: one line per stage with counts and an ETA (live on a
+terminal, with the running job's step bar beneath; plain lines in logs and CI)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ from contextlib import ExitStack
 
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from rich.text import Text
 
 from mas_cli.console import console, shared_progress
 from mas_cli.pipeline.execute import Outcome
-from mas_cli.pipeline.plan import Job
 
 
 def clock(seconds: float) -> str:
@@ -29,16 +27,6 @@ class EtaColumn(ProgressColumn):
             return Text(f"ETA {task.fields['eta']}", style="progress.remaining")
         remaining = task.time_remaining
         return Text("" if remaining is None else f"≤ {clock(remaining)} left", style="progress.remaining")
-
-
-def print_plan(stages: dict[str, list[Job]]) -> None:
-    table = Table(title="mas pipeline")
-    for column in ("stage", "jobs", "done already (reused)", "to run"):
-        table.add_column(column, justify="left" if column == "stage" else "right")
-    for stage, jobs in stages.items():
-        done = sum(job.done for job in jobs)
-        table.add_row(stage, str(len(jobs)), str(done), str(len(jobs) - done))
-    console.print(table)
 
 
 class StageProgress:

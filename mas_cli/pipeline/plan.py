@@ -6,23 +6,39 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mas_cli import store
 from mas_cli.align.methods import METHODS as ALIGN_METHODS
-from mas_cli.align.run import check_models, plan_alignment
-from mas_cli.align.specs import ModelSpec, parse_spec
-from mas_cli.commands.align import ModelsOnDemand
-from mas_cli.commands.common import compose_config, inherit_runtime
-from mas_cli.commands.similarity import plan_similarity
-from mas_cli.config import ConfigError, validate_align, validate_runtime, validate_similarity
+from mas_cli.align.plan import check_models, plan_alignment
+from mas_cli.align.settings import validate_align
+from mas_cli.composition import compose_config, config_names, inherit_runtime
+from mas_cli.config import seed_value, validate_runtime
+from mas_cli.errors import ConfigError
+from mas_cli.similarity.run import check_vocabulary, plan_similarity, validate_similarity
+from mas_cli.specs import ModelSpec, parse_spec
+from mas_cli.zoo import ModelsOnDemand
 
-# accessible_only: CLMAS with cl.eps = 0, the ablation shown beside it
-METHODS = (*ALIGN_METHODS, "accessible_only", "similarity")
+METHODS = (*ALIGN_METHODS, "similarity")  # every alignment method, and RSA/CKA of every pair
 FITS = ("joint", "pairs", "reference")
+# Keys the pipeline sets on each job itself: an override of one would be silently replaced.
+SET_PER_JOB = {
+    "align": {
+        "a": "pipeline.archs and pipeline.seeds",
+        "b": "pipeline.archs and pipeline.seeds",
+        "models": "pipeline.archs and pipeline.seeds",
+        "method": "pipeline.methods",
+        "site": "pipeline.sites",
+        "swap": "pipeline.swaps",
+        "k": "pipeline.ks",
+        "causal_model": "pipeline.hypotheses",
+        "allow_undertrained": "pipeline.allow_undertrained",
+        "train_overrides": "pipeline.train_overrides",
+    },
+    "train": {"task": "pipeline.tasks", "arch": "pipeline.archs", "seed": "pipeline.seeds"},
+}
+SHARED = {"budget", "paths", "device", "threads", "seed"}  # the pipeline's own, passed to every job
 
 
 @dataclass(eq=False)
@@ -39,12 +55,6 @@ class PipelinePlan:
     models: list[ModelSpec]
     train: list[Job]
     align: list[Job]
-
-
-def config_names(group: str) -> list[str]:
-    """The options of one config group, e.g. the tasks in conf/task."""
-    folder = resources.files("mas_cli.conf") / group
-    return sorted(Path(p.name).stem for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
 def _names(cfg: DictConfig, key: str, known: list[str] | tuple[str, ...] | None = None) -> list:
@@ -65,8 +75,7 @@ def model_specs(cfg: DictConfig) -> tuple[list[ModelSpec], list[ModelSpec]]:
     archs = _names(cfg, "archs", config_names("arch"))
     seeds = _names(cfg, "seeds")
     for seed in seeds:
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ConfigError(f"pipeline.seeds must be non-negative integers, got {seed!r}")
+        seed_value(seed, "pipeline.seeds: each seed")
     swept = [ModelSpec(t, a, s) for t, a, s in itertools.product(tasks, archs, seeds)]
     reference = [parse_spec(text, tasks[0]) for text in cfg.pipeline.reference]
     for spec in reference:
@@ -98,6 +107,22 @@ def train_jobs(cfg: DictConfig, specs: list[ModelSpec], on_demand: ModelsOnDeman
     return jobs
 
 
+def check_overrides(cfg: DictConfig, command: str) -> None:
+    """pipeline.<command>_overrides may not set what the pipeline sets on each job or shares
+    with all of them: say which pipeline key to use instead."""
+    key = f"pipeline.{command}_overrides"
+    given = cfg.pipeline[f"{command}_overrides"]
+    if not isinstance(given, ListConfig) or not all(isinstance(o, str) and "=" in o for o in given):
+        example = '["normalize=none"]' if command == "align" else '["arch.width=64"]'
+        raise ConfigError(f"{key} must be a list of `mas {command}` overrides such as {example}, got {given}")
+    for override in given:
+        name = override.split("=")[0].lstrip("+~")
+        if name in SET_PER_JOB[command]:
+            raise ConfigError(f"{key}: {override} is set by the pipeline per job; use {SET_PER_JOB[command][name]}")
+        if name.split(".")[0] in SHARED:
+            raise ConfigError(f"{key}: {override} is the pipeline's own setting; give it as mas pipeline {override}")
+
+
 def _composed(cfg: DictConfig, name: str, overrides: list[str], settings: dict, bases: dict) -> DictConfig:
     """A `mas <name>` config run by the pipeline: its overrides, then the pipeline's runtime, then
     the job's settings. The base is composed once per command (Hydra composition is slow) and
@@ -106,11 +131,8 @@ def _composed(cfg: DictConfig, name: str, overrides: list[str], settings: dict, 
     if key not in bases:
         try:
             child = compose_config(name, overrides)
-        except Exception as exc:  # Hydra's override and missing-config errors
-            first_line = str(exc).splitlines()[0]
-            raise ConfigError(
-                f"cannot compose the `mas {name}` config ({first_line}); check pipeline.align_overrides"
-            ) from None
+        except ConfigError as exc:
+            raise ConfigError(f"pipeline.{name}_overrides: {exc}") from None
         inherit_runtime(cfg, child)
         child.train_overrides = list(cfg.pipeline.train_overrides)
         child.allow_undertrained = cfg.pipeline.allow_undertrained
@@ -124,36 +146,45 @@ def _spec_text(spec: ModelSpec) -> str:
 
 
 def fits_of(method: str, groups: list[list[ModelSpec]], everyone: list[ModelSpec]) -> list[list[ModelSpec]]:
-    """The model lists one method fits: MAS each group; DAS each model; the two-model methods
-    (stitching, uniMAS, CLMAS, latent stitching) every ordered pair within a group (a = source or
-    accessible model, b = target or inaccessible one); similarity every unordered pair."""
-    if method == "das":
+    """The model lists one method fits (its `fits` in the methods table): MAS each group; DAS
+    each model; the two-model methods (stitching, uniMAS, CLMAS, latent stitching) every ordered
+    pair within a group (a = source or accessible model, b = target or inaccessible one);
+    similarity every unordered pair."""
+    if method == "similarity":
+        return list(dict.fromkeys(tuple(p) for g in groups for p in itertools.combinations(g, 2)))
+    fits = ALIGN_METHODS[method].fits
+    if fits == "each":
         return [[s] for s in everyone]
-    if method == "mas":
+    if fits == "groups":
         return groups
-    pairs = itertools.combinations if method == "similarity" else itertools.permutations
-    return list(dict.fromkeys(tuple(p) for g in groups for p in pairs(g, 2)))
+    return list(dict.fromkeys(tuple(p) for g in groups for p in itertools.permutations(g, 2)))
 
 
 def method_jobs(
-    cfg: DictConfig, method: str, group: list[ModelSpec], site: str, hypothesis: dict, described, bases: dict
+    cfg: DictConfig,
+    method: str,
+    group: list[ModelSpec],
+    site: str,
+    hypothesis: dict,
+    on_demand: ModelsOnDemand,
+    bases: dict,
 ) -> Job:
-    """One job; `hypothesis` holds swap, k and causal_model; `described(spec, causal_model)` is
-    what check_models needs about a model (label, width, variables)."""
+    """One job, checked against what its models will be (`on_demand` knows each model's task,
+    width and variables before it is trained); `hypothesis` holds swap, k and causal_model."""
     if method == "similarity":
         sim_cfg = _composed(cfg, "similarity", [], {"a": _spec_text(group[0]), "b": _spec_text(group[1])}, bases)
         sim_cfg.site = site
         validate_similarity(sim_cfg)
+        for spec in group:
+            check_vocabulary(spec, on_demand.task(spec))
         done = (plan_similarity(sim_cfg)[1] / "similarity.csv").is_file() and not sim_cfg.force
         return Job("similarity", f"rsa/cka {site}: {group[0].label} ~ {group[1].label}", sim_cfg, done, list(group))
     settings = {"models": [_spec_text(s) for s in group], "method": method, "site": site, **hypothesis}
-    if method == "accessible_only":
-        settings |= {"method": "clmas", "cl": {"eps": 0.0}}
     align_cfg = _composed(cfg, "align", list(cfg.pipeline.align_overrides), settings, bases)
     validate_align(align_cfg)
     plan = plan_alignment(align_cfg)
-    check_models(align_cfg, [described(s, align_cfg.causal_model) for s in group])
-    swap, k, causal_model = align_cfg.swap, align_cfg.k, align_cfg.causal_model
+    check_models(plan.cfg, [on_demand.describe(s, align_cfg.causal_model) for s in group])
+    swap, k, causal_model = align_cfg.swap, plan.cfg.k, align_cfg.causal_model
     label = f"{method} {site} {swap} k{k}{'' if causal_model is None else ' ' + causal_model}: "
     label += " + ".join(s.label for s in group)
     done = (plan.run_dir / "iia.csv").is_file() and not align_cfg.force
@@ -191,7 +222,7 @@ def align_jobs(
             for group in fits_of(method, groups, everyone):
                 if method == "mas" and len(group) < 2:
                     raise ConfigError("a MAS fit needs two models or more; add seeds or archs, or use methods=[das]")
-                jobs.append(method_jobs(cfg, method, list(group), site, hypothesis, on_demand.describe, bases))
+                jobs.append(method_jobs(cfg, method, list(group), site, hypothesis, on_demand, bases))
     return jobs
 
 
@@ -223,6 +254,8 @@ def plan_pipeline(cfg: DictConfig) -> PipelinePlan:
         if not isinstance(cfg.pipeline[key], bool):
             raise ConfigError(f"pipeline.{key} must be true or false, got {cfg.pipeline[key]!r}")
     _check_ks_by_method(cfg)
+    check_overrides(cfg, "train")
+    check_overrides(cfg, "align")
     swept, reference = model_specs(cfg)
     everyone = list(dict.fromkeys(swept + reference))
     groups = fit_groups(cfg, swept, reference)

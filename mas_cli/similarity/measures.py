@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tasks.counting import CountingTask
-from tasks.vocab import PAD
+from mas_cli.tasks.counting import CountingTask
+from mas_cli.tasks.vocab import PAD
 
 RDMS = ("cosine", "euclidean")
 CORRELATIONS = ("spearman", "pearson")
@@ -96,6 +96,6 @@ def compare(x: torch.Tensor, y: torch.Tensor, subsets: int, rows: int, rng: np.r
     frame = pd.DataFrame(values)
     return [
         {"measure": name, "value": frame[name].mean(), "sd": frame[name].std(ddof=1) if subsets > 1 else 0.0}
-        | {"n": subsets, "rows": size}
+        | {"n": subsets, "subset_rows": size}
         for name in frame.columns
     ]

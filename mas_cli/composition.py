@@ -1,0 +1,112 @@
+"""Composing our configs with Hydra's compose API (the pipeline's jobs, models trained on demand,
+the Python API, the command line's pre-flight check), with Hydra's errors as one line that says
+what to change.
+
+The config tree is conf/, installed as the package mas_cli.conf.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from mas_cli.errors import ConfigError
+
+CONF_MODULE = "mas_cli.conf"
+
+
+@cache
+def config_names(group: str) -> list[str]:
+    """The options of one config group, e.g. the tasks in conf/task."""
+    folder = resources.files(CONF_MODULE) / group
+    return sorted(Path(p.name).stem for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def compose_config(config_name: str, overrides: list[str], hydra_node: bool = False) -> DictConfig:
+    """Compose one of our primary configs (e.g. `train` from inside `mas align`), inside a running
+    Hydra app or on its own; a Hydra error becomes a one-line ConfigError."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    try:
+        if GlobalHydra.instance().is_initialized():
+            return compose(config_name=config_name, overrides=overrides, return_hydra_config=hydra_node)
+        with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
+            return compose(config_name=config_name, overrides=overrides, return_hydra_config=hydra_node)
+    except Exception as exc:  # Hydra raises its own errors and OmegaConf's
+        raise ConfigError(explain(exc, config_name, overrides)) from None
+
+
+def inherit_runtime(parent: DictConfig, child: DictConfig) -> None:
+    """A config composed inside another command (a model trained for `mas align`, each job of
+    `mas pipeline`) runs with the parent's budget, output root, device and threads."""
+    for key in ("budget", "paths", "device", "threads"):
+        value = parent[key]
+        child[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def _suggest(word: str, options) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f"did you mean {close[0]}? " if close else ""
+
+
+def _keys(cfg, prefix: str = "") -> list[str]:
+    """Every dotted key of a config (what an override may name)."""
+    found = []
+    for key, value in cfg.items():
+        found.append(prefix + str(key))
+        if isinstance(value, DictConfig):
+            found += _keys(value, f"{prefix}{key}.")
+    return found
+
+
+def _override_of(overrides: list[str], key: str) -> str:
+    return next((o for o in overrides if o.lstrip("+~").split("=")[0] == key), key)
+
+
+def explain(exc: Exception, config_name: str, overrides: list[str]) -> str:
+    """Hydra's error about composing `config_name` with `overrides`, as one line that says what to
+    change: the valid options, a 'did you mean' for near misses, how to write what was meant."""
+    text = str(exc)
+    command = f"mas {config_name}"
+    name = type(exc).__name__
+    if name == "MissingConfigException" and getattr(exc, "options", None):
+        found = re.search(r"Could not find '([^']+)'", text)
+        group, _, option = (found[1] if found else "").rpartition("/")
+        return (
+            f"{_override_of(overrides, group)}: there is no {group} '{option}'; {_suggest(option, exc.options)}"
+            f"choose one of {', '.join(sorted(exc.options))}"
+        )
+    if name == "OverrideParseException":
+        given = getattr(exc, "override", "") or ""
+        if "missing EQUAL" in text:
+            hint = {
+                "align": "name models as mas align a=<spec> b=<spec> (or models=[<spec>,...])",
+                "similarity": "name models as mas similarity a=<spec> b=<spec>",
+            }.get(config_name, f"settings are key=value, e.g. {command} seed=1")
+            return f"'{given}' is not a key=value override; {hint}"
+        odd = [c for c in given if ord(c) > 127]
+        if odd:
+            return f"{given}: '{odd[0]}' is not allowed in an override; write it in plain ASCII"
+        reason = getattr(exc, "message", text).splitlines()[0]
+        return f"cannot read the override '{given}' ({reason}); see {command} --help"
+    overridden = re.search(r"Could not override '([^']+)'", text)
+    if overridden:
+        key = overridden[1]
+        known = _keys(compose_config(config_name, []))
+        return (
+            f"{_override_of(overrides, key)}: {command} has no setting {key}; {_suggest(key, known)}"
+            f"`{command} --help` lists them"
+        )
+    ambiguous = re.search(r"Ambiguous value for argument '([^']+)'", text)
+    if ambiguous:
+        key, _, value = ambiguous[1].partition("=")
+        sweep = f"{command} -m {ambiguous[1]}"
+        return f"{ambiguous[1]}: a list is written {key}=[{value}]; to run one job per value add -m ({sweep})"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return f"cannot compose the {command} config: {lines[0] if lines else name}"

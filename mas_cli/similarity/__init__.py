@@ -1,0 +1,2 @@
+"""Correlative baselines (SPEC §6): RSA and CKA between two frozen models (measures.py), and the
+`mas similarity` job that computes, stores and reuses them (run.py)."""

@@ -1,0 +1,107 @@
+"""One `mas similarity` job: RSA and CKA between two frozen models (SPEC §6), one tidy
+similarity.csv, reused when the settings and both models' training fingerprints match.
+
+    <paths.root>/similarity/<site>-s<seed>[-<setting>_<value>...]/<model>+<model>/
+        fingerprint.json   the settings and models it was computed from
+        similarity.csv     one row per measure; written last, marks the result complete
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from mas_cli import store
+from mas_cli.config import boolean, choice, positive_int, refuse_other_settings, seed_value, validate_models_on_demand
+from mas_cli.console import console
+from mas_cli.errors import ConfigError
+from mas_cli.registry import Registry, Setting
+from mas_cli.specs import ModelSpec, parse_spec
+from mas_cli.tasks import Task
+from mas_cli.tasks.counting import CountingTask
+from mas_cli.zoo import ModelsOnDemand, load_frozen
+
+SIMILARITY_FORMAT = "mas-similarity/1"
+
+SIMILARITY = Registry(
+    "similarity",
+    [
+        Setting("site", choice("site", ("embed", "hidden"))),
+        Setting("seed", lambda v, cfg: seed_value(v, "seed"), group=False),  # stimuli draws: replicates
+        Setting("per_count", lambda v, cfg: positive_int(v, "per_count"), tag="per_count"),
+        Setting("subsets", lambda v, cfg: positive_int(v, "subsets"), tag="subsets"),
+        Setting("rows", lambda v, cfg: positive_int(v, "rows"), tag="rows"),
+        Setting("zscore", boolean("zscore"), tag="zscore"),
+    ],
+    base="{site}-s{seed}",
+)
+
+
+def validate_similarity(cfg: DictConfig) -> None:
+    SIMILARITY.validate(cfg)
+    validate_models_on_demand(cfg)
+
+
+def plan_similarity(cfg: DictConfig) -> tuple[list[ModelSpec], Path]:
+    """The two model specs and the run directory, from the config alone."""
+    if cfg.a is None or cfg.b is None:
+        raise ConfigError("name two models: mas similarity a=gru b=lstm")
+    specs = [parse_spec(cfg.a, cfg.task.name), parse_spec(cfg.b, cfg.task.name)]
+    if specs[0] == specs[1]:
+        raise ConfigError(f"a and b are the same model ({specs[0].label}); compare two different models")
+    run_dir = Path(cfg.paths.root) / "similarity" / SIMILARITY.run_name(cfg) / "+".join(s.slug for s in specs)
+    return specs, run_dir
+
+
+def check_vocabulary(spec: ModelSpec, task: Task) -> None:
+    if task.vocab != CountingTask().vocab:
+        raise ConfigError(
+            f"{spec.label}'s vocabulary ({task.name}) lacks the Multi-Object stimuli RSA/CKA use; "
+            "compare models trained on count or its variants (count_mod, count_round, ...)"
+        )
+
+
+def similarity(cfg: DictConfig) -> pd.DataFrame:
+    """Compute (or reuse) the similarity rows of one model pair; similarity.csv is written last."""
+    import torch
+
+    from mas_cli.similarity.measures import compare, site_rows, stimuli
+    from mas_cli.training import resolve_device
+
+    specs, run_dir = plan_similarity(cfg)
+    on_demand = ModelsOnDemand(cfg)
+    for spec in specs:  # before anything is trained
+        check_vocabulary(spec, on_demand.task(spec))
+    entries = on_demand.ensure(specs)
+    device = resolve_device(cfg.device)
+    models = [load_frozen(s, e, device, cfg.allow_undertrained) for s, e in zip(specs, entries)]
+    wanted = {
+        "format": SIMILARITY_FORMAT,
+        **SIMILARITY.fingerprint(cfg),
+        "models": [{"model": m.spec.label, "trained": m.metrics.get("fingerprint")} for m in models],
+    }
+    done = run_dir / "similarity.csv"
+    with store.exclusive(run_dir, lambda: console.print(f"waiting: another job is computing {run_dir}")):
+        if done.is_file() and not cfg.force:
+            found = store.read_json(run_dir / "fingerprint.json", "recompute it with force=true")
+            refuse_other_settings(run_dir, found, wanted, "a similarity computed", "recompute")
+            console.print(f"reusing {run_dir} (complete; force=true recomputes)")
+            return pd.read_csv(done)
+        for m in models:
+            check_vocabulary(m.spec, m.task)
+        rng = np.random.default_rng([cfg.seed, 6])
+        tokens = torch.from_numpy(stimuli(cfg.per_count, rng)).to(device)
+        x, y = (site_rows(m.model, tokens, cfg.site) for m in models)
+        found = compare(x, y, cfg.subsets, cfg.rows, rng, cfg.zscore)
+        settings = SIMILARITY.columns(cfg)
+        rows = pd.DataFrame([{"src": specs[0].label, "trg": specs[1].label, **settings, **r} for r in found])
+        done.unlink(missing_ok=True)
+        store.write_json(run_dir / "fingerprint.json", wanted)
+        buffer = io.StringIO()
+        rows.to_csv(buffer, index=False)
+        store.write_text(done, buffer.getvalue())
+        return rows

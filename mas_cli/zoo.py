@@ -1,0 +1,140 @@
+"""The frozen models a command reads (`mas align`, `mas similarity`, the Python API): found in the
+model store, trained on demand when missing (the same code path as `mas train`), checked (format,
+criterion) and loaded with every parameter frozen.
+
+Nothing here imports torch until a model is trained or loaded, so planning and refusals are
+immediate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from mas_cli import store
+from mas_cli.composition import compose_config, inherit_runtime
+from mas_cli.config import validate_train
+from mas_cli.console import console
+from mas_cli.errors import ConfigError, StoreError
+from mas_cli.specs import ModelSpec
+from mas_cli.tasks import Task, task_from_config
+
+
+@dataclass(frozen=True)
+class Described:
+    """What the checks need to know about a model (trained or not yet)."""
+
+    label: str
+    width: int  # the site's width
+    variables: tuple[str, ...]  # the swappable variables of the run's causal model
+
+
+def variables_of(task: Task, causal_model: str | None, label: str) -> tuple[str, ...]:
+    """The swappable variables of the hypothesis `causal_model` (None: the task's own) for a task."""
+    try:
+        return task.causal_model(causal_model).variables
+    except ValueError as exc:
+        raise ConfigError(f"causal_model={causal_model} does not fit {label}: {exc}") from None
+
+
+@dataclass
+class FrozenModel:
+    spec: ModelSpec
+    entry: Path | None
+    model: object  # a models.SequenceModel in eval mode, requires_grad False
+    task: Task  # the task the model was trained on (its own vocabulary and causal model)
+    metrics: dict  # the store entry's metrics.json, including the training fingerprint
+
+
+def train_command(spec: ModelSpec) -> str:
+    return f"mas train task={spec.task} arch={spec.arch} seed={spec.seed}"
+
+
+class ModelsOnDemand:
+    """Training configs for models the store lacks: the `train` config for the spec's task, arch
+    and seed, with the parent run's budget, paths and device (and any `train_overrides`)."""
+
+    def __init__(self, cfg: DictConfig, train_overrides=None):
+        self.cfg = cfg
+        self.train_overrides = list(cfg.train_overrides if train_overrides is None else train_overrides)
+        self._train_configs: dict[ModelSpec, DictConfig] = {}  # Hydra composition is slow: once per model
+
+    def train_config(self, spec: ModelSpec) -> DictConfig:
+        if spec not in self._train_configs:
+            overrides = [f"task={spec.task}", f"arch={spec.arch}", f"seed={spec.seed}", *self.train_overrides]
+            try:
+                train_cfg = compose_config("train", overrides)
+            except ConfigError as exc:
+                raise ConfigError(f"cannot compose the training config of {spec.label} ({exc})") from None
+            inherit_runtime(self.cfg, train_cfg)
+            validate_train(train_cfg)
+            self._train_configs[spec] = train_cfg
+        return self._train_configs[spec]
+
+    def task(self, spec: ModelSpec) -> Task:
+        """The task a model is (or will be) trained on."""
+        return task_from_config(self.train_config(spec).task)
+
+    def describe(self, spec: ModelSpec, causal_model: str | None = None) -> Described:
+        """What the checks need about a model before it exists: label, site width, and the
+        variables of `causal_model` (None: the task's own)."""
+        variables = variables_of(self.task(spec), causal_model, spec.label)
+        return Described(spec.label, self.train_config(spec).arch.width, variables)
+
+    def train(self, spec: ModelSpec) -> None:
+        from mas_cli.training import train_model
+
+        result = train_model(self.train_config(spec))
+        if not result.metrics["trained_to_criterion"]:
+            console.print(f"[yellow]warning:[/] {spec.label} did not reach the training criterion")
+
+    def ensure(self, specs: list[ModelSpec]) -> list[Path]:
+        """The store entry of every spec, training the missing ones (in order)."""
+        return ensure_trained(specs, self.cfg.paths.root, self.cfg.auto_train, self.train)
+
+
+def ensure_trained(
+    specs: list[ModelSpec], root: str | Path, auto_train: bool, train: Callable[[ModelSpec], None]
+) -> list[Path]:
+    """The store entry of every spec, training the missing ones with `train` (in order)."""
+    entries = [store.model_dir(root, s.task, s.arch, s.seed) for s in specs]
+    missing = [s for s, e in zip(specs, entries) if not store.is_complete(e)]
+    if missing and not auto_train:
+        raise ConfigError(
+            f"{missing[0].label} is not in the model store under {root}; run `{train_command(missing[0])}` "
+            "first, or drop auto_train=false"
+        )
+    for spec in missing:  # specs are unique (plan_alignment refuses repeats)
+        console.print(f"[bold]{spec.label}[/] is not in the model store: training it ({train_command(spec)})")
+        train(spec)
+    return entries
+
+
+def load_frozen(spec: ModelSpec, entry: Path, device, allow_undertrained: bool) -> FrozenModel:
+    """A store entry's model, checked and frozen, on `device`."""
+    from mas_cli.models import build_model
+
+    payload = store.load_model_file(entry / "model.pt")
+    metrics = store.read_metrics(entry)
+    if not metrics.get("trained_to_criterion") and not allow_undertrained:
+        raise ConfigError(
+            f"{spec.label} did not reach its training criterion (val task acc {metrics.get('val_task_acc')}); "
+            f"retrain it with a larger budget (`{train_command(spec)} budget=paper force=true`) "
+            "or add allow_undertrained=true"
+        )
+    try:
+        if payload["arch"] != spec.arch:
+            raise ValueError(f"holds a {payload['arch']}")
+        model = build_model(payload["arch"], len(payload["vocab"]), payload["config"])
+        model.load_state_dict(payload["state_dict"])
+        task = task_from_config(payload["task"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        raise StoreError(
+            f"{entry / 'model.pt'} does not hold a usable {spec.arch} model ({type(exc).__name__}); "
+            f"retrain it with `{train_command(spec)} force=true`"
+        ) from None
+    model.eval().requires_grad_(False).to(device)
+    return FrozenModel(spec, entry, model, task, metrics)
