@@ -26,7 +26,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-NOT_USED = "n/a"  # a row's value for a setting that is not in effect
+NOT_USED = "unused"  # a row's value for a setting not in effect (pandas would read "n/a" back as missing)
 
 
 def _plain(value):

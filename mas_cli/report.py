@@ -25,9 +25,12 @@ from mas_cli.errors import ConfigError
 from mas_cli.registry import NOT_USED
 
 SETTING = ["method", "site", "variable", "k"]  # always shown
-# Every other setting that keeps results apart (the registry), and the models of the fit: shown
-# where they vary across the runs.
-MORE_SETTINGS = [c for c in [*ALIGN.grouping(), "models"] if c not in SETTING]
+
+
+def more_settings() -> list[str]:
+    """Every other column that keeps results apart: the registry's settings and the models of
+    the fit (shown where they vary across the runs)."""
+    return [c for c in [*ALIGN.grouping(), "models"] if c not in SETTING]
 
 
 def _read_all(source: Path, name: str, exclude: Path | None, fix: str) -> list[pd.DataFrame]:
@@ -53,8 +56,8 @@ def collect(source: Path, exclude: Path | None = None) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame()
     rows = pd.concat(frames, ignore_index=True)
-    for column in MORE_SETTINGS:  # runs stored before a setting existed: not in effect
-        rows[column] = rows[column].fillna(NOT_USED) if column in rows else NOT_USED
+    for column in more_settings():  # runs stored before a setting existed: not in effect
+        rows[column] = rows[column].astype(object).where(rows[column].notna(), NOT_USED) if column in rows else NOT_USED
     for side in ("src", "trg"):  # task/arch/seed -> columns a table can group by
         parts = rows[side].str.split("/", expand=True)
         rows[f"{side}_task"], rows[f"{side}_arch"], rows[f"{side}_seed"] = parts[0], parts[1], parts[2].astype(int)
@@ -88,7 +91,7 @@ def similarity_beside_iia(val: pd.DataFrame, sim: pd.DataFrame) -> pd.DataFrame:
 
 def settings_of(rows: pd.DataFrame) -> list[str]:
     """The setting columns that tell runs apart here: the basic ones and any other that varies."""
-    return SETTING + [c for c in MORE_SETTINGS if rows[c].nunique() > 1]
+    return SETTING + [c for c in more_settings() if rows[c].nunique() > 1]
 
 
 def _mean_sd_n(values: pd.Series) -> str:

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from mas_cli import store
 from mas_cli.align.directions import build_directions
 from mas_cli.align.engine import Aligner
+from mas_cli.align.interventions import unintervened
 from mas_cli.align.plan import ALIGNMENT_FORMAT, Plan, check_models, fingerprint_of, plan_alignment
 from mas_cli.align.settings import ALIGN, swap_map
 from mas_cli.align.swaps import variable_blocks
@@ -28,6 +29,7 @@ from mas_cli.config import refuse_other_settings
 from mas_cli.console import console
 from mas_cli.errors import ConfigError
 from mas_cli.specs import ModelSpec
+from mas_cli.stats import wilson
 from mas_cli.training import resolve_device
 from mas_cli.zoo import Described, FrozenModel, ModelsOnDemand, load_frozen, variables_of
 
@@ -124,14 +126,20 @@ def make_directions(plan: Plan, models: list[FrozenModel], device):
 
 def result_rows(plan: Plan, aligner: Aligner) -> pd.DataFrame:
     """One row per direction × variable × split: the run's settings (registry), the models of
-    the fit, then the scores."""
+    the fit, then the scores: IIA with its 95 % Wilson interval over the items, and `iia_none`,
+    the IIA of the same items without any intervention (the level a swap that does nothing
+    reaches)."""
     settings = ALIGN.columns(plan.cfg) | {"models": "+".join(s.label for s in plan.specs)}
     rows = []
     with torch.no_grad():
         weights = aligner.aligned_rows()
     for d in aligner.directions:
         for split, data in (("train", d.train), ("val", d.val)):
-            scores = aligner.scores_row(d, split, aligner.evaluate(d, data, rows=weights))
+            found = aligner.evaluate(d, data, rows=weights)
+            scores = aligner.scores_row(d, split, found)
+            lo, hi = wilson(round(found.iia * found.n), found.n)
+            none = aligner.evaluate(d, data, rows=weights, interchange=unintervened)
+            scores |= {"iia_lo": lo, "iia_hi": hi, "iia_none": none.iia}
             if d.latent:
                 scores["cl_unmatched"] = int((~data.items.has_latent).sum())
             rows.append({**settings, **scores, "steps": aligner.step, "stop": aligner.stop_reason})

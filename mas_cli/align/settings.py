@@ -103,7 +103,7 @@ def _directions_name(value) -> str:
 
 
 def _map_text(value: dict) -> str:
-    return ".".join(f"{task}_{v}" for task, v in sorted(value.items()))
+    return ".".join(f"{task}_{v}" for task, v in sorted(value.items())) or "none"
 
 
 def _budget_setting(key: str, check) -> Setting:

@@ -6,7 +6,7 @@ from omegaconf import DictConfig
 
 from mas_cli.align.plan import plan_alignment
 from mas_cli.align.settings import validate_align
-from mas_cli.commands.common import command
+from mas_cli.commands.common import command, configure_runtime
 
 
 def check(cfg: DictConfig) -> None:
@@ -19,6 +19,7 @@ def main(cfg: DictConfig) -> dict:
     from mas_cli.align.run import align
     from mas_cli.console.tables import print_alignment
 
+    configure_runtime(cfg)
     result = align(cfg)
     return print_alignment(result.rows, [s.label for s in result.specs], result.run_dir, result.reused)
 

@@ -27,6 +27,7 @@ _HYDRA_ONLY = ("help", "hydra_help", "cfg", "info", "shell_completion", "experim
 
 
 def configure_runtime(cfg: DictConfig) -> None:
+    """What work needs before it starts (each command calls it once its refusals are behind it)."""
     import torch
 
     # Deliberate thread count: torch's default oversubscribes small CPUs and slows every step.
@@ -81,7 +82,6 @@ def command(config_name: str, check: Callable[[DictConfig], None]):
         def task(cfg: DictConfig) -> dict:
             try:
                 check(cfg)
-                configure_runtime(cfg)
                 return work(cfg)
             except MasError as exc:
                 fail(str(exc))

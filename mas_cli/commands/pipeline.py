@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from mas_cli.commands.common import command
+from mas_cli.commands.common import command, configure_runtime
 from mas_cli.config import validate_runtime
 
 
@@ -15,6 +15,7 @@ def main(cfg: DictConfig) -> dict:
     plan = plan_pipeline(cfg)  # every job composed and checked (no torch yet): refusals are immediate
     from mas_cli.pipeline.run import run_pipeline
 
+    configure_runtime(cfg)
     summary = run_pipeline(cfg, plan)
     if summary["failed"]:
         raise SystemExit(1)  # the refused jobs are listed above; the rest completed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from mas_cli.commands.common import command
+from mas_cli.commands.common import command, configure_runtime
 from mas_cli.similarity.run import plan_similarity, validate_similarity
 
 
@@ -18,6 +18,7 @@ def main(cfg: DictConfig) -> dict:
     from mas_cli.console.tables import print_similarity
     from mas_cli.similarity.run import similarity
 
+    configure_runtime(cfg)
     return print_similarity(similarity(cfg))
 
 

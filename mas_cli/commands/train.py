@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from mas_cli.commands.common import command
+from mas_cli.commands.common import command, configure_runtime
 from mas_cli.config import validate_train
 
 
@@ -13,6 +13,7 @@ def main(cfg: DictConfig) -> dict:
     from mas_cli.console.tables import print_training
     from mas_cli.training import train_model
 
+    configure_runtime(cfg)
     result = train_model(cfg)
     title = f"{cfg.task.name}/{cfg.arch.name}/{cfg.seed}"
     print_training(title, result.metrics, result.entry, result.reused)

@@ -1,0 +1,152 @@
+"""The library's structure: one registry of settings, one table of methods, imports that flow one
+way, and commands that answer help and refusals without importing torch."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mas_cli.align.functions import ALIGNMENT_FUNCTIONS
+from mas_cli.align.methods import METHODS
+from mas_cli.align.plan import plan_alignment
+from mas_cli.align.run import read_alignment
+from mas_cli.align.settings import ALIGN, ALIGN_FNS
+from mas_cli.config import positive_int
+from mas_cli.errors import ConfigError
+from mas_cli.registry import Setting
+from mas_cli.report import write_report
+from tests.conftest import compose_config
+from tests.test_align import run_align
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_new_setting_is_one_registry_entry(tmp_path, monkeypatch):
+    dummy = Setting("dummy", lambda value, cfg: positive_int(value, "dummy"), tag="dummy")
+    monkeypatch.setattr(ALIGN, "settings", [*ALIGN.settings, dummy])
+    with pytest.raises(ConfigError, match="dummy must be a positive integer"):
+        run_align(tmp_path, "a=gru", "+dummy=0")
+    runs = [run_align(tmp_path, "a=gru", f"+dummy={value}") for value in (3, 4)]
+    for value, run in zip((3, 4), runs):
+        assert run.run_dir.parent.name == f"das-hidden-count-k4-s0-budget_smoke-dummy_{value}"  # the run name
+        assert read_alignment(run.run_dir / "alignment.pt")["fingerprint"]["dummy"] == value  # the fingerprint
+        assert set(pd.read_csv(run.run_dir / "iia.csv").dummy) == {value}  # the iia.csv column
+    write_report(tmp_path, tmp_path / "report")  # the report keeps the two apart
+    gathered = pd.read_csv(tmp_path / "report" / "iia.csv")
+    assert sorted(gathered.dummy.unique()) == [3, 4]
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    by_setting = summary.split("## By setting")[1].split("##")[0]
+    assert (
+        "| dummy |" in by_setting.splitlines()[2] and len([r for r in by_setting.splitlines() if "| das |" in r]) == 2
+    )
+
+
+def test_every_setting_has_its_default_in_conf_and_a_check():
+    defaults = compose_config("align", [])
+    for setting in ALIGN:
+        if setting.key != "budget":
+            assert setting.read(defaults) is not None or setting.key in ("k", "causal_model"), setting.key
+    with pytest.raises(ConfigError, match="k must be a positive integer"):
+        ALIGN.validate(compose_config("align", ["k=-1"]))
+
+
+def test_the_methods_table_and_the_alignment_functions_are_each_one_list():
+    assert set(ALIGN_FNS) == set(ALIGNMENT_FUNCTIONS)
+    pipeline_methods = compose_config("pipeline", []).pipeline.ks_by_method
+    assert set(pipeline_methods) == set(METHODS)  # every method has its k list in conf/pipeline.yaml
+    for name, method in METHODS.items():
+        cfg = compose_config("align", [f"method={name}", "a=gru", "b=lstm"] if name != "das" else ["a=gru"])
+        plan = plan_alignment(cfg)
+        assert plan.cfg.method == name and (plan.pairs == list(method.fixed_pairs or plan.pairs))
+        assert plan.cfg.k == (16 if method.default_k == 16 else "full")
+
+
+def _imports(path: Path) -> set[str]:
+    """Every mas_cli module a file imports, at any depth of the file."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    if package.startswith("tasks"):
+        package = "mas_cli." + package
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: -node.level] + ([base] if base else []))
+            found.add(base)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("mas_cli")}
+
+
+# Which parts of the library each part may not import: data flows one way.
+FORBIDDEN = {
+    "mas_cli.tasks": ("mas_cli.",),
+    "mas_cli.models": ("mas_cli.align", "mas_cli.zoo", "mas_cli.training", "mas_cli.pipeline", "mas_cli.report"),
+    "mas_cli.align": ("mas_cli.pipeline", "mas_cli.report", "mas_cli.similarity", "mas_cli.api"),
+    "mas_cli.zoo": ("mas_cli.align", "mas_cli.pipeline", "mas_cli.report", "mas_cli.similarity"),
+    "mas_cli.similarity": ("mas_cli.align", "mas_cli.pipeline", "mas_cli.report", "mas_cli.api"),
+    "mas_cli.report": ("mas_cli.pipeline", "mas_cli.api"),
+    "mas_cli.pipeline": ("mas_cli.api",),
+    "mas_cli.config": ("mas_cli.align", "mas_cli.models", "mas_cli.zoo"),
+}
+
+
+def test_imports_flow_one_way():
+    for path in [*ROOT.glob("mas_cli/**/*.py"), *ROOT.glob("tasks/*.py")]:
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        name = "mas_cli." + name if name.startswith("tasks") else name
+        imported = _imports(path)
+        if not name.startswith(("mas_cli.commands", "mas_cli.cli")):
+            assert not any(i.startswith("mas_cli.commands") for i in imported), f"{name} imports commands/"
+        for part, forbidden in FORBIDDEN.items():
+            if name.startswith(part):
+                own = [i for i in imported if not i.startswith(part)]
+                bad = [i for i in own if i.startswith(forbidden)]
+                assert not bad, f"{name} imports {bad}"
+
+
+def test_commands_are_thin():
+    for path in ROOT.glob("mas_cli/commands/*.py"):
+        if path.name not in ("__init__.py", "common.py"):
+            assert len(path.read_text().splitlines()) <= 40, path.name
+
+
+QUICK = [
+    ["--help"],
+    ["--version"],
+    ["align", "--help"],
+    ["train", "arch=gur"],
+    ["train", "kk=4"],
+    ["align", "gru", "lstm"],
+    ["align", "a=gru", "k=0"],
+    ["similarity", "a=gru"],
+    ["pipeline", "pipeline.archs=[]"],
+    ["report", "source=nowhere"],
+]
+
+
+@pytest.mark.parametrize("argv", QUICK, ids=" ".join)
+def test_help_and_refusals_never_import_torch(argv, tmp_path):
+    probe = (
+        "import sys\nfrom mas_cli import cli\n"
+        f"try:\n    cli.main({argv!r})\nexcept SystemExit as e:\n    code = e.code\n"
+        "print('torch' in sys.modules, code, file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    torch_loaded, code = done.stderr.strip().splitlines()[-1].split()
+    assert torch_loaded == "False", done.stderr
+    assert code == ("0" if argv[-1].startswith("--") else "2"), done.stderr
+
+
+def test_planning_and_the_python_api_import_no_torch():
+    modules = ["mas_cli", "mas_cli.api", "mas_cli.pipeline.plan", "mas_cli.align.plan", "mas_cli.zoo"]
+    modules += ["mas_cli.similarity.run", "mas_cli.commands.align", "mas_cli.report"]
+    probe = (
+        f"import importlib, sys\nfor m in {modules!r}:\n    importlib.import_module(m)\nprint('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
