@@ -86,9 +86,9 @@ def load_model(spec: str, root="outputs", device: str = "cpu", allow_undertraine
 def align(models: list[str], root="outputs", budget: str = "quick", overrides=(), **settings):
     """Like `mas align models=[...]`: fit (or reuse) one alignment. Returns an AlignResult
     (`run_dir`, `iia`: the iia.csv rows, `specs`, `reused`)."""
-    from mas_cli.align.plan import plan_alignment
-    from mas_cli.align.run import align as fit
-    from mas_cli.align.settings import validate_align
+    from mas_cli.alignment.plan import plan_alignment
+    from mas_cli.alignment.run import align as fit
+    from mas_cli.alignment.settings import validate_align
 
     cfg = config("align", root, overrides, models=list(models), budget=budget, **settings)
     validate_align(cfg)
@@ -99,15 +99,15 @@ def align(models: list[str], root="outputs", budget: str = "quick", overrides=()
 def load_alignment(run_dir: str | Path, device: str = "cpu"):
     """A fitted alignment from its run directory (any `alignments/<settings>/<models>/`), with
     its frozen models loaded from the same root. Returns an Alignment."""
-    from mas_cli.align.loaded import load_alignment as load
+    from mas_cli.alignment.loaded import load_alignment as load
 
     return load(Path(run_dir), device)
 
 
 def similarity(a: str, b: str, root="outputs", budget: str = "quick", overrides=(), **settings) -> pd.DataFrame:
     """Like `mas similarity a=... b=...`: RSA and CKA of two models (the similarity.csv rows)."""
-    from mas_cli.similarity.run import plan_similarity, validate_similarity
-    from mas_cli.similarity.run import similarity as compute
+    from mas_cli.correlative.run import plan_similarity, validate_similarity
+    from mas_cli.correlative.run import similarity as compute
 
     cfg = config("similarity", root, overrides, a=a, b=b, budget=budget, **settings)
     validate_similarity(cfg)
@@ -119,7 +119,7 @@ def report(root="outputs", out: str | Path | None = None) -> pd.DataFrame:
     """Like `mas report`: the report of every run under `root`, written to `out` (default
     `<root>/report`). Returns the gathered IIA rows."""
     from mas_cli.config import check_writable
-    from mas_cli.report import write_report
+    from mas_cli.reporting import write_report
 
     out = Path(root) / "report" if out is None else Path(out)
     if not Path(root).is_dir():

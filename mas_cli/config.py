@@ -2,7 +2,7 @@
 Commands call these before writing anything. No torch here: a refusal is immediate.
 
 The settings of `mas align` and `mas similarity` are checked by their registries
-(align/settings.py, similarity/run.py) with the helpers below; this module checks what every
+(alignment/settings.py, correlative/run.py) with the helpers below; this module checks what every
 command shares (task, arch, budget, runtime) and the models-on-demand keys.
 """
 

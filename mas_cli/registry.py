@@ -1,7 +1,7 @@
 """Settings that change a result, each declared once.
 
 A `Registry` is the table of one command's result-changing settings (`mas align`: ALIGN in
-align/settings.py; `mas similarity`: SIMILARITY in similarity/run.py). Each `Setting` says how
+alignment/settings.py; `mas similarity`: SIMILARITY in correlative/run.py). Each `Setting` says how
 its value is checked, whether it is in effect for a config, and how it is written; every place
 that needs the settings reads the table:
 

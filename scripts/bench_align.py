@@ -31,12 +31,12 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from mas_cli.align.directions import build_directions
-from mas_cli.align.engine import Aligner
-from mas_cli.align.functions import make_alignment
-from mas_cli.align.intervention import swap
-from mas_cli.align.reference import reference_logits
-from mas_cli.align.swaps import Block
+from mas_cli.alignment.directions import build_directions
+from mas_cli.alignment.engine import Aligner
+from mas_cli.alignment.functions import make_alignment
+from mas_cli.alignment.intervention import swap
+from mas_cli.alignment.reference import reference_logits
+from mas_cli.alignment.swaps import Block
 from mas_cli.models import build_model
 from mas_cli.specs import ModelSpec
 from mas_cli.tasks import CountingTask, make_counterfactuals

@@ -13,6 +13,8 @@ from hydra import compose, initialize_config_module
 
 torch.set_num_threads(2)
 
+pytest_plugins = ["tests.trained"]  # tiny models trained to criterion once per session, and fits on them
+
 SMALL = ["budget=smoke", "arch.width=16", "budget.val_size=50", "budget.heldout_size=50"]
 
 

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mas_cli.align import interventions
-from mas_cli.align.directions import build_directions
-from mas_cli.align.engine import Aligner
-from mas_cli.align.plan import plan_alignment
-from mas_cli.align.run import align, read_alignment
-from mas_cli.align.settings import validate_align
-from mas_cli.align.swaps import Block
+from mas_cli.alignment import interventions
+from mas_cli.alignment.directions import build_directions
+from mas_cli.alignment.engine import Aligner
+from mas_cli.alignment.plan import plan_alignment
+from mas_cli.alignment.run import align, read_alignment
+from mas_cli.alignment.settings import validate_align
+from mas_cli.alignment.swaps import Block
 from mas_cli.console.tables import matrix_of
 from mas_cli.errors import ConfigError, StoreError
 from mas_cli.zoo import load_frozen

@@ -8,15 +8,15 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from mas_cli.align.data import build_direction
-from mas_cli.align.directions import build_directions
-from mas_cli.align.engine import Aligner
-from mas_cli.align.functions import AlignedRows, OrthogonalAlignment
-from mas_cli.align.intervention import stitch, swap
-from mas_cli.align.reference import interchange, logits_from_embeddings, reference_logits, unrolled_states
-from mas_cli.align.settings import ORTHOGONAL_MAPS
-from mas_cli.align.sites import SITE_PATHS, Part
-from mas_cli.align.swaps import Block
+from mas_cli.alignment.data import build_direction
+from mas_cli.alignment.directions import build_directions
+from mas_cli.alignment.engine import Aligner
+from mas_cli.alignment.functions import AlignedRows, OrthogonalAlignment
+from mas_cli.alignment.intervention import stitch, swap
+from mas_cli.alignment.reference import interchange, logits_from_embeddings, reference_logits, unrolled_states
+from mas_cli.alignment.settings import ORTHOGONAL_MAPS
+from mas_cli.alignment.sites import SITE_PATHS, Part
+from mas_cli.alignment.swaps import Block
 from mas_cli.models import build_model
 from mas_cli.specs import ModelSpec
 from mas_cli.tasks import CountingTask, make_counterfactuals, targets_of
@@ -286,7 +286,7 @@ def test_embed_site_matches_running_the_model_on_swapped_embeddings(arch):
 
 
 def test_gram_schmidt_is_the_classical_procedure_and_stays_orthonormal_under_training():
-    from mas_cli.align.functions import GramSchmidtAlignment, gram_schmidt
+    from mas_cli.alignment.functions import GramSchmidtAlignment, gram_schmidt
 
     vectors = torch.randn(4, 9, dtype=torch.float64)
     expected = []
@@ -307,7 +307,7 @@ def test_gram_schmidt_is_the_classical_procedure_and_stays_orthonormal_under_tra
 
 
 def test_gram_schmidt_and_orthogonal_swaps_agree_on_the_same_subspace():
-    from mas_cli.align.functions import GramSchmidtAlignment
+    from mas_cli.alignment.functions import GramSchmidtAlignment
 
     generator = torch.Generator().manual_seed(3)
     k = 3
@@ -338,7 +338,7 @@ def test_gram_schmidt_and_orthogonal_swaps_agree_on_the_same_subspace():
 
 @pytest.mark.parametrize("widths", [(8, 8), (6, 10), (10, 6)])
 def test_linear_swap_equals_the_formula_through_its_inverse(widths):
-    from mas_cli.align.functions import LinearAlignment
+    from mas_cli.alignment.functions import LinearAlignment
 
     d_t, d_s = widths
     generator = torch.Generator().manual_seed(5)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from mas_cli.align.run import align
-from mas_cli.align.settings import validate_align
+from mas_cli.alignment.run import align
+from mas_cli.alignment.settings import validate_align
 from mas_cli.console.tables import matrix_of
 from tests.conftest import compose_config
 

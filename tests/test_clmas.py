@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from mas_cli.align import engine
-from mas_cli.align.latents import LatentBank, build_bank, latent_loss
-from mas_cli.align.plan import plan_alignment
+from mas_cli.alignment import engine
+from mas_cli.alignment.latents import LatentBank, build_bank, latent_loss
+from mas_cli.alignment.plan import plan_alignment
 from mas_cli.errors import ConfigError
 from mas_cli.tasks import CountingTask, make_counterfactuals
 from mas_cli.tasks.counterfactual import natural_values

@@ -11,15 +11,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mas_cli.align.functions import ALIGNMENT_FUNCTIONS
-from mas_cli.align.methods import METHODS
-from mas_cli.align.plan import plan_alignment
-from mas_cli.align.run import read_alignment
-from mas_cli.align.settings import ALIGN, ALIGN_FNS
+from mas_cli.alignment.functions import ALIGNMENT_FUNCTIONS
+from mas_cli.alignment.methods import METHODS
+from mas_cli.alignment.plan import plan_alignment
+from mas_cli.alignment.run import read_alignment
+from mas_cli.alignment.settings import ALIGN, ALIGN_FNS
 from mas_cli.config import positive_int
 from mas_cli.errors import ConfigError
 from mas_cli.registry import Setting
-from mas_cli.report import write_report
+from mas_cli.reporting import write_report
 from tests.conftest import compose_config
 from tests.test_align import run_align
 
@@ -86,13 +86,13 @@ def _imports(path: Path) -> set[str]:
 # Which parts of the library each part may not import: data flows one way.
 FORBIDDEN = {
     "mas_cli.tasks": ("mas_cli.",),
-    "mas_cli.models": ("mas_cli.align", "mas_cli.zoo", "mas_cli.training", "mas_cli.pipeline", "mas_cli.report"),
-    "mas_cli.align": ("mas_cli.pipeline", "mas_cli.report", "mas_cli.similarity", "mas_cli.api"),
-    "mas_cli.zoo": ("mas_cli.align", "mas_cli.pipeline", "mas_cli.report", "mas_cli.similarity"),
-    "mas_cli.similarity": ("mas_cli.align", "mas_cli.pipeline", "mas_cli.report", "mas_cli.api"),
-    "mas_cli.report": ("mas_cli.pipeline", "mas_cli.api"),
+    "mas_cli.models": ("mas_cli.alignment", "mas_cli.zoo", "mas_cli.training", "mas_cli.pipeline", "mas_cli.reporting"),
+    "mas_cli.alignment": ("mas_cli.pipeline", "mas_cli.reporting", "mas_cli.correlative", "mas_cli.api"),
+    "mas_cli.zoo": ("mas_cli.alignment", "mas_cli.pipeline", "mas_cli.reporting", "mas_cli.correlative"),
+    "mas_cli.correlative": ("mas_cli.alignment", "mas_cli.pipeline", "mas_cli.reporting", "mas_cli.api"),
+    "mas_cli.reporting": ("mas_cli.pipeline", "mas_cli.api"),
     "mas_cli.pipeline": ("mas_cli.api",),
-    "mas_cli.config": ("mas_cli.align", "mas_cli.models", "mas_cli.zoo"),
+    "mas_cli.config": ("mas_cli.alignment", "mas_cli.models", "mas_cli.zoo"),
 }
 
 
@@ -144,8 +144,8 @@ def test_help_and_refusals_never_import_torch(argv, tmp_path):
 
 
 def test_planning_and_the_python_api_import_no_torch():
-    modules = ["mas_cli", "mas_cli.api", "mas_cli.pipeline.plan", "mas_cli.align.plan", "mas_cli.zoo"]
-    modules += ["mas_cli.similarity.run", "mas_cli.commands.align", "mas_cli.report"]
+    modules = ["mas_cli", "mas_cli.api", "mas_cli.pipeline.plan", "mas_cli.alignment.plan", "mas_cli.zoo"]
+    modules += ["mas_cli.correlative.run", "mas_cli.commands.align", "mas_cli.reporting"]
     probe = (
         f"import importlib, sys\nfor m in {modules!r}:\n    importlib.import_module(m)\nprint('torch' in sys.modules)"
     )

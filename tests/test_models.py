@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from mas_cli.align.reference import continue_from, logits_from_embeddings
+from mas_cli.alignment.reference import continue_from, logits_from_embeddings
 from mas_cli.composition import config_names
 from mas_cli.models import ARCHITECTURES, build_model, model_spec
 from mas_cli.tasks import CountingTask

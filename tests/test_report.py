@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from mas_cli.errors import ConfigError
-from mas_cli.report import collect, pair_table, write_report
+from mas_cli.reporting import collect, pair_table, write_report
 from tests.conftest import run_cli
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from mas_cli.similarity.measures import RDMS, cka, compare, rsa, stimuli
+from mas_cli.correlative.measures import RDMS, cka, compare, rsa, stimuli
 from mas_cli.tasks.counting import CountingTask
 from tests.conftest import run_cli
 

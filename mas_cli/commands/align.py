@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from mas_cli.align.plan import plan_alignment
-from mas_cli.align.settings import validate_align
+from mas_cli.alignment.plan import plan_alignment
+from mas_cli.alignment.settings import validate_align
 from mas_cli.commands.common import command, configure_runtime
 
 
@@ -16,7 +16,7 @@ def check(cfg: DictConfig) -> None:
 
 @command("align", check=check)
 def main(cfg: DictConfig) -> dict:
-    from mas_cli.align.run import align
+    from mas_cli.alignment.run import align
     from mas_cli.console.tables import print_alignment
 
     configure_runtime(cfg)

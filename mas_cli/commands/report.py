@@ -20,7 +20,7 @@ def check(cfg: DictConfig) -> None:
 @command("report", check=check)
 def main(cfg: DictConfig) -> dict:
     from mas_cli.console import console
-    from mas_cli.report import write_report
+    from mas_cli.reporting import write_report
 
     rows = write_report(Path(cfg.source), Path(cfg.out))
     runs = int(rows.run.nunique()) if not rows.empty else 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from mas_cli.commands.common import command, configure_runtime
-from mas_cli.similarity.run import plan_similarity, validate_similarity
+from mas_cli.correlative.run import plan_similarity, validate_similarity
 
 
 def check(cfg: DictConfig) -> None:
@@ -16,7 +16,7 @@ def check(cfg: DictConfig) -> None:
 @command("similarity", check=check)
 def main(cfg: DictConfig) -> dict:
     from mas_cli.console.tables import print_similarity
-    from mas_cli.similarity.run import similarity
+    from mas_cli.correlative.run import similarity
 
     configure_runtime(cfg)
     return print_similarity(similarity(cfg))

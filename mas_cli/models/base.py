@@ -14,10 +14,10 @@ and offers, over a whole batch:
     features_from_embeddings(e)
                               [B, L, F]  the model run on given input embeddings (embed site)
 
-The alignment engine (align/sites.py) continues a target from an intervened hidden site with
+The alignment engine (alignment/sites.py) continues a target from an intervened hidden site with
 each kind's own cheap path: RecurrentModel.run_packed over the tokens after τ (from the state,
 via initial_state / state_features), TransformerModel.scored_features_above_site over stored
-residuals. The plain per-step reference it is tested against is align/reference.py.
+residuals. The plain per-step reference it is tested against is alignment/reference.py.
 """
 
 from __future__ import annotations

@@ -15,10 +15,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mas_cli import console as console_module
-from mas_cli.align.run import align
+from mas_cli.alignment.run import align
+from mas_cli.correlative.run import similarity
 from mas_cli.errors import MasError
 from mas_cli.pipeline.plan import Job
-from mas_cli.similarity.run import similarity
 from mas_cli.training import train_model
 
 

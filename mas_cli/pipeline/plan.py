@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mas_cli import store
-from mas_cli.align.methods import METHODS as ALIGN_METHODS
-from mas_cli.align.plan import check_models, plan_alignment
-from mas_cli.align.settings import validate_align
+from mas_cli.alignment.methods import METHODS as ALIGN_METHODS
+from mas_cli.alignment.plan import check_models, plan_alignment
+from mas_cli.alignment.settings import validate_align
 from mas_cli.composition import compose_config, config_names, inherit_runtime
 from mas_cli.config import seed_value, validate_runtime
+from mas_cli.correlative.run import check_vocabulary, plan_similarity, validate_similarity
 from mas_cli.errors import ConfigError
-from mas_cli.similarity.run import check_vocabulary, plan_similarity, validate_similarity
 from mas_cli.specs import ModelSpec, parse_spec
 from mas_cli.zoo import ModelsOnDemand
 

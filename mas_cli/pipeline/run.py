@@ -17,7 +17,7 @@ from mas_cli.console.tables import print_iia_table, print_plan
 from mas_cli.pipeline.execute import Outcome, run_jobs
 from mas_cli.pipeline.overview import Overview
 from mas_cli.pipeline.plan import Job, PipelinePlan, plan_pipeline
-from mas_cli.report import write_report
+from mas_cli.reporting import write_report
 
 
 def run_pipeline(cfg: DictConfig, plan: PipelinePlan | None = None) -> dict:

@@ -18,17 +18,17 @@ import torch
 from omegaconf import DictConfig
 
 from mas_cli import store
-from mas_cli.align.directions import Direction
-from mas_cli.align.interventions import Interventions, build_functions
-from mas_cli.align.plan import latent_weight
-from mas_cli.align.sites import per_part_loss
+from mas_cli.alignment.directions import Direction
+from mas_cli.alignment.interventions import Interventions, build_functions
+from mas_cli.alignment.plan import latent_weight
+from mas_cli.alignment.sites import per_part_loss
 from mas_cli.console import StepProgress, console
 from mas_cli.zoo import FrozenModel
 
 
 class Aligner(Interventions):
     def __init__(self, cfg: DictConfig, models: list[FrozenModel], directions: list[Direction], device):
-        """`cfg` is the run's resolved config (align/plan.py: method as run, k a number)."""
+        """`cfg` is the run's resolved config (alignment/plan.py: method as run, k a number)."""
         span = max(d.block.stop for d in directions)  # up to the end of the last variable block
         super().__init__(cfg, models, build_functions(models, cfg, device, span), span)
         self.directions = directions

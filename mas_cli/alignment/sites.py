@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from mas_cli.align.data import EmbedItems, HiddenItems, Items
-from mas_cli.align.functions import AlignedRows
-from mas_cli.align.intervention import Interchange
+from mas_cli.alignment.data import EmbedItems, HiddenItems, Items
+from mas_cli.alignment.functions import AlignedRows
+from mas_cli.alignment.intervention import Interchange
 from mas_cli.models.base import RecurrentModel
 
 

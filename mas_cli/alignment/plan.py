@@ -11,8 +11,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from mas_cli.align.methods import METHODS, Method, Pair, resolve_method
-from mas_cli.align.settings import ALIGN, swap_map, swapped
+from mas_cli.alignment.methods import METHODS, Method, Pair, resolve_method
+from mas_cli.alignment.settings import ALIGN, swap_map, swapped
 from mas_cli.console import console
 from mas_cli.errors import ConfigError
 from mas_cli.specs import ModelSpec, parse_spec

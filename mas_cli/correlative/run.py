@@ -69,7 +69,7 @@ def similarity(cfg: DictConfig) -> pd.DataFrame:
     """Compute (or reuse) the similarity rows of one model pair; similarity.csv is written last."""
     import torch
 
-    from mas_cli.similarity.measures import compare, site_rows, stimuli
+    from mas_cli.correlative.measures import compare, site_rows, stimuli
     from mas_cli.training import resolve_device
 
     specs, run_dir = plan_similarity(cfg)

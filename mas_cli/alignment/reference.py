@@ -1,7 +1,7 @@
 """The straightforward interchange intervention, for tests and as the benchmark's baseline: the
 formula through the full alignment space, and both frozen models run from position 0 with a
 per-step loop, the swap made at τ inside the loop, the readout at every position. The engine's
-fast paths (align/sites.py) must agree with these wherever a label is scored.
+fast paths (alignment/sites.py) must agree with these wherever a label is scored.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mas_cli.align.functions import AlignedRows
-from mas_cli.align.intervention import swap
+from mas_cli.alignment.functions import AlignedRows
+from mas_cli.alignment.intervention import swap
 from mas_cli.models import SequenceModel
 from mas_cli.models.gru import GRUModel
 from mas_cli.models.lstm import LSTMModel

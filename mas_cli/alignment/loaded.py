@@ -18,12 +18,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mas_cli import store
-from mas_cli.align.data import UNSCORED, counterfactuals_for, direction_data
-from mas_cli.align.directions import Direction
-from mas_cli.align.interventions import Interventions, build_functions, unintervened
-from mas_cli.align.run import read_alignment
-from mas_cli.align.settings import swap_map
-from mas_cli.align.swaps import variable_blocks
+from mas_cli.alignment.data import UNSCORED, counterfactuals_for, direction_data
+from mas_cli.alignment.directions import Direction
+from mas_cli.alignment.interventions import Interventions, build_functions, unintervened
+from mas_cli.alignment.run import read_alignment
+from mas_cli.alignment.settings import swap_map
+from mas_cli.alignment.swaps import variable_blocks
 from mas_cli.errors import ConfigError, StoreError
 from mas_cli.specs import ModelSpec
 from mas_cli.zoo import FrozenModel, load_frozen

@@ -125,7 +125,7 @@ class LinearAlignment(AlignmentFunction):
         return AlignedRows(self.weight[:k], self.center, self.scale, self.inverse_matrix()[:, :k].T)
 
 
-# align_fn (align/settings.py lists the same names) -> a fresh function for width, k, orthogonal_map
+# align_fn (alignment/settings.py lists the same names) -> a fresh function for width, k, orthogonal_map
 ALIGNMENT_FUNCTIONS = {
     "orthogonal": lambda width, k, orthogonal_map, generator: OrthogonalAlignment(width, orthogonal_map, generator),
     "gram_schmidt": lambda width, k, orthogonal_map, generator: GramSchmidtAlignment(width, k, generator),

@@ -18,14 +18,14 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
-from mas_cli.align.data import DirectionData, natural_activations
-from mas_cli.align.directions import Direction
-from mas_cli.align.functions import AlignedRows, make_alignment
-from mas_cli.align.intervention import Interchange, interchange_of
-from mas_cli.align.latents import latent_loss
-from mas_cli.align.methods import METHODS
-from mas_cli.align.sites import SITE_PATHS, Part, Predictions
-from mas_cli.align.swaps import Block, row_variable
+from mas_cli.alignment.data import DirectionData, natural_activations
+from mas_cli.alignment.directions import Direction
+from mas_cli.alignment.functions import AlignedRows, make_alignment
+from mas_cli.alignment.intervention import Interchange, interchange_of
+from mas_cli.alignment.latents import latent_loss
+from mas_cli.alignment.methods import METHODS
+from mas_cli.alignment.sites import SITE_PATHS, Part, Predictions
+from mas_cli.alignment.swaps import Block, row_variable
 from mas_cli.evaluation import trial_verdicts
 from mas_cli.zoo import FrozenModel
 
@@ -71,7 +71,7 @@ def unintervened(h_target: torch.Tensor, h_source: torch.Tensor, target: Aligned
 
 class Interventions:
     def __init__(self, cfg: DictConfig, models: list[FrozenModel], functions: nn.ModuleList, span: int):
-        """`cfg` is the run's resolved config (align/plan.py: method as run, k a number); `span`
+        """`cfg` is the run's resolved config (alignment/plan.py: method as run, k a number); `span`
         the aligned coordinates every step needs (up to the end of the last variable block)."""
         self.cfg, self.models, self.functions, self.span = cfg, models, functions, span
         self.site_path = SITE_PATHS[cfg.site]

@@ -19,12 +19,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mas_cli import store
-from mas_cli.align.directions import build_directions
-from mas_cli.align.engine import Aligner
-from mas_cli.align.interventions import unintervened
-from mas_cli.align.plan import ALIGNMENT_FORMAT, Plan, check_models, fingerprint_of, plan_alignment
-from mas_cli.align.settings import ALIGN, swap_map
-from mas_cli.align.swaps import variable_blocks
+from mas_cli.alignment.directions import build_directions
+from mas_cli.alignment.engine import Aligner
+from mas_cli.alignment.interventions import unintervened
+from mas_cli.alignment.plan import ALIGNMENT_FORMAT, Plan, check_models, fingerprint_of, plan_alignment
+from mas_cli.alignment.settings import ALIGN, swap_map
+from mas_cli.alignment.swaps import variable_blocks
 from mas_cli.config import refuse_other_settings
 from mas_cli.console import console
 from mas_cli.errors import ConfigError

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from mas_cli.align.functions import AlignedRows
+from mas_cli.alignment.functions import AlignedRows
 
 Interchange = Callable[[torch.Tensor, torch.Tensor, AlignedRows, AlignedRows], torch.Tensor]
 

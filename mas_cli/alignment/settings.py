@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, ListConfig
 
-from mas_cli.align.methods import METHODS
+from mas_cli.alignment.methods import METHODS
 from mas_cli.config import (
     boolean,
     choice,
@@ -25,7 +25,7 @@ from mas_cli.registry import Registry, Setting
 from mas_cli.tasks.causal import NULL_BLOCK
 
 SITES = ("embed", "hidden")
-ALIGN_FNS = ("orthogonal", "gram_schmidt", "linear")  # align/functions.py implements each
+ALIGN_FNS = ("orthogonal", "gram_schmidt", "linear")  # alignment/functions.py implements each
 ORTHOGONAL_MAPS = ("matrix_exp", "cayley")
 NORMALIZATIONS = ("rms", "none")
 CL_LOSSES = ("both", "mse", "cos")
@@ -176,7 +176,7 @@ ALIGN = Registry(
 
 def validate_align(cfg: DictConfig) -> None:
     """Each setting's own check and the models-on-demand keys (rules across settings and models
-    live in align/plan.py)."""
+    live in alignment/plan.py)."""
     require(isinstance(cfg.models, ListConfig), f"models must be a list such as [gru:0,lstm:0], got {cfg.models!r}")
     require(isinstance(cfg.get("cl"), DictConfig), f"cl must hold cl.eps, cl.loss, ..., got {cfg.get('cl')!r}")
     validate_models_on_demand(cfg)

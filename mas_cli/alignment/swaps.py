@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
-from mas_cli.align.settings import swap_map, swapped
+from mas_cli.alignment.settings import swap_map, swapped
 from mas_cli.tasks.causal import NULL_BLOCK
 
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mas_cli.align.data import DirectionData, build_direction
-from mas_cli.align.latents import build_bank
-from mas_cli.align.swaps import Block
+from mas_cli.alignment.data import DirectionData, build_direction
+from mas_cli.alignment.latents import build_bank
+from mas_cli.alignment.swaps import Block
 
 
 @dataclass

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mas_cli import store
-from mas_cli.align.settings import ALIGN
+from mas_cli.alignment.settings import ALIGN
 from mas_cli.errors import ConfigError
 from mas_cli.registry import NOT_USED
 

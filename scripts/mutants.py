@@ -1,0 +1,198 @@
+"""Named faults in the code that computes the reported numbers, and the tests that must catch them.
+
+Each mutant replaces one piece of product code (the text must occur exactly once), runs the
+tests meant to kill it, and restores the file. A mutant that every test survives is a hole in the
+suite. Ends with `mutants: N killed, M survived`; the exit status is 1 when any survived.
+
+    .venv/bin/python scripts/mutants.py              # every mutant (about 5 minutes on 2 cores)
+    .venv/bin/python scripts/mutants.py --only trial_always_right
+    .venv/bin/python scripts/mutants.py --list
+
+The trained models of tests/trained.py are kept between the runs (MAS_TRAINED_CACHE), so each run
+only fits and scores; a mutant of training code is still judged on models trained without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ORACLE = ["tests/test_oracle.py"]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    what: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...] = tuple(ORACLE)
+
+
+MUTANTS = [
+    Mutant(
+        "trial_always_right",
+        "every trial (IIA item, task-accuracy sequence) counts as right",
+        "mas_cli/evaluation.py",
+        "    return wrong == 0",
+        "    return wrong >= 0",
+    ),
+    Mutant(
+        "scoring_one_step_early",
+        "the engine's label columns start one position before τ",
+        "mas_cli/alignment/data.py",
+        "    columns = cf.tau[:, None] + np.arange(cf.tokens.shape[1])[None, :]",
+        "    columns = cf.tau[:, None] - 1 + np.arange(cf.tokens.shape[1])[None, :]",
+    ),
+    Mutant(
+        "scoring_one_step_late",
+        "the engine's label columns start one position after τ",
+        "mas_cli/alignment/data.py",
+        "    columns = cf.tau[:, None] + np.arange(cf.tokens.shape[1])[None, :]",
+        "    columns = cf.tau[:, None] + 1 + np.arange(cf.tokens.shape[1])[None, :]",
+    ),
+    Mutant(
+        "labels_from_one_step_early",
+        "the causal model's scored predictions start one step before τ",
+        "tasks/counterfactual.py",
+        "    after_tau = np.arange(tokens.shape[1])[None, :] >= tau[:, None]",
+        "    after_tau = np.arange(tokens.shape[1])[None, :] >= tau[:, None] - 1",
+        ("tests/test_counterfactual.py",),
+    ),
+    Mutant(
+        "tau_off_by_one",
+        "the target's state is taken one step before τ",
+        "mas_cli/alignment/data.py",
+        "        target_state, residuals = site_at(target.model, tokens, tensor(cf.tau)), None",
+        "        target_state, residuals = site_at(target.model, tokens, tensor(cf.tau) - 1), None",
+    ),
+    Mutant(
+        "sigma_off_by_one",
+        "the source's state is taken one step before σ",
+        "mas_cli/alignment/data.py",
+        "        source_state=site_at(source.model, tensor(cf.source), tensor(cf.sigma)),",
+        "        source_state=site_at(source.model, tensor(cf.source), tensor(cf.sigma) - 1),",
+    ),
+    Mutant(
+        "source_and_target_swapped",
+        "the hidden-site interchange takes the source's state as the target's and vice versa",
+        "mas_cli/alignment/sites.py",
+        "        [interchange(p.batch.target_state, p.batch.source_state, target_rows, p.source_rows) for p in parts]",
+        "        [interchange(p.batch.source_state, p.batch.target_state, target_rows, p.source_rows) for p in parts]",
+    ),
+    Mutant(
+        "no_intervention",
+        "every method's interchange leaves the target as it is",
+        "mas_cli/alignment/intervention.py",
+        "    return stitch if zero_mask else swap",
+        "    return lambda h_target, h_source, target, source: h_target",
+    ),
+    Mutant(
+        "swap_reads_the_target_coordinates",
+        "the swap reads the source's vector through the target's alignment function",
+        "mas_cli/alignment/intervention.py",
+        "    return h_target + target.write(source.coordinates(h_source) - target.coordinates(h_target))",
+        "    return h_target + target.write(target.coordinates(h_source) - target.coordinates(h_target))",
+    ),
+    Mutant(
+        "stitching_keeps_the_target",
+        "stitching keeps the target's own aligned coordinates (no zero mask)",
+        "mas_cli/alignment/intervention.py",
+        "    return target.center + target.write(source.coordinates(h_source))",
+        "    return h_target + target.write(source.coordinates(h_source) - target.coordinates(h_target))",
+    ),
+    Mutant(
+        "null_block_overlaps_the_variables",
+        "the null block starts one coordinate inside the last variable block",
+        "mas_cli/alignment/swaps.py",
+        "        blocks.append(Block(NULL_BLOCK, blocks[-1].stop, smallest))",
+        "        blocks.append(Block(NULL_BLOCK, blocks[-1].stop - 1, smallest))",
+    ),
+    Mutant(
+        "chance_level_with_the_intervention",
+        "iia_none is measured with the intervention",
+        "mas_cli/alignment/run.py",
+        "            none = aligner.evaluate(d, data, rows=weights, interchange=unintervened)",
+        "            none = aligner.evaluate(d, data, rows=weights)",
+    ),
+    Mutant(
+        "task_accuracy_scores_every_position",
+        "task accuracy scores every non-pad prediction, not the response phase",
+        "mas_cli/evaluation.py",
+        "            scored=torch.from_numpy(task.response_mask(tokens)).to(device),",
+        "            scored=torch.from_numpy(tokens != 0).to(device),",
+    ),
+    Mutant(
+        "wilson_at_one_sigma",
+        "the IIA interval is Wilson's at z = 1 instead of the 95 % quantile",
+        "mas_cli/stats.py",
+        "Z95 = 1.959963984540054",
+        "Z95 = 1.0",
+        ("tests/test_stats.py",),
+    ),
+]
+
+
+def run_tests(tests: tuple[str, ...], env: dict) -> tuple[int, str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    return done.returncode, lines[-1] if lines else done.stderr.strip()[-200:]
+
+
+def apply(mutant: Mutant) -> str:
+    path = ROOT / mutant.path
+    original = path.read_text()
+    if original.count(mutant.old) != 1:
+        raise SystemExit(f"mutant {mutant.name}: its target occurs {original.count(mutant.old)} times in {mutant.path}")
+    path.write_text(original.replace(mutant.old, mutant.new))
+    return original
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", help="mutant names (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    args = parser.parse_args()
+    chosen = [m for m in MUTANTS if not args.only or m.name in args.only]
+    if args.list or not chosen:
+        for m in MUTANTS:
+            print(f"{m.name:38} {m.path:34} {m.what}")
+        raise SystemExit(0 if args.list else 2)
+    with tempfile.TemporaryDirectory(prefix="mas-mutants-") as cache:
+        env = {**os.environ, "MAS_TRAINED_CACHE": cache, "PYTHONDONTWRITEBYTECODE": "1"}
+        tests = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
+        code, summary = run_tests(tests, env)
+        if code != 0:
+            raise SystemExit(f"the unmutated code fails its tests ({summary}); fix that first")
+        print(f"baseline: {summary}")
+        killed = survived = 0
+        for mutant in chosen:
+            started = time.perf_counter()
+            original = apply(mutant)
+            try:
+                code, summary = run_tests(mutant.tests, env)
+            finally:
+                (ROOT / mutant.path).write_text(original)
+            verdict = "killed" if code != 0 else "SURVIVED"
+            killed, survived = killed + (code != 0), survived + (code == 0)
+            print(f"{verdict:8} {mutant.name:38} {time.perf_counter() - started:5.0f} s  {summary}")
+    print(f"mutants: {killed} killed, {survived} survived")
+    raise SystemExit(1 if survived else 0)
+
+
+if __name__ == "__main__":
+    main()
