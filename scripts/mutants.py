@@ -131,6 +131,22 @@ MUTANTS = [
         "            scored=torch.from_numpy(tokens != 0).to(device),",
     ),
     Mutant(
+        "report_counts_rows_as_seeds",
+        "a report cell counts every row as a seed instead of each model pair once",
+        "mas_cli/reporting/cells.py",
+        '                "n_seeds": len(group),',
+        '                "n_seeds": int(group.n_rows.sum()),',
+        ("tests/test_report.py",),
+    ),
+    Mutant(
+        "report_pools_settings",
+        "the report groups by method, site, variable, k and fit only, pooling every other setting",
+        "mas_cli/reporting/collect.py",
+        '    return list(dict.fromkeys([*ALWAYS, *ALIGN.grouping(), "fit"]))',
+        '    return list(dict.fromkeys([*ALWAYS, "fit"]))',
+        ("tests/test_report.py",),
+    ),
+    Mutant(
         "wilson_at_one_sigma",
         "the IIA interval is Wilson's at z = 1 instead of the 95 % quantile",
         "mas_cli/stats.py",

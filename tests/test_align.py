@@ -15,8 +15,8 @@ from mas_cli.alignment.plan import plan_alignment
 from mas_cli.alignment.run import align, read_alignment
 from mas_cli.alignment.settings import validate_align
 from mas_cli.alignment.swaps import Block
-from mas_cli.console.tables import matrix_of
 from mas_cli.errors import ConfigError, StoreError
+from mas_cli.results import matrix_of
 from mas_cli.zoo import load_frozen
 from tests.conftest import compose_config, run_cli
 

@@ -7,7 +7,7 @@ import pytest
 
 from mas_cli.alignment.run import align
 from mas_cli.alignment.settings import validate_align
-from mas_cli.console.tables import matrix_of
+from mas_cli.results import matrix_of
 from tests.conftest import compose_config
 
 

@@ -39,11 +39,11 @@ def test_a_new_setting_is_one_registry_entry(tmp_path, monkeypatch):
     write_report(tmp_path, tmp_path / "report")  # the report keeps the two apart
     gathered = pd.read_csv(tmp_path / "report" / "iia.csv")
     assert sorted(gathered.dummy.unique()) == [3, 4]
+    by_setting = pd.read_csv(tmp_path / "report" / "summary.csv").query("table == 'by_setting'")
+    assert sorted(by_setting.dummy) == [3, 4]  # one cell each, never pooled
     summary = (tmp_path / "report" / "summary.md").read_text()
-    by_setting = summary.split("## By setting")[1].split("##")[0]
-    assert (
-        "| dummy |" in by_setting.splitlines()[2] and len([r for r in by_setting.splitlines() if "| das |" in r]) == 2
-    )
+    table = summary.split("## Within and across models, by setting")[1].split("##")[0].splitlines()
+    assert "| dummy |" in table[2] and len([row for row in table if row.startswith("| das |")]) == 2
 
 
 def test_every_setting_has_its_default_in_conf_and_a_check():

@@ -1,88 +1,137 @@
-"""`mas report`: aggregation is exact, figures are written, bad input is refused, results stay."""
+"""`mas report`: cells aggregate over independent model pairs and never pool different settings,
+the first screen says how far to trust the numbers, figures and summary.csv are written, bad
+input is refused, results stay."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
+import mas_cli as mas
 from mas_cli.errors import ConfigError
-from mas_cli.reporting import collect, pair_table, write_report
+from mas_cli.reporting import collect, write_report
+from mas_cli.reporting.cells import cells, tables
 from tests.conftest import run_cli
 
 PNG = b"\x89PNG\r\n\x1a\n"
+G0, G1, L0, L1 = "count/gru/0", "count/gru/1", "count/lstm/0", "count/lstm/1"
 
 
-def fake_run(root, name: str, method: str, k: int, iia: dict[tuple[str, str], float]) -> None:
+def fake_run(root, name: str, iia: dict[tuple[str, str], float], **settings) -> None:
     """An iia.csv as `mas align` writes it, with the given validation IIA per (src, trg)."""
+    setting = {"method": "mas", "site": "hidden", "swap": "count", "k": 16, "seed": 0, "budget": "quick"}
+    setting |= {"normalize": "rms", "orthogonal_map": "cayley", "align_fn": "orthogonal"} | settings
+    models = "+".join(sorted({m for pair in iia for m in pair}))
     rows = []
     for (src, trg), value in iia.items():
         for split in ("train", "val"):
             rows.append(
-                {"method": method, "site": "hidden", "k": k, "variable": "count", "src": src, "trg": trg}
-                | {"split": split, "iia": value, "tok_acc": 1.0, "loss": 0.1, "n": 500, "steps": 100}
-                | {"stop": "step cap", "seed": 0, "normalize": "rms", "orthogonal_map": "cayley", "budget": "quick"}
+                setting
+                | {"models": models, "src": src, "trg": trg, "variable": "count", "split": split, "iia": value}
+                | {"iia_none": 0.1, "tok_acc": 1.0, "loss": 0.1, "n": 500, "steps": 100, "stop": "every direction"}
+                | {"src_trained": True, "trg_trained": True}
             )
     (root / name).mkdir(parents=True)
     pd.DataFrame(rows).to_csv(root / name / "iia.csv", index=False)
 
 
-@pytest.fixture
-def results(tmp_path):
-    root = tmp_path / "out"
-    g0, g1, l0, l1 = "count/gru/0", "count/gru/1", "count/lstm/0", "count/lstm/1"
-    fake_run(root, "alignments/a/seed0", "mas", 16, {(g0, g0): 0.9, (g0, l0): 0.6, (l0, g0): 0.7, (l0, l0): 1.0})
-    fake_run(root, "alignments/a/seed1", "mas", 16, {(g1, g1): 0.8, (g1, l1): 0.4, (l1, g1): 0.9, (l1, l1): 1.0})
-    fake_run(root, "alignments/b/seed0", "mas", 4, {(g0, g0): 0.5, (g0, l0): 0.2, (l0, g0): 0.3, (l0, l0): 0.6})
-    fake_run(root, "alignments/c", "das", 16, {(g0, g0): 0.95})
-    return root
+def cell(table: pd.DataFrame, **where) -> pd.Series:
+    chosen = table
+    for key, value in where.items():
+        chosen = chosen[chosen[key] == value]
+    (row,) = [r for _, r in chosen.iterrows()]
+    return row
 
 
-def test_tables_hold_mean_sd_and_n_over_seeds(results):
-    rows = collect(results)
-    assert len(rows) == 2 * (4 + 4 + 4 + 1) and rows.run.nunique() == 4
-    val = rows[rows.split == "val"]
-    within = pair_table(val, within=True).set_index(["k", "pair"])
-    assert within.loc[(16, "gru"), "mas"] == "0.850 ± 0.071 (n=2)"  # 0.9 and 0.8
-    assert within.loc[(16, "gru"), "das"] == "0.950 (n=1)"  # DAS beside MAS for the same arch
-    cross = pair_table(val, within=False).set_index(["k", "pair"])
-    assert cross.loc[(16, "gru → lstm"), "mas"] == "0.500 ± 0.141 (n=2)"
-    assert cross.loc[(4, "lstm → gru"), "mas"] == "0.300 (n=1)"
-
-
-def test_models_of_several_tasks_are_named_with_their_task(tmp_path):
-    c0, c1, a0, a1 = "count/gru/0", "count/gru/1", "arithmetic/gru/0", "arithmetic/gru/1"
-    iia = {(c0, c0): 0.9, (c0, c1): 0.8, (a0, a0): 0.7, (a0, a1): 0.6, (c0, a0): 0.5, (a0, c0): 0.4}
-    fake_run(tmp_path, "alignments/cross", "mas", 16, iia)
+def test_a_pair_in_several_runs_of_one_setting_counts_once(tmp_path):
+    # pairwise fits of one design (gru + lstm), seeds 0 and 1; the seed-0 pair fitted twice
+    fake_run(tmp_path, "a/seed0", {(G0, G0): 0.9, (G0, L0): 0.6, (L0, G0): 0.7, (L0, L0): 1.0})
+    fake_run(tmp_path, "a/seed0-again", {(G0, G0): 0.7, (G0, L0): 0.4, (L0, G0): 0.5, (L0, L0): 1.0}, seed=1)
+    fake_run(tmp_path, "a/seed1", {(G1, G1): 0.5, (G1, L1): 0.3, (L1, G1): 0.9, (L1, L1): 1.0})
     val = collect(tmp_path).query("split == 'val'")
-    within = pair_table(val, within=True).set_index("pair").mas.to_dict()
-    assert within == {"arithmetic/gru": "0.700 (n=1)", "count/gru": "0.900 (n=1)"}
-    cross = pair_table(val, within=False).set_index("pair").mas.to_dict()
-    assert cross == {
-        "count/gru → count/gru": "0.800 (n=1)",
-        "arithmetic/gru → arithmetic/gru": "0.600 (n=1)",
-        "count/gru → arithmetic/gru": "0.500 (n=1)",
-        "arithmetic/gru → count/gru": "0.400 (n=1)",
-    }
+    found = tables(val, pd.DataFrame())
+    gru = cell(found["within"], arch="gru")
+    # the seed-0 gru is one unit (mean of 0.9 and 0.7 = 0.8), the seed-1 gru another (0.5)
+    assert (gru["mean"], gru.n_seeds, gru.n_rows) == (pytest.approx(0.65), 2, 3)
+    assert gru.sd == pytest.approx(0.2121320, abs=1e-6)
+    # 95 % t interval over the two units: 0.65 ± 12.706 · 0.2121 / √2
+    assert (gru.ci_lo, gru.ci_hi) == pytest.approx((0.65 - 1.905934, 0.65 + 1.905934), abs=1e-4)
+    cross = cell(found["cross"], pair="gru → lstm")
+    assert (cross["mean"], cross.n_seeds) == (pytest.approx((0.5 + 0.3) / 2), 2)
+    assert cross.iia_none == pytest.approx(0.1)
 
 
-def test_report_writes_summary_rows_heatmaps_and_a_k_curve(results):
-    before = sorted(p for p in results.rglob("*") if p.is_file())
-    write_report(results, results / "report")
-    out = results / "report"
+def test_fits_of_other_designs_and_settings_are_never_pooled(tmp_path):
+    fake_run(tmp_path, "joint4", {(G0, G0): 0.9, (G1, G1): 0.8, (L0, L0): 1.0, (L1, L1): 1.0, (G0, L0): 0.2})
+    fake_run(tmp_path, "pair", {(G0, G0): 0.5, (L0, L0): 0.6, (G0, L0): 0.7})
+    fake_run(tmp_path, "none", {(G0, G0): 0.1, (L0, L0): 0.2, (G0, L0): 0.3}, normalize="none")
+    fake_run(tmp_path, "k4", {(G0, G0): 0.3, (L0, L0): 0.4, (G0, L0): 0.5}, k=4)
+    found = tables(collect(tmp_path).query("split == 'val'"), pd.DataFrame())
+    within = found["within"].query("arch == 'gru'")
+    assert sorted(within["mean"].round(3)) == [0.1, 0.3, 0.5, 0.85]  # four settings, four cells
+    joint = cell(within, fit="count/gru×2 + count/lstm×2")
+    assert (joint["mean"], joint.n_seeds) == (pytest.approx(0.85), 2)
+    assert set(within[within.fit == "count/gru + count/lstm"].normalize) == {"rms", "none"}
+
+
+def test_normalize_runs_and_their_similarity_stay_apart_in_every_table(tmp_path):
+    smoke = dict(budget="smoke", allow_undertrained=True, train_overrides=["arch.width=16"], k=4)
+    for normalize in ("rms", "none"):
+        mas.align(["gru", "lstm"], root=tmp_path, normalize=normalize, **smoke)
+    mas.similarity("gru", "lstm", root=tmp_path, **{key: v for key, v in smoke.items() if key != "k"})
+    write_report(tmp_path, tmp_path / "report")
+    summary = pd.read_csv(tmp_path / "report" / "summary.csv")
+    for table in ("within", "cross", "by_setting", "similarity"):
+        part = summary[summary.table == table]
+        assert set(part.normalize) == {"rms", "none"}, table  # two settings, never one cell
+    sim = summary[summary.table == "similarity"]
+    assert len(sim) == 2 and sim.cka.notna().all() and (sim.cka.nunique() == 1)
+    assert {"mean", "sd", "ci_lo", "ci_hi", "n_seeds", "n_rows", "iia_none"} <= set(summary.columns)
+    text = (tmp_path / "report" / "summary.md").read_text()
+    section = text.split("## MAS beside RSA and CKA")[1]
+    assert len([line for line in section.splitlines() if "count/gru/0 ~ count/lstm/0" in line]) == 2
+
+
+def test_the_first_screen_says_a_smoke_report_is_no_result(tmp_path):
+    smoke = dict(budget="smoke", allow_undertrained=True, train_overrides=["arch.width=16"], k=4)
+    mas.align(["gru", "lstm"], root=tmp_path, **smoke)
+    write_report(tmp_path, tmp_path / "report")
+    first_screen = "\n".join((tmp_path / "report" / "summary.md").read_text().splitlines()[:20])
+    assert "**1 run(s) use budget smoke" in first_screen and "do not read them as results" in first_screen
+    assert "**4 of 4 directions stopped at the step cap" in first_screen
+    assert "**2 model(s) did not reach their training criterion" in first_screen
+    table = (tmp_path / "report" / "summary.md").read_text().split("## Within-model")[1]
+    assert "step cap (1/1), undertrained, budget smoke" in table
+
+
+def test_report_writes_summary_rows_heatmaps_and_a_k_curve(tmp_path):
+    for k in (4, 16):
+        iia = {(G0, G0): 0.5, (G0, L0): 0.2, (L0, G0): 0.3, (L0, L0): 0.6}
+        fake_run(tmp_path, f"k{k}", iia, k=k, causal_model="task default")
+    fake_run(tmp_path, "variant", {(G0, G0): 0.5, (G0, L0): 0.2}, causal_model="up_up")
+    before = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    write_report(tmp_path, tmp_path / "report")
+    out = tmp_path / "report"
     names = {p.name for p in out.iterdir()}
-    assert {"summary.md", "iia.csv", "iia-vs-k-hidden-count.png"} <= names
-    assert {
-        "heatmap-mas-hidden-count-k16.png",
-        "heatmap-mas-hidden-count-k4.png",
-        "heatmap-das-hidden-count-k16.png",
-    } <= names
+    assert {"summary.md", "summary.csv", "iia.csv", "iia-vs-k-hidden-count.png"} <= names
+    assert {"heatmap-mas-hidden-count-k16-task_default-count_gru_count_lstm.png"} <= names
+    assert all(set(n) <= set("abcdefghijklmnopqrstuvwxyz0123456789.-_") for n in names)  # no spaces, no ~
     assert all((out / n).read_bytes().startswith(PNG) for n in names if n.endswith(".png"))
     summary = (out / "summary.md").read_text()
-    assert "| hidden | count | 16 | gru | 0.950 (n=1) | 0.850 ± 0.071 (n=2) |" in summary
-    assert len(pd.read_csv(out / "iia.csv")) == 26
-    # the report only adds files; rebuilding it finds the same runs (not its own output)
-    assert sorted(p for p in results.rglob("*") if p.is_file() and "report" not in p.parts) == before
-    assert write_report(results, out).run.nunique() == 4
+    assert all(f"]({n})" in summary for n in names if n.endswith(".png"))
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_file() and "report" not in p.parts) == before
+    assert write_report(tmp_path, out).run.nunique() == 3  # not its own output
+    assert pd.read_csv(out / "summary.csv").causal_model.nunique() == 2
+
+
+def test_cells_of_one_pair_have_no_spread():
+    rows = pd.DataFrame(
+        {"k": [16, 16], "src": [G0, G0], "trg": [G0, G0], "iia": [0.2, 0.4], "iia_none": [0.1, 0.1]}
+        | {"stop": ["step cap", "x"], "src_trained": [True, True], "trg_trained": [True, False]}
+    )
+    (one,) = [r for _, r in cells(rows, ["k"]).iterrows()]
+    assert (one["mean"], one.n_seeds, one.n_rows, one.step_cap, one.undertrained) == (pytest.approx(0.3), 1, 2, 1, 1)
+    assert pd.isna(one.sd) and pd.isna(one.ci_lo)
 
 
 def test_a_root_without_results_is_refused(tmp_path):
@@ -105,29 +154,6 @@ def test_cli_reports_real_alignment_runs(tmp_path):
     report = tmp_path / "out" / "report"
     assert (report / "iia-vs-k-hidden-count.png").read_bytes().startswith(PNG)
     assert "2 alignment run(s)" in (report / "summary.md").read_text()
-
-
-def test_similarity_rows_sit_beside_the_iia_of_the_same_pair(results):
-    sim = results / "similarity" / "hidden-s0" / "count.gru.0+count.lstm.0"
-    sim.mkdir(parents=True)
-    pd.DataFrame(
-        [
-            {"src": "count/gru/0", "trg": "count/lstm/0", "site": "hidden", "measure": m, "value": v, "sd": 0.01}
-            | {"n": 10, "rows": 1000, "seed": 0}
-            for m, v in (("cka", 0.42), ("rsa_cosine_spearman", 0.31))
-        ]
-    ).to_csv(sim / "similarity.csv", index=False)
-    write_report(results, results / "report")
-    summary = (results / "report" / "summary.md").read_text()
-    section = summary.split("## MAS beside RSA and CKA")[1]
-    table = [line for line in section.splitlines() if line.startswith("|")]
-    header, row = table[0], table[2]
-    cells = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
-    # cross-model IIA of gru/0 ~ lstm/0: mean of 0.6 and 0.7 at k 16, of 0.2 and 0.3 at k 4
-    assert cells["pair"] == "count/gru/0 ~ count/lstm/0"
-    assert float(cells["mas IIA k16"]) == pytest.approx(0.65) and float(cells["mas IIA k4"]) == pytest.approx(0.25)
-    assert float(cells["cka"]) == 0.42 and float(cells["rsa_cosine_spearman"]) == 0.31
-    assert len(pd.read_csv(results / "report" / "similarity.csv")) == 2
 
 
 def test_a_root_with_only_similarity_results_gets_a_report(tmp_path):

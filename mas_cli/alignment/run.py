@@ -128,8 +128,9 @@ def result_rows(plan: Plan, aligner: Aligner) -> pd.DataFrame:
     """One row per direction × variable × split: the run's settings (registry), the models of
     the fit, then the scores: IIA with its 95 % Wilson interval over the items, and `iia_none`,
     the IIA of the same items without any intervention (the level a swap that does nothing
-    reaches)."""
+    reaches), and whether source and target reached their training criterion."""
     settings = ALIGN.columns(plan.cfg) | {"models": "+".join(s.label for s in plan.specs)}
+    trained = [bool(m.metrics.get("trained_to_criterion")) for m in aligner.models]  # reached its criterion
     rows = []
     with torch.no_grad():
         weights = aligner.aligned_rows()
@@ -140,6 +141,7 @@ def result_rows(plan: Plan, aligner: Aligner) -> pd.DataFrame:
             lo, hi = wilson(round(found.iia * found.n), found.n)
             none = aligner.evaluate(d, data, rows=weights, interchange=unintervened)
             scores |= {"iia_lo": lo, "iia_hi": hi, "iia_none": none.iia}
+            scores |= {f"{side}_trained": trained[m] for side, m in (("src", d.source), ("trg", d.target))}
             if d.latent:
                 scores["cl_unmatched"] = int((~data.items.has_latent).sum())
             rows.append({**settings, **scores, "steps": aligner.step, "stop": aligner.stop_reason})

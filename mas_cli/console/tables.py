@@ -7,6 +7,7 @@ import pandas as pd
 from rich.table import Table
 
 from mas_cli.console import console
+from mas_cli.results import cautions, matrix_of
 
 
 def print_training(title: str, metrics: dict, entry, reused: bool) -> None:
@@ -25,19 +26,12 @@ def print_training(title: str, metrics: dict, entry, reused: bool) -> None:
     console.print(table)
 
 
-def matrix_of(rows: pd.DataFrame, labels: list[str]) -> list[list[float | None]]:
-    """The m × m validation IIA of the given models, rows = source, columns = target (None where
-    a direction was not trained); a direction fitted in several runs (pairwise fits share
-    within-model directions) shows the mean."""
-    val = rows[rows.split == "val"]
-    found = val.groupby(["src", "trg"]).iia.mean().to_dict()
-    return [[found.get((s, t)) for t in labels] for s in labels]
-
-
 def print_iia_table(rows: pd.DataFrame, labels: list[str]) -> dict:
-    """The m × m table, then the mean within- and cross-model IIA."""
-    matrix = matrix_of(rows, labels)
-    first = rows.iloc[0]
+    """The m × m validation IIA table, the chance level (the same items without intervention)
+    and the width of the items' 95 % intervals, then the mean within- and cross-model IIA."""
+    matrix, none = matrix_of(rows, labels), matrix_of(rows, labels, "iia_none")
+    val = rows[rows.split == "val"]
+    first = val.iloc[0]
     title = f"{first.method.upper()} validation IIA (swap {first.variable}, site {first.site}, k {first.k})"
     table = Table(title=title)
     table.add_column("source \\ target")
@@ -46,16 +40,38 @@ def print_iia_table(rows: pd.DataFrame, labels: list[str]) -> dict:
     for label, row in zip(labels, matrix):
         table.add_row(label, *("—" if v is None else f"{v:.3f}" for v in row))
     console.print(table)
+    half = ((val.iia_hi - val.iia_lo) / 2).dropna()
+    if len(half):
+        items = f"{int(val.n.min())}" if val.n.min() == val.n.max() else f"{int(val.n.min())}–{int(val.n.max())}"
+        console.print(f"95 % intervals ({items} items a direction): ±{half.min():.3f} to ±{half.max():.3f}")
     m = len(labels)
-    within = [matrix[i][i] for i in range(m) if matrix[i][i] is not None]
-    cross = [matrix[i][j] for i in range(m) for j in range(m) if i != j and matrix[i][j] is not None]
-    summary = {
-        "within_iia": sum(within) / len(within) if within else None,
-        "cross_iia": sum(cross) / len(cross) if cross else None,
-    }
-    for key, value in summary.items():
-        console.print(f"mean {key.replace('_iia', '')}-model IIA: " + ("n/a" if value is None else f"{value:.3f}"))
+    summary = {}
+    for scope, cells in (
+        ("within", [(i, i) for i in range(m)]),
+        ("cross", [(i, j) for i in range(m) for j in range(m) if i != j]),
+    ):
+        values = [matrix[i][j] for i, j in cells if matrix[i][j] is not None]
+        chance = [none[i][j] for i, j in cells if none[i][j] is not None and not pd.isna(none[i][j])]
+        summary[f"{scope}_iia"] = sum(values) / len(values) if values else None
+        summary[f"{scope}_iia_none"] = sum(chance) / len(chance) if chance else None
+        if values:
+            without = f" (without intervention: {summary[f'{scope}_iia_none']:.3f})" if chance else ""
+            console.print(f"mean {scope}-model IIA: {summary[f'{scope}_iia']:.3f}{without}")
+        else:
+            console.print(f"mean {scope}-model IIA: n/a")
     return summary
+
+
+def print_convergence(val: pd.DataFrame) -> None:
+    """How many directions stopped by a convergence rule rather than at the step cap."""
+    converged = int((val.stop != "step cap").sum())
+    console.print(f"{converged} of {len(val)} directions stopped by a convergence rule")
+
+
+def print_cautions(val: pd.DataFrame) -> None:
+    """Every reason to doubt these rows, in words a reader cannot miss."""
+    for serious, sentence in cautions(val):
+        console.print(f"[bold yellow]warning:[/] {sentence}" if serious else f"note: {sentence}")
 
 
 def print_alignment(rows: pd.DataFrame, labels: list[str], run_dir, reused: bool) -> dict:
@@ -66,6 +82,7 @@ def print_alignment(rows: pd.DataFrame, labels: list[str], run_dir, reused: bool
         print_iia_table(rows[rows.variable == variable], labels)
     first = rows.iloc[0]
     console.print(f"steps {first.steps}, stopped: {first.stop}{' (earlier run, reused)' if reused else ''}")
+    print_cautions(rows[rows.split == "val"])
     console.print(f"results: {run_dir}")
     return summary
 

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from rich.markup import escape
 
 from mas_cli.console import console
-from mas_cli.console.tables import print_iia_table, print_plan
+from mas_cli.console.tables import print_cautions, print_convergence, print_iia_table, print_plan
 from mas_cli.pipeline.execute import Outcome, run_jobs
 from mas_cli.pipeline.overview import Overview
 from mas_cli.pipeline.plan import Job, PipelinePlan, plan_pipeline
@@ -80,3 +80,7 @@ def main_table(plan: PipelinePlan, fitted: list[Outcome], summary: dict) -> None
     involved = set(rows.src) | set(rows.trg)
     labels = [spec.label for spec in plan.models if spec.label in involved]
     summary.update(print_iia_table(rows, labels))
+    everything = pd.concat([o.rows.assign(run=o.run_dir) for o in fitted], ignore_index=True)
+    val = everything[everything.split == "val"]  # every fit of the pipeline, not only the table's
+    print_convergence(val)
+    print_cautions(val)

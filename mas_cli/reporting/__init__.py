@@ -1,0 +1,58 @@
+"""`mas report`: every run's `iia.csv` (and `similarity.csv`) under a root, gathered into the tables
+and plots a reader wants, with how far to trust them on the first screen.
+
+Reads only the run directories (never re-runs a model) and writes only into `<out>/`:
+    iia.csv          every row of every run, tidy, with the run directory it came from
+    summary.md       how far to trust the numbers, then validation IIA within models (by
+                     architecture), across models (by architecture pair) and by setting, and
+                     MAS beside RSA and CKA for the same pairs; one row per cell (cells.py)
+    summary.csv      every cell of every summary.md table, each grouping setting a column
+    similarity.csv   every RSA/CKA row (`mas similarity`)
+    heatmap-<setting>.png      m × m validation IIA (rows source, columns target) per setting
+    iia-vs-k-<site>-<variable>.png   where k was swept
+Results of different settings (every registry setting, the fit's design) are never pooled.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from mas_cli import store
+from mas_cli.errors import ConfigError
+from mas_cli.reporting.cells import summary_rows, tables
+from mas_cli.reporting.collect import collect, collect_similarity
+from mas_cli.reporting.figures import heatmaps, k_curves
+from mas_cli.reporting.markdown import summary_markdown, varying
+
+__all__ = ["collect", "collect_similarity", "write_report"]
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> None:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    store.write_text(path, buffer.getvalue())
+
+
+def write_report(source: Path, out: Path) -> pd.DataFrame:
+    """Returns the IIA rows (possibly empty when the root holds only similarity results)."""
+    rows, sim = collect(source, exclude=out), collect_similarity(source, exclude=out)
+    if rows.empty and sim.empty:
+        raise ConfigError(
+            f"no iia.csv or similarity.csv under {source}; run `mas align` first "
+            "or point paths.root at a results folder"
+        )
+    val = rows[rows.split == "val"] if not rows.empty else rows
+    found = tables(val, sim)
+    figures = []
+    if not val.empty:
+        keys = varying(val) + (["fit"] if "fit" not in varying(val) else [])
+        figures = heatmaps(val, keys, out) + k_curves(val, varying(val), out)
+        _write_csv(out / "iia.csv", rows)
+    if not sim.empty:
+        _write_csv(out / "similarity.csv", sim)
+    _write_csv(out / "summary.csv", summary_rows(found))
+    store.write_text(out / "summary.md", summary_markdown(val, found, source, figures))
+    return rows

@@ -1,0 +1,107 @@
+"""The report's figures: m × m IIA heatmaps and IIA against k, one per setting, written as PNG with
+file names safe for every viewer (letters, digits, `.`, `_`, `-` only)."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mas_cli import store
+from mas_cli.reporting.cells import cells
+
+
+def safe(value) -> str:
+    """A value as part of a file name: anything but letters, digits, `.` and `-` becomes `_`."""
+    return re.sub(r"[^A-Za-z0-9.\-]+", "_", str(value)).strip("_") or "none"
+
+
+def pyplot():
+    """pyplot on the file-only backend (a report never opens a window; CI has no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    return plt
+
+
+def save(fig, path: Path) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    store.write_bytes(path, buffer.getvalue())
+    return path.name
+
+
+def _described(setting: dict) -> str:
+    return ", ".join(f"{key} {value}" for key, value in setting.items() if key not in ("method", "fit"))
+
+
+def heatmaps(val: pd.DataFrame, keys: list[str], out: Path) -> list[str]:
+    """One m × m validation-IIA heatmap (rows source, columns target) per setting `keys`; a
+    direction fitted in several runs of the setting shows its mean. Fits of the same setting that
+    cover only some directions (pairwise fits, DAS) leave the others empty, not zero."""
+    plt = pyplot()
+    names = []
+    for values, part in val.groupby(keys, sort=False):
+        setting = dict(zip(keys, values))
+        grid = part.pivot_table(index="src", columns="trg", values="iia", aggfunc="mean")
+        labels = sorted(set(grid.index) | set(grid.columns))
+        grid = grid.reindex(index=labels, columns=labels).to_numpy(dtype=float)
+        size = 1.2 + 0.9 * len(labels)
+        fig, ax = plt.subplots(figsize=(size + 1.5, size))
+        image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis")
+        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+        ax.set_yticks(range(len(labels)), labels)
+        for (i, j), value in np.ndenumerate(grid):
+            if not np.isnan(value):
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", color="white" if value < 0.6 else "black")
+        ax.set_xlabel("target")
+        ax.set_ylabel("source")
+        ax.set_title(
+            f"{setting['method'].upper()} validation IIA, fit {setting.get('fit', '')}\n({_described(setting)})"
+        )
+        fig.colorbar(image, ax=ax, fraction=0.046)
+        name = "-".join(f"k{v}" if k == "k" else safe(v) for k, v in setting.items() if k != "fit")
+        if "fit" in setting:
+            name += f"-{safe(setting['fit'])}"
+        names.append(save(fig, out / f"heatmap-{name}.png"))
+        plt.close(fig)
+    return names
+
+
+def k_curves(val: pd.DataFrame, keys: list[str], out: Path) -> list[str]:
+    """Validation IIA against k where k was swept with every other setting the same: one line per
+    setting and within/across models, the mean over model pairs with its ± sd band."""
+    plt = pyplot()
+    names = []
+    others = [k for k in keys if k not in ("k", "site", "variable")]
+    for (site, variable), part in val.groupby(["site", "variable"], sort=False):
+        lines = [
+            (setting, line) for setting, line in part.groupby([*others, "within"], sort=False) if line.k.nunique() >= 2
+        ]
+        if not lines:
+            continue
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        colours = plt.get_cmap("tab20").colors
+        for i, (setting, line) in enumerate(lines):
+            curve = cells(line, ["k"]).sort_values("k")
+            label = ", ".join(str(v) for v in setting[:-1]) + (" within" if setting[-1] else " cross")
+            colour = colours[i % len(colours)]
+            ax.plot(curve.k, curve["mean"], "-" if setting[-1] else "--", marker="o", color=colour, label=label)
+            band = curve["sd"].fillna(0)
+            ax.fill_between(curve.k, curve["mean"] - band, curve["mean"] + band, color=colour, alpha=0.15)
+        ticks = sorted(part.k.unique())
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("k (aligned dimensions)")
+        ax.set_ylabel("validation IIA (mean ± sd over model pairs)")
+        ax.set_title(f"IIA vs k ({site}, {variable})")
+        ax.legend(fontsize=7, loc="lower right")
+        names.append(save(fig, out / f"iia-vs-k-{safe(site)}-{safe(variable)}.png"))
+        plt.close(fig)
+    return names

@@ -1,0 +1,125 @@
+"""summary.md: how far to trust the numbers (first screen), then every table of cells.py with the
+settings that vary as columns, then the figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from mas_cli.alignment.methods import METHODS
+from mas_cli.reporting.cells import KEYS
+from mas_cli.reporting.collect import ALWAYS, grouping, similarity_grouping
+from mas_cli.results import DEFAULT_BUDGET, cautions
+
+TITLES = {
+    "within": "Within-model IIA (DAS directions), by architecture",
+    "cross": "Cross-model IIA, by architecture pair",
+    "by_setting": "Within and across models, by setting",
+    "similarity": "MAS beside RSA and CKA (same model pairs)",
+}
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A GitHub/CommonMark table ("|" inside a cell escaped)."""
+
+    def cell(value) -> str:
+        return "" if pd.isna(value) else str(value).replace("|", "\\|")
+
+    header = "| " + " | ".join(cell(c) for c in frame.columns) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def varying(val: pd.DataFrame) -> list[str]:
+    """The setting columns a table shows: the basic ones and every other one that varies."""
+    return ALWAYS + [c for c in grouping() if c not in ALWAYS and val[c].nunique(dropna=False) > 1]
+
+
+def trust(val: pd.DataFrame) -> list[str]:
+    """What a reader must know before reading any number, in words that cannot be missed."""
+    if val.empty:
+        return []
+    found = cautions(val)
+    lines = [f"- **{sentence}**" if serious else f"- {sentence}" for serious, sentence in found]
+    if not found:
+        lines = [
+            f"- Every direction stopped by a convergence rule, every model reached its training "
+            f"criterion, budget `{DEFAULT_BUDGET}`."
+        ]
+    return ["## How far to trust these numbers", "", *lines]
+
+
+def _number(value: float) -> str:
+    return "—" if pd.isna(value) else f"{value:.3f}"
+
+
+def _notes(row) -> str:
+    notes = []
+    if row.step_cap:
+        notes.append(f"step cap ({row.step_cap}/{row.n_rows})")
+    if row.undertrained:
+        notes.append("undertrained")
+    if getattr(row, "budget", DEFAULT_BUDGET) not in (DEFAULT_BUDGET, "paper"):
+        notes.append(f"budget {row.budget}")
+    return ", ".join(notes)
+
+
+def _interval(low: float, high: float) -> str:
+    return "—" if pd.isna(low) else f"{max(low, 0.0):.3f}–{min(high, 1.0):.3f}"
+
+
+def shown(table: pd.DataFrame, leading: list[str], trailing: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The table as summary.md shows it: the `leading` columns (settings and row key), the
+    numbers of each cell, then `trailing` columns as they are."""
+    order = {name: i for i, name in enumerate(METHODS)}
+    leading = [c for c in leading if c in table]
+    table = table.sort_values(leading, key=lambda s: s.map(order) if s.name == "method" else s)
+    out = table[leading].copy()
+    if "mean" in table:
+        out["IIA"] = [_number(m) + ("" if pd.isna(s) else f" ± {s:.3f}") for m, s in zip(table["mean"], table["sd"])]
+        out["95 % CI"] = [_interval(low, high) for low, high in zip(table.ci_lo, table.ci_hi)]
+        out["seeds"] = table.n_seeds.map(lambda n: "" if pd.isna(n) else str(int(n)))
+        out["IIA none"] = table.iia_none.map(_number)
+        out["notes"] = [_notes(row) if not pd.isna(row.n_rows) else "" for row in table.itertuples()]
+    for column in trailing:
+        out[column] = table[column].round(3)
+    return out
+
+
+def summary_markdown(val: pd.DataFrame, found: dict[str, pd.DataFrame], source: Path, figures: list[str]) -> str:
+    runs = val.run.nunique() if not val.empty else 0
+    lines = [
+        "# MAS report",
+        "",
+        f"{runs} alignment run(s) under `{source}`, {len(val)} validation rows.",
+        "",
+        *trust(val),
+        "",
+        "IIA: the fraction of validation counterfactuals whose every scored prediction the intervened",
+        "target gets right. Each cell aggregates over model pairs (a pair fitted in several runs of one",
+        "setting counts once): mean ± sd, a 95 % interval of the mean (Student's t; — for one pair),",
+        "`seeds` = distinct model pairs, `IIA none` = the same items with no intervention at all (the",
+        "level a swap that does nothing reaches). Every cell is also a row of summary.csv.",
+    ]
+    columns = varying(val) if not val.empty else []
+    for name, title in TITLES.items():
+        table = found.get(name)
+        if table is None or table.empty:
+            continue
+        key = KEYS[name]
+        if name == "similarity":
+            settings = [c for c in similarity_grouping() if c != "seed" and table[c].nunique(dropna=False) > 1]
+            leading = [*(c for c in columns if c != "site"), key, "site", *settings]
+            rendered = shown(table, leading, tuple(measure_columns(table)))
+        else:
+            rendered = shown(table, [*columns, key])
+        lines += ["", f"## {title}", "", markdown_table(rendered)]
+    if figures:
+        lines += ["", "## Figures", "", *[f"![{name}]({name})" for name in figures]]
+    return "\n".join(lines) + "\n"
+
+
+def measure_columns(table: pd.DataFrame) -> list[str]:
+    return [c for c in table.columns if c.startswith(("rsa_", "cka"))]
