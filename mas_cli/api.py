@@ -73,14 +73,11 @@ def load_model(spec: str, root="outputs", device: str = "cpu", allow_undertraine
     """A trained model from the store, frozen: `spec` is `[task/]arch[:seed]`. Returns a
     FrozenModel (`model`, the torch module; `task`; `metrics`; `spec`)."""
     from mas_cli.specs import parse_spec
-    from mas_cli.store import is_complete, model_dir
+    from mas_cli.store import model_dir
     from mas_cli.zoo import load_frozen
 
     parsed = parse_spec(spec, "count")
-    entry = model_dir(root, parsed.task, parsed.arch, parsed.seed)
-    if not is_complete(entry):
-        raise ConfigError(f"{parsed.label} is not in the model store under {root}; train it with mas.train(...)")
-    return load_frozen(parsed, entry, device, allow_undertrained)
+    return load_frozen(parsed, model_dir(root, parsed.task, parsed.arch, parsed.seed), device, allow_undertrained)
 
 
 def align(models: list[str], root="outputs", budget: str = "quick", overrides=(), **settings):

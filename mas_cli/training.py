@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from mas_cli import store
 from mas_cli.config import refuse_other_settings
 from mas_cli.console import StepProgress, console
+from mas_cli.errors import StoreError
 from mas_cli.evaluation import EvalSet, task_accuracy
 from mas_cli.models import SequenceModel, build_model, model_spec
 from mas_cli.tasks import Task, task_from_config
@@ -65,21 +66,35 @@ def next_token_loss(model: SequenceModel, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def train_model(cfg: DictConfig) -> TrainResult:
-    """Reuse the complete store entry for this config, or train (resuming a checkpoint). The
-    entry is locked meanwhile: a second job asking for it waits, then reuses it."""
-    entry = store.model_dir(cfg.paths.root, cfg.task.name, cfg.arch.name, cfg.seed)
-    with store.exclusive(entry, lambda: console.print(f"waiting: another job is training {entry}")):
-        wanted = store.fingerprint(cfg)
-        if store.is_complete(entry) and not cfg.force:
-            refuse_other_settings(entry, store.read_fingerprint(entry), wanted, "a model trained", "retrain")
-            console.print(f"reusing {entry} (complete; force=true retrains)")
-            return TrainResult(entry, store.read_metrics(entry), reused=True)
+    """Reuse the complete store entry for this config, or train (resuming a checkpoint). A
+    complete entry is reused without taking its lock (a store the user cannot write is read
+    all the same); making one holds the lock, so a second job asking for it waits, then reuses."""
+    entry = store.model_entry(cfg.paths.root, cfg.task.name, cfg.arch.name, cfg.seed)
+    wanted = store.fingerprint(cfg)
+    if not cfg.force and (found := _reusable(entry, wanted)) is not None:
+        return found
+    with store.exclusive(entry.path, lambda: console.print(f"waiting: another job is training {entry.path}")):
+        entry.adopt_finished()
+        if not cfg.force and (found := _reusable(entry, wanted)) is not None:
+            return found
         return Trainer(cfg, entry, wanted).run()
 
 
+def _reusable(entry: store.Entry, wanted: dict) -> TrainResult | None:
+    folder = entry.current()
+    if folder is None:
+        return None
+    metrics = store.read_metrics(folder)
+    refuse_other_settings(entry.path, metrics["fingerprint"], wanted, "a model trained", "retrain")
+    console.print(f"reusing {entry.path} (complete; force=true retrains)")
+    return TrainResult(entry.path, metrics, reused=True)
+
+
 class Trainer:
-    def __init__(self, cfg: DictConfig, entry: Path, fingerprint: dict):
+    def __init__(self, cfg: DictConfig, entry: store.Entry, fingerprint: dict):
+        """Trains into the entry's work folder (force=true: from scratch), then publishes it."""
         self.cfg, self.entry, self.fingerprint = cfg, entry, fingerprint
+        self.work = entry.start(fresh=cfg.force)
         self.budget = cfg.budget
         self.device = resolve_device(cfg.device)
         self.task: Task = task_from_config(cfg.task)
@@ -96,15 +111,13 @@ class Trainer:
             self.task, self.budget.heldout_size, np.random.default_rng([cfg.seed, 2]), "heldout", self.device
         )
         self.step, self.wall_before, self.curve = 0, 0.0, []
-        self.checkpoint = entry / "checkpoint.pt"
+        self.checkpoint = self.work / "checkpoint.pt"
 
     def run(self) -> TrainResult:
-        if self.cfg.force:
-            self.checkpoint.unlink(missing_ok=True)  # retrain from scratch; the old entry stays usable
         self._resume()
         started = time.perf_counter()
         reached = False  # checkpoints are only written before the criterion is reached
-        title = f"train {self.task.name}/{self.cfg.arch.name}/seed{self.cfg.seed}"
+        title = f"train {self.task.name}/{self.cfg.arch.name}/{self.cfg.seed}"
         with StepProgress(title, self.budget.max_steps, self.step) as progress:
             while not reached and self.step < self.budget.max_steps:
                 loss = self._train_step()
@@ -145,18 +158,26 @@ class Trainer:
         return row
 
     def _resume(self) -> None:
+        """Continue from the work folder's checkpoint when it is this config's; an unreadable or
+        foreign one is set aside and training starts over (the result is the same)."""
         if not self.checkpoint.exists():
             return
-        state = store.load_torch(self.checkpoint, "checkpoint", "delete it to train afresh, or add force=true")
-        if state.get("fingerprint") != self.fingerprint:
-            console.print(f"ignoring {self.checkpoint}: it was made with other settings")
+        try:
+            state = store.load_torch(self.checkpoint, "checkpoint", "")
+            if state.get("fingerprint") != self.fingerprint:
+                console.print(f"ignoring {self.checkpoint}: it was made with other settings")
+                return
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.data_rng.bit_generator.state = state["data_rng"]
+            torch.set_rng_state(state["torch_rng"])
+            self.step, self.wall_before, self.curve = state["step"], state["wall_s"], state["curve"]
+        except (StoreError, KeyError, TypeError, ValueError, RuntimeError, AttributeError):
+            console.print(f"ignoring {self.checkpoint}: it is unreadable; training from the start")
+            self.checkpoint.unlink()
+            self.__init__(self.cfg, self.entry, self.fingerprint)  # undo whatever was half loaded
             return
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.data_rng.bit_generator.state = state["data_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        self.step, self.wall_before, self.curve = state["step"], state["wall_s"], state["curve"]
-        console.print(f"resuming {self.entry} from step {self.step}")
+        console.print(f"resuming {self.entry.path} from step {self.step}")
 
     def _save_checkpoint(self, elapsed: float) -> None:
         store.save_torch(
@@ -189,13 +210,9 @@ class Trainer:
             "device": str(self.device),
             "fingerprint": self.fingerprint,
         }
-        # Files are replaced one at a time, so the entry is marked incomplete first: a crash
-        # part-way (say while force=true replaces an old model) never pairs new weights with old
-        # metrics. Until this point the old entry stayed complete and usable.
-        (self.entry / "metrics.json").unlink(missing_ok=True)
         cpu_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
         store.save_torch(
-            self.entry / "model.pt",
+            self.work / "model.pt",
             {
                 "format": store.MODEL_FORMAT,
                 **model_spec(self.model),
@@ -205,10 +222,12 @@ class Trainer:
                 "metrics": {k: v for k, v in metrics.items() if k != "fingerprint"},
             },
         )
-        store.write_text(self.entry / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
+        store.write_text(self.work / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
         buffer = io.StringIO()
         pd.DataFrame(self.curve).to_csv(buffer, index=False)
-        store.write_text(self.entry / "curve.csv", buffer.getvalue())
-        store.write_json(self.entry / "metrics.json", metrics)  # last: marks the entry complete
+        store.write_text(self.work / "curve.csv", buffer.getvalue())
+        store.write_json(self.work / "metrics.json", metrics)
         self.checkpoint.unlink(missing_ok=True)
-        return TrainResult(self.entry, metrics, reused=False)
+        # The whole entry appears at once; until then an older complete entry stays in use.
+        self.entry.publish(store.MODEL_FILES)
+        return TrainResult(self.entry.path, metrics, reused=False)

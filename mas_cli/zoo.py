@@ -100,8 +100,8 @@ def ensure_trained(
     specs: list[ModelSpec], root: str | Path, auto_train: bool, train: Callable[[ModelSpec], None]
 ) -> list[Path]:
     """The store entry of every spec, training the missing ones with `train` (in order)."""
-    entries = [store.model_dir(root, s.task, s.arch, s.seed) for s in specs]
-    missing = [s for s, e in zip(specs, entries) if not store.is_complete(e)]
+    entries = [store.model_entry(root, s.task, s.arch, s.seed) for s in specs]
+    missing = [s for s, e in zip(specs, entries) if not e.complete()]
     if missing and not auto_train:
         raise ConfigError(
             f"{missing[0].label} is not in the model store under {root}; run `{train_command(missing[0])}` "
@@ -110,15 +110,20 @@ def ensure_trained(
     for spec in missing:  # specs are unique (plan_alignment refuses repeats)
         console.print(f"[bold]{spec.label}[/] is not in the model store: training it ({train_command(spec)})")
         train(spec)
-    return entries
+    return [e.path for e in entries]
 
 
 def load_frozen(spec: ModelSpec, entry: Path, device, allow_undertrained: bool) -> FrozenModel:
-    """A store entry's model, checked and frozen, on `device`."""
+    """A store entry's model, its checksums verified, checked and frozen, on `device`."""
     from mas_cli.models import build_model
 
-    payload = store.load_model_file(entry / "model.pt")
-    metrics = store.read_metrics(entry)
+    folder = store.Entry(entry, redo=f"retrain it with `{train_command(spec)} force=true`").current()
+    if folder is None:
+        raise StoreError(
+            f"{spec.label} is not in the model store under {entry.parents[3]}; run `{train_command(spec)}`"
+        )
+    payload = store.load_model_file(folder / "model.pt")
+    metrics = store.read_metrics(folder)
     if not metrics.get("trained_to_criterion") and not allow_undertrained:
         raise ConfigError(
             f"{spec.label} did not reach its training criterion (val task acc {metrics.get('val_task_acc')}); "

@@ -18,7 +18,7 @@ from mas_cli.alignment.swaps import Block
 from mas_cli.errors import ConfigError, StoreError
 from mas_cli.results import matrix_of
 from mas_cli.zoo import load_frozen
-from tests.conftest import compose_config, run_cli
+from tests.conftest import compose_config, forge, result_files, run_cli
 
 TINY = ["budget=smoke", 'train_overrides=["arch.width=16"]', "allow_undertrained=true", "k=4"]
 COLUMNS = ["method", "site", "k", "variable", "src", "trg", "split", "iia", "tok_acc", "n"]
@@ -36,7 +36,7 @@ COUNT = [Block("count", 0, 4)]
 def test_two_models_write_tidy_results_and_a_reusable_run(tmp_path):
     result = run_align(tmp_path, "a=gru", "b=lstm")
     files = {p.name for p in result.run_dir.iterdir()}
-    assert files == {"alignment.pt", "config.yaml", "curve.csv", "iia.csv"}  # no checkpoint left
+    assert files == {"alignment.pt", "config.yaml", "curve.csv", "iia.csv", "manifest.json"}  # no checkpoint left
     rows = pd.read_csv(result.run_dir / "iia.csv")
     assert set(COLUMNS) <= set(rows.columns)
     assert len(rows) == 4 * 2  # four ordered directions × train/val
@@ -80,7 +80,8 @@ def test_interrupted_run_resumes_to_the_same_results(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_align(tmp_path / "cut", "a=gru", "b=lstm")
     run_dir = tmp_path / "cut" / done.run_dir.relative_to(tmp_path / "whole")
-    assert (run_dir / "checkpoint.pt").exists() and not (run_dir / "iia.csv").exists()
+    work = run_dir.parent / f".{run_dir.name}.work"
+    assert (work / "checkpoint.pt").exists() and not run_dir.exists()  # nothing incomplete is visible
     monkeypatch.setattr(Aligner, "train_step", real_step)
     resumed = run_align(tmp_path / "cut", "a=gru", "b=lstm")
     assert (resumed.run_dir / "iia.csv").read_text() == (done.run_dir / "iia.csv").read_text()
@@ -175,9 +176,12 @@ def test_undertrained_foreign_and_corrupt_models_are_refused(tmp_path):
         run_align(tmp_path, "a=gru", "allow_undertrained=false")
     models = tmp_path / "models" / "count"
     shutil.copy(models / "lstm" / "seed0" / "model.pt", models / "gru" / "seed0" / "model.pt")
+    with pytest.raises(StoreError, match="gru/seed0/model.pt is corrupt.*force=true"):
+        run_align(tmp_path, "a=gru", "k=2")
+    forge(models / "gru" / "seed0", "model.pt", (models / "lstm" / "seed0" / "model.pt").read_bytes())
     with pytest.raises(StoreError, match="does not hold a usable gru model"):
         run_align(tmp_path, "a=gru", "k=2")
-    (models / "gru" / "seed0" / "model.pt").write_bytes(b"not a model")
+    forge(models / "gru" / "seed0", "model.pt", b"not a model")
     with pytest.raises(StoreError, match="not a readable model file"):
         run_align(tmp_path, "a=gru", "k=2")
 
@@ -203,7 +207,7 @@ def test_cli_prints_the_table_and_bad_input_exits_2(tmp_path):
 def test_cli_sweep_over_targets(tmp_path):
     done = run_cli("align", "-m", *TINY, "a=gru:0", "b=gru:1,lstm:0", "paths.root=out", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    runs = sorted(p.parent.name for p in (tmp_path / "out" / "alignments").rglob("iia.csv"))
+    runs = sorted(p.parent.name for p in result_files(tmp_path / "out" / "alignments"))
     assert runs == ["count.gru.0+count.gru.1", "count.gru.0+count.lstm.0"]
 
 

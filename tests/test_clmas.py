@@ -14,7 +14,7 @@ from mas_cli.alignment.plan import plan_alignment
 from mas_cli.errors import ConfigError
 from mas_cli.tasks import CountingTask, make_counterfactuals
 from mas_cli.tasks.counterfactual import natural_values
-from tests.conftest import compose_config
+from tests.conftest import compose_config, result_files
 from tests.test_align import run_align
 from tests.test_align_math import frozen
 
@@ -132,7 +132,7 @@ def test_a_direction_without_any_matching_latent_is_refused(tmp_path, monkeypatc
     monkeypatch.setattr(LatentBank, "match", nothing)
     with pytest.raises(ConfigError, match="no natural latent of count/lstm/0 matches any counterfactual"):
         run_align(tmp_path, "a=gru", "b=lstm", "method=clmas")
-    assert not list(tmp_path.rglob("iia.csv"))
+    assert not result_files(tmp_path)
 
 
 def test_default_cl_directions_are_those_into_the_last_model():

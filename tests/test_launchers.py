@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from hydra import compose, initialize_config_module
 
-from mas_cli import store
-from tests.conftest import run_cli
+from tests.conftest import complete, result_files, run_cli
 
 SMOKE = ["budget=smoke", "arch.width=16", "budget.val_size=50", "budget.heldout_size=50", "threads=1"]
 
 
 def _complete_entries(root):
-    return sorted(
-        p.parent.relative_to(root).as_posix() for p in root.rglob("metrics.json") if store.is_complete(p.parent)
-    )
+    seeds = [p for p in (root / "models").glob("*/*/seed*") if not p.name.endswith(".lock")]
+    return sorted(p.relative_to(root).as_posix() for p in seeds if complete(p))
 
 
 def test_joblib_sweep_runs_two_jobs_in_parallel(tmp_path):
@@ -55,7 +53,7 @@ def test_parallel_alignment_jobs_share_one_missing_model(tmp_path):
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
-    assert len(list((tmp_path / "out" / "alignments").rglob("iia.csv"))) == 2
+    assert len(result_files(tmp_path / "out" / "alignments")) == 2
     assert _complete_entries(tmp_path / "out") == [
         "models/count/gru/seed0",
         "models/count/gru/seed1",

@@ -150,3 +150,12 @@ def test_planning_and_the_python_api_import_no_torch():
         f"import importlib, sys\nfor m in {modules!r}:\n    importlib.import_module(m)\nprint('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_every_package_is_installed():
+    """A wheel holds only the packages pyproject.toml lists (an editable install hides a missing one)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in ROOT.glob("mas_cli/**/__init__.py")}
+    assert found | {"mas_cli.conf", "mas_cli.tasks"} == listed

@@ -14,19 +14,19 @@ from omegaconf import OmegaConf
 from mas_cli import store
 from mas_cli.errors import ConfigError, StoreError
 from mas_cli.training import Trainer, curriculum_cap, lr_factor, train_model
-from tests.conftest import run_cli
+from tests.conftest import complete, run_cli
 
 
 def test_smoke_run_writes_a_complete_entry(small_train_cfg):
     result = train_model(small_train_cfg())
-    assert not result.reused and store.is_complete(result.entry)
+    assert not result.reused and complete(result.entry)
     metrics = json.loads((result.entry / "metrics.json").read_text())
     for key in ("val_task_acc", "heldout_task_acc", "trained_to_criterion", "steps", "wall_s"):
         assert key in metrics
     assert metrics["steps"] == 20
     payload = store.load_model_file(result.entry / "model.pt")
     assert payload["arch"] == "gru" and payload["config"]["width"] == 16
-    assert not (result.entry / "checkpoint.pt").exists()
+    assert not (result.entry / "checkpoint.pt").exists() and not any(result.entry.parent.glob(".seed0.work/*"))
     assert "val_task_acc" in (result.entry / "curve.csv").read_text().splitlines()[0]
 
 
@@ -64,13 +64,13 @@ def test_interrupted_run_resumes_to_the_same_model(small_train_cfg, tmp_path, mo
     with pytest.raises(Interrupted):
         train_model(cfg)
     entry = store.model_dir(tmp_path / "b", "count", "gru", 0)
-    assert (entry / "checkpoint.pt").exists() and not store.is_complete(entry)
+    assert (entry.parent / ".seed0.work" / "checkpoint.pt").exists() and not complete(entry)
     monkeypatch.setattr(Trainer, "_train_step", original_step)
 
     resumed = train_model(cfg)
     assert resumed.metrics["steps"] == 20
-    a = torch.load(uninterrupted.entry / "model.pt", weights_only=False)["state_dict"]
-    b = torch.load(resumed.entry / "model.pt", weights_only=False)["state_dict"]
+    a = torch.load(uninterrupted.entry / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(resumed.entry / "model.pt", weights_only=True)["state_dict"]
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
 
@@ -106,7 +106,7 @@ def test_cli_smoke_run(tmp_path):
     done = run_cli("train", *SMOKE, "paths.root=out", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "trained_to_criterion" in done.stdout
-    assert store.is_complete(tmp_path / "out/models/count/gru/seed0")
+    assert complete(tmp_path / "out/models/count/gru/seed0")
     again = run_cli("train", *SMOKE, "paths.root=out", cwd=tmp_path)
     assert again.returncode == 0 and "reusing" in again.stdout
 
@@ -149,7 +149,7 @@ def test_cli_multirun_trains_every_combination(tmp_path):
     assert done.returncode == 0, done.stderr
     for arch in ("gru", "lstm", "transformer"):
         for seed in (0, 1):
-            assert store.is_complete(tmp_path / f"out/models/count/{arch}/seed{seed}")
+            assert complete(tmp_path / f"out/models/count/{arch}/seed{seed}")
 
 
 def test_interrupted_force_run_leaves_the_old_entry_complete(small_train_cfg, monkeypatch):
@@ -161,8 +161,9 @@ def test_interrupted_force_run_leaves_the_old_entry_complete(small_train_cfg, mo
     monkeypatch.setattr(Trainer, "_train_step", interrupt)
     with pytest.raises(Interrupted):
         train_model(small_train_cfg("force=true"))
-    assert store.is_complete(old.entry)
+    assert complete(old.entry)
     assert store.read_metrics(old.entry)["wall_s"] == old.metrics["wall_s"]
+    assert train_model(small_train_cfg()).reused  # the old entry, still complete
 
 
 def test_two_concurrent_jobs_train_a_missing_model_once(tmp_path):
@@ -179,4 +180,4 @@ def test_two_concurrent_jobs_train_a_missing_model_once(tmp_path):
     assert sum("reusing" in out for out in said) == 1, said
     assert sum("trained_to_criterion" in out and "reusing" not in out for out in said) == 1
     entry = tmp_path / "out" / "models" / "count" / "gru" / "seed0"
-    assert store.is_complete(entry) and not (entry / "checkpoint.pt").exists()
+    assert complete(entry) and not (entry / "checkpoint.pt").exists()

@@ -10,6 +10,7 @@ improved by `min_delta` for `patience` validations.
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from mas_cli.alignment.interventions import Interventions, build_functions
 from mas_cli.alignment.plan import latent_weight
 from mas_cli.alignment.sites import per_part_loss
 from mas_cli.console import StepProgress, console
+from mas_cli.errors import StoreError
 from mas_cli.zoo import FrozenModel
 
 
@@ -122,17 +124,28 @@ class Aligner(Interventions):
         return self.wall_before + time.perf_counter() - started
 
     def _resume(self, checkpoint: Path, fingerprint: dict) -> None:
+        """Continue from a checkpoint of this fit; an unreadable or foreign one is set aside and
+        the fit starts over (the result is the same)."""
         if not checkpoint.exists():
             return
-        state = store.load_torch(checkpoint, "checkpoint", "delete it to start the fit afresh")
-        if state.get("fingerprint") != fingerprint:
-            console.print(f"ignoring {checkpoint}: it was made with other settings")
+        start = copy.deepcopy({"functions": self.functions.state_dict(), "optimizer": self.optimizer.state_dict()})
+        try:
+            state = store.load_torch(checkpoint, "checkpoint", "")
+            if state.get("fingerprint") != fingerprint:
+                console.print(f"ignoring {checkpoint}: it was made with other settings")
+                return
+            self.functions.load_state_dict(state["functions"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            for key in ("step", "wall_before", "curve", "best_loss", "since_best"):
+                setattr(self, key, state[key])
+        except (StoreError, KeyError, TypeError, ValueError, RuntimeError, AttributeError):
+            console.print(f"ignoring {checkpoint}: it is unreadable; fitting from the start")
+            checkpoint.unlink()
+            self.functions.load_state_dict(start["functions"])  # undo whatever was half loaded
+            self.optimizer.load_state_dict(start["optimizer"])
+            self.step, self.wall_before, self.curve, self.best_loss, self.since_best = 0, 0.0, [], float("inf"), 0
             return
-        self.functions.load_state_dict(state["functions"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        for key in ("step", "wall_before", "curve", "best_loss", "since_best"):
-            setattr(self, key, state[key])
-        console.print(f"resuming {checkpoint.parent} from step {self.step}")
+        console.print(f"resuming from step {self.step}")
 
     def _save_checkpoint(self, checkpoint: Path, fingerprint: dict, elapsed: float) -> None:
         state = {

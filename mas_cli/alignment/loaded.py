@@ -113,9 +113,10 @@ class Alignment:
 def load_alignment(run_dir: Path, device: str = "cpu") -> Alignment:
     """The alignment fitted in `run_dir` (<root>/alignments/<settings>/<models>/), with its
     models loaded from the same root's model store."""
-    if not (run_dir / "iia.csv").is_file():
-        raise ConfigError(f"{run_dir} holds no complete alignment (no iia.csv); fit it with mas align")
-    payload = read_alignment(run_dir / "alignment.pt")
+    folder = store.Entry(run_dir, redo="refit with force=true").current()
+    if folder is None:
+        raise ConfigError(f"{run_dir} holds no complete alignment; fit it with mas align")
+    payload = read_alignment(folder / "alignment.pt")
     cfg = OmegaConf.create(payload["config"])
     root = run_dir.parents[2]
     specs = [ModelSpec.from_label(label) for label in payload["models"]]

@@ -1,11 +1,13 @@
 """One `mas align` job: plan from the config, make sure the models exist, fit, write the results.
 
-A run directory `<paths.root>/alignments/<settings>/<models>/` holds
+A run directory `<paths.root>/alignments/<settings>/<models>/` (a store entry: complete or
+absent, checksummed; store/entries.py) holds
     alignment.pt   the fitted alignment functions, the full config and the fingerprint
     curve.csv      validation metrics by step (tidy: step × direction × split)
     config.yaml    the resolved config
-    iia.csv        one row per direction × variable × split; written last, marks the run complete
-A complete run with the same fingerprint is reused; an interrupted one resumes from checkpoint.pt.
+    iia.csv        one row per direction × variable × split
+A complete run with the same fingerprint is reused; an interrupted one resumes from the
+checkpoint in its work folder.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from mas_cli.alignment.settings import ALIGN, swap_map
 from mas_cli.alignment.swaps import variable_blocks
 from mas_cli.config import refuse_other_settings
 from mas_cli.console import console
-from mas_cli.errors import ConfigError
+from mas_cli.errors import ConfigError, StoreError
 from mas_cli.specs import ModelSpec
 from mas_cli.stats import wilson
 from mas_cli.training import resolve_device
 from mas_cli.zoo import Described, FrozenModel, ModelsOnDemand, load_frozen, variables_of
+
+RUN_FILES = ["alignment.pt", "config.yaml", "curve.csv", "iia.csv"]
 
 
 @dataclass
@@ -49,10 +53,12 @@ class AlignResult:
 
 def align(cfg: DictConfig) -> AlignResult:
     """Reuse the complete run for this config, or fit it (resuming a checkpoint). Bad settings
-    are refused before anything is trained or written; missing models are trained first."""
+    are refused before anything is trained or written; missing models are trained first. A
+    complete run is reused without taking its lock (a store the user cannot write is read all
+    the same)."""
     plan = plan_alignment(cfg)
     on_demand = ModelsOnDemand(cfg)
-    missing = [s for s in plan.specs if not store.is_complete(store.model_dir(cfg.paths.root, s.task, s.arch, s.seed))]
+    missing = [s for s in plan.specs if not store.model_entry(cfg.paths.root, s.task, s.arch, s.seed).complete()]
     if missing:
         check_models(plan.cfg, [on_demand.describe(s, cfg.causal_model) for s in missing])
     entries = on_demand.ensure(plan.specs)
@@ -60,13 +66,36 @@ def align(cfg: DictConfig) -> AlignResult:
     models = [load_frozen(s, e, device, cfg.allow_undertrained) for s, e in zip(plan.specs, entries)]
     plan = plan.with_k(check_models(plan.cfg, [describe(m, cfg.site, cfg.causal_model) for m in models]))
     wanted = fingerprint_of(plan, [m.metrics.get("fingerprint") for m in models])
+    entry = store.Entry(plan.run_dir, redo="refit with force=true")
+    if not cfg.force and (found := _reusable(entry, plan, wanted)) is not None:
+        return found
     with store.exclusive(plan.run_dir, lambda: console.print(f"waiting: another job is fitting {plan.run_dir}")):
-        if (plan.run_dir / "iia.csv").is_file() and not cfg.force:
-            found = read_alignment(plan.run_dir / "alignment.pt")["fingerprint"]
-            refuse_other_settings(plan.run_dir, found, wanted, "an alignment fitted", "refit")
-            console.print(f"reusing {plan.run_dir} (complete; force=true refits)")
-            return AlignResult(plan.run_dir, pd.read_csv(plan.run_dir / "iia.csv"), plan.specs, reused=True)
-        return fit(plan, models, wanted, device)
+        entry.adopt_finished()
+        if not cfg.force and (found := _reusable(entry, plan, wanted)) is not None:
+            return found
+        return fit(plan, entry, models, wanted, device)
+
+
+def _reusable(entry: store.Entry, plan: Plan, wanted: dict) -> AlignResult | None:
+    folder = entry.current()
+    if folder is None:
+        return None
+    found = read_alignment(folder / "alignment.pt")["fingerprint"]
+    refuse_other_settings(plan.run_dir, found, wanted, "an alignment fitted", "refit")
+    console.print(f"reusing {plan.run_dir} (complete; force=true refits)")
+    return AlignResult(plan.run_dir, read_iia(folder / "iia.csv"), plan.specs, reused=True)
+
+
+def read_iia(path: Path) -> pd.DataFrame:
+    """A run's iia.csv, checked to hold the rows a table needs."""
+    try:
+        rows = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        raise StoreError(f"{path} is unreadable; refit with force=true") from None
+    needed = {"src", "trg", "split", "iia", "variable", "method", "site", "k"}
+    if not needed <= set(rows.columns) or rows.empty:
+        raise StoreError(f"{path} lacks the columns of an iia.csv; refit with force=true")
+    return rows
 
 
 def describe(model: FrozenModel, site: str, causal_model: str | None) -> Described:
@@ -75,11 +104,11 @@ def describe(model: FrozenModel, site: str, causal_model: str | None) -> Describ
     )
 
 
-def fit(plan: Plan, models: list[FrozenModel], fingerprint: dict, device) -> AlignResult:
+def fit(plan: Plan, entry: store.Entry, models: list[FrozenModel], fingerprint: dict, device) -> AlignResult:
+    """Fit in the entry's work folder (force=true: from scratch), then publish it."""
     cfg = plan.cfg
-    checkpoint = plan.run_dir / "checkpoint.pt"
-    if cfg.force:
-        checkpoint.unlink(missing_ok=True)
+    work = entry.start(fresh=cfg.force)
+    checkpoint = work / "checkpoint.pt"
     mapped = "".join(f", {task} models swap {variable}" for task, variable in sorted(swap_map(cfg).items()))
     console.print(f"counterfactual data: {len(plan.pairs)} direction(s), swap={cfg.swap}{mapped}, site={cfg.site}")
     try:
@@ -100,8 +129,9 @@ def fit(plan: Plan, models: list[FrozenModel], fingerprint: dict, device) -> Ali
     wall = aligner.run(checkpoint, fingerprint, title)
     rows = result_rows(plan, aligner)
     console.print(f"fitted in {wall:.1f} s")
-    write_run(plan, aligner, fingerprint, rows)
+    write_run(work, plan, aligner, fingerprint, rows)
     checkpoint.unlink(missing_ok=True)
+    entry.publish(RUN_FILES)  # the whole run appears at once; until then an older one stays in use
     return AlignResult(plan.run_dir, rows, plan.specs, reused=False)
 
 
@@ -154,9 +184,7 @@ def _csv(frame: pd.DataFrame) -> str:
     return buffer.getvalue()
 
 
-def write_run(plan: Plan, aligner: Aligner, fingerprint: dict, rows: pd.DataFrame) -> None:
-    """iia.csv goes last: until then an older complete run in this directory stays complete."""
-    (plan.run_dir / "iia.csv").unlink(missing_ok=True)
+def write_run(work: Path, plan: Plan, aligner: Aligner, fingerprint: dict, rows: pd.DataFrame) -> None:
     payload = {
         "format": ALIGNMENT_FORMAT,
         "fingerprint": fingerprint,
@@ -164,12 +192,13 @@ def write_run(plan: Plan, aligner: Aligner, fingerprint: dict, rows: pd.DataFram
         "models": [m.spec.label for m in aligner.models],
         "functions": {k: v.detach().cpu() for k, v in aligner.functions.state_dict().items()},
     }
-    store.save_torch(plan.run_dir / "alignment.pt", payload)
-    store.write_text(plan.run_dir / "config.yaml", OmegaConf.to_yaml(plan.cfg, resolve=True))
-    store.write_text(plan.run_dir / "curve.csv", _csv(pd.DataFrame(aligner.curve)))
-    store.write_text(plan.run_dir / "iia.csv", _csv(rows))
+    store.save_torch(work / "alignment.pt", payload)
+    store.write_text(work / "config.yaml", OmegaConf.to_yaml(plan.cfg, resolve=True))
+    store.write_text(work / "curve.csv", _csv(pd.DataFrame(aligner.curve)))
+    store.write_text(work / "iia.csv", _csv(rows))
 
 
 def read_alignment(path: Path) -> dict:
     """The contents of an alignment.pt, checked."""
-    return store.load_checked(path, ALIGNMENT_FORMAT, "alignment", "refit with force=true")
+    keys = {"fingerprint": dict, "config": dict, "models": list, "functions": dict}
+    return store.load_checked(path, ALIGNMENT_FORMAT, "alignment", "refit with force=true", keys)

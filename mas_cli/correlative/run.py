@@ -3,7 +3,8 @@ similarity.csv, reused when the settings and both models' training fingerprints 
 
     <paths.root>/similarity/<site>-s<seed>[-<setting>_<value>...]/<model>+<model>/
         fingerprint.json   the settings and models it was computed from
-        similarity.csv     one row per measure; written last, marks the result complete
+        similarity.csv     one row per measure
+(a store entry: complete or absent, checksummed; store/entries.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from omegaconf import DictConfig
 from mas_cli import store
 from mas_cli.config import boolean, choice, positive_int, refuse_other_settings, seed_value, validate_models_on_demand
 from mas_cli.console import console
-from mas_cli.errors import ConfigError
+from mas_cli.errors import ConfigError, StoreError
 from mas_cli.registry import Registry, Setting
 from mas_cli.specs import ModelSpec, parse_spec
 from mas_cli.tasks import Task
@@ -84,13 +85,13 @@ def similarity(cfg: DictConfig) -> pd.DataFrame:
         **SIMILARITY.fingerprint(cfg),
         "models": [{"model": m.spec.label, "trained": m.metrics.get("fingerprint")} for m in models],
     }
-    done = run_dir / "similarity.csv"
+    entry = store.Entry(run_dir, redo="recompute with force=true")
+    if not cfg.force and (found := _reusable(entry, run_dir, wanted)) is not None:
+        return found
     with store.exclusive(run_dir, lambda: console.print(f"waiting: another job is computing {run_dir}")):
-        if done.is_file() and not cfg.force:
-            found = store.read_json(run_dir / "fingerprint.json", "recompute it with force=true")
-            refuse_other_settings(run_dir, found, wanted, "a similarity computed", "recompute")
-            console.print(f"reusing {run_dir} (complete; force=true recomputes)")
-            return pd.read_csv(done)
+        entry.adopt_finished()
+        if not cfg.force and (found := _reusable(entry, run_dir, wanted)) is not None:
+            return found
         for m in models:
             check_vocabulary(m.spec, m.task)
         rng = np.random.default_rng([cfg.seed, 6])
@@ -99,9 +100,26 @@ def similarity(cfg: DictConfig) -> pd.DataFrame:
         found = compare(x, y, cfg.subsets, cfg.rows, rng, cfg.zscore)
         settings = SIMILARITY.columns(cfg)
         rows = pd.DataFrame([{"src": specs[0].label, "trg": specs[1].label, **settings, **r} for r in found])
-        done.unlink(missing_ok=True)
-        store.write_json(run_dir / "fingerprint.json", wanted)
+        work = entry.start(fresh=True)
+        store.write_json(work / "fingerprint.json", wanted)
         buffer = io.StringIO()
         rows.to_csv(buffer, index=False)
-        store.write_text(done, buffer.getvalue())
+        store.write_text(work / "similarity.csv", buffer.getvalue())
+        entry.publish(["fingerprint.json", "similarity.csv"])
         return rows
+
+
+def _reusable(entry: store.Entry, run_dir: Path, wanted: dict) -> pd.DataFrame | None:
+    folder = entry.current()
+    if folder is None:
+        return None
+    found = store.read_json(folder / "fingerprint.json", "recompute it with force=true")
+    refuse_other_settings(run_dir, found, wanted, "a similarity computed", "recompute")
+    try:
+        rows = pd.read_csv(folder / "similarity.csv")
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        raise StoreError(f"{run_dir / 'similarity.csv'} is unreadable; recompute it with force=true") from None
+    if not {"src", "trg", "measure", "value"} <= set(rows.columns):
+        raise StoreError(f"{run_dir / 'similarity.csv'} lacks the columns of a similarity.csv; add force=true")
+    console.print(f"reusing {run_dir} (complete; force=true recomputes)")
+    return rows

@@ -102,8 +102,8 @@ def train_jobs(cfg: DictConfig, specs: list[ModelSpec], on_demand: ModelsOnDeman
     jobs = []
     for spec in specs:
         train_cfg = on_demand.train_config(spec)
-        entry = store.model_dir(cfg.paths.root, spec.task, spec.arch, spec.seed)
-        jobs.append(Job("train", spec.label, train_cfg, done=store.is_complete(entry)))
+        entry = store.model_entry(cfg.paths.root, spec.task, spec.arch, spec.seed)
+        jobs.append(Job("train", spec.label, train_cfg, done=entry.complete()))
     return jobs
 
 
@@ -177,7 +177,7 @@ def method_jobs(
         validate_similarity(sim_cfg)
         for spec in group:
             check_vocabulary(spec, on_demand.task(spec))
-        done = (plan_similarity(sim_cfg)[1] / "similarity.csv").is_file() and not sim_cfg.force
+        done = store.Entry(plan_similarity(sim_cfg)[1]).complete() and not sim_cfg.force
         return Job("similarity", f"rsa/cka {site}: {group[0].label} ~ {group[1].label}", sim_cfg, done, list(group))
     settings = {"models": [_spec_text(s) for s in group], "method": method, "site": site, **hypothesis}
     align_cfg = _composed(cfg, "align", list(cfg.pipeline.align_overrides), settings, bases)
@@ -187,7 +187,7 @@ def method_jobs(
     swap, k, causal_model = align_cfg.swap, plan.cfg.k, align_cfg.causal_model
     label = f"{method} {site} {swap} k{k}{'' if causal_model is None else ' ' + causal_model}: "
     label += " + ".join(s.label for s in group)
-    done = (plan.run_dir / "iia.csv").is_file() and not align_cfg.force
+    done = store.Entry(plan.run_dir).complete() and not align_cfg.force
     return Job("align", label, align_cfg, done, list(group))
 
 

@@ -9,6 +9,7 @@ are never pooled.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from mas_cli.alignment.settings import ALIGN
 from mas_cli.correlative.run import SIMILARITY
 from mas_cli.errors import ConfigError
 from mas_cli.registry import NOT_USED
+from mas_cli.store import Entry
 
 ALWAYS = ["method", "site", "variable", "k"]  # the setting columns every table shows
 
@@ -38,19 +40,35 @@ def fit_design(models: str) -> str:
     return " + ".join(f"{kind}×{n}" if n > 1 else kind for kind, n in sorted(counts.items()))
 
 
-def _read_all(source: Path, name: str, exclude: Path | None, fix: str) -> list[pd.DataFrame]:
-    """Every `name` file under `source` (but not under `exclude`, a report's own folder), each
-    with a `run` column: its directory relative to `source`."""
-    frames = []
-    for path in sorted(source.rglob(name)):
-        if exclude is not None and path.resolve().is_relative_to(exclude.resolve()):
+def result_files(source: Path, name: str, exclude: Path | None) -> list[Path]:
+    """Every `name` file under `source` as its public path (store entries are links to hidden
+    version folders, which are skipped), but none under `exclude` (a report's own folder) and
+    none of an earlier report; each entry's checksums are verified on the way."""
+    found = []
+    for folder, subfolders, files in os.walk(source, followlinks=True):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        here = Path(folder)
+        if name not in files or (exclude is not None and here.resolve().is_relative_to(exclude.resolve())):
             continue
-        if (path.parent / "summary.md").is_file():
+        if (here / "summary.md").is_file():
             continue  # an earlier report (e.g. <root>/report when out= points elsewhere), not a run
+        if here.is_symlink():
+            Entry(here).current()  # refuses a corrupt entry in one line
+        found.append(here / name)
+    return found
+
+
+def _read_all(source: Path, name: str, exclude: Path | None, fix: str) -> list[pd.DataFrame]:
+    """Every `name` file under `source`, each with a `run` column: its directory relative to
+    `source`."""
+    frames = []
+    for path in result_files(source, name, exclude):
         try:
             frame = pd.read_csv(path)
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
             raise ConfigError(f"{path} is unreadable; {fix}") from None
+        if not {"src", "trg"} <= set(frame.columns):
+            raise ConfigError(f"{path} lacks the src and trg columns of a result; {fix}")
         frames.append(frame.assign(run=str(path.parent.relative_to(source))))
     return frames
 

@@ -1,0 +1,176 @@
+"""Results that are complete or absent, never half-written: a model store entry, an alignment run,
+a similarity result.
+
+An entry's public path (e.g. `models/count/gru/seed0`) is a symbolic link to its complete
+version, a hidden sibling folder `.seed0.v<N>/` holding the files and a `manifest.json` with the
+SHA-256 and size of each, written last. Work in progress (checkpoints, files being written)
+lives in `.seed0.work/`. Publishing a new version writes its manifest, flushes everything to
+disk, renames the work folder to the next version and swaps the link in one atomic step: a
+reader, or a process killed at any moment, sees the old complete version or the new one, never
+a mixture, and `force=true` never leaves a moment without a complete version. Reading verifies
+every checksum, so a truncated or altered file is refused, never reused as complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from mas_cli.errors import StoreError
+from mas_cli.store.files import crash_point, fsync_dir, read_json, write_json
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "mas-manifest/1"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Entry:
+    def __init__(self, path: str | Path, redo: str = "add force=true"):
+        """`redo` is what a message tells the user to do with a corrupt entry."""
+        self.path = Path(path)
+        self.redo = redo
+
+    def __repr__(self) -> str:
+        return f"Entry({self.path})"
+
+    @property
+    def work(self) -> Path:
+        return self.path.parent / f".{self.path.name}.work"
+
+    def versions(self) -> list[tuple[int, Path]]:
+        """(number, folder) of every published version, oldest first."""
+        pattern = re.compile(rf"^\.{re.escape(self.path.name)}\.v(\d+)$")
+        if not self.path.parent.is_dir():
+            return []
+        found = [(int(m[1]), p) for p in self.path.parent.iterdir() if (m := pattern.match(p.name))]
+        return sorted(found)
+
+    def current(self) -> Path | None:
+        """The complete version's folder, every checksum verified; None when there is none."""
+        if self.path.is_symlink():
+            target = self.path.parent / os.readlink(self.path)
+            self.verify(target)
+            return target
+        if self.path.exists():
+            raise StoreError(
+                f"{self.path} was stored by an older mas, without checksums; {self.redo} to make it again "
+                "(or move it away)"
+            )
+        return None
+
+    def complete(self) -> bool:
+        return self.current() is not None
+
+    def verify(self, folder: Path) -> None:
+        """Every file of the manifest is there, with its size and checksum."""
+        manifest = read_json(folder / MANIFEST, f"{self.redo} to make {self.path} again")
+        files = manifest.get("files")
+        if manifest.get("format") != MANIFEST_FORMAT or not isinstance(files, dict):
+            raise StoreError(f"{folder / MANIFEST} is not a mas manifest; {self.redo} to make {self.path} again")
+        for name, expected in files.items():
+            path = folder / name
+            if not path.is_file():
+                raise StoreError(f"{self.path / name} is missing; {self.redo} to make it again")
+            if path.stat().st_size != expected.get("size") or sha256(path) != expected.get("sha256"):
+                raise StoreError(
+                    f"{self.path / name} is corrupt (it does not match the checksum recorded when it was "
+                    f"written); {self.redo} to make it again"
+                )
+
+    def start(self, fresh: bool = False) -> Path:
+        """The work folder for a new version: kept from an interrupted run (its checkpoint
+        resumes), emptied when `fresh`; stray temporary files of a killed write are removed."""
+        if fresh and self.work.exists():
+            shutil.rmtree(self.work)
+        self.work.mkdir(parents=True, exist_ok=True)
+        for stray in self.work.glob(".*.tmp"):
+            stray.unlink()
+        return self.work
+
+    def adopt_finished(self) -> bool:
+        """A version published but not yet linked (a run killed between the two steps): link it."""
+        versions = self.versions()
+        if not versions:
+            return False
+        number, newest = versions[-1]
+        linked = self.path.parent / os.readlink(self.path) if self.path.is_symlink() else None
+        if linked is not None and linked.name == newest.name:
+            return False
+        try:
+            self.verify(newest)
+        except StoreError:
+            return False
+        self._link(newest)
+        return True
+
+    def publish(self, files: list[str]) -> Path:
+        """Make the work folder, holding `files`, the entry's complete version."""
+        write_json(self.work / MANIFEST, {"format": MANIFEST_FORMAT, "files": {n: self._describe(n) for n in files}})
+        fsync_dir(self.work)
+        number = self.versions()[-1][0] + 1 if self.versions() else 1
+        version = self.path.parent / f".{self.path.name}.v{number}"
+        os.replace(self.work, version)
+        fsync_dir(self.path.parent)
+        crash_point(f"after publishing {version.name}")
+        self._link(version)
+        self._prune(keep=version)
+        return version
+
+    def _describe(self, name: str) -> dict:
+        path = self.work / name
+        return {"sha256": sha256(path), "size": path.stat().st_size}
+
+    def _link(self, version: Path) -> None:
+        """Point the public path at `version` in one step (a new link replaces the old one)."""
+        if self.path.exists() and not self.path.is_symlink():  # an older mas's folder: kept aside
+            self.path.rename(self.path.parent / f".{self.path.name}.legacy")
+        link = self.path.parent / f".{self.path.name}.link.tmp"
+        link.unlink(missing_ok=True)
+        os.symlink(version.name, link)
+        os.replace(link, self.path)
+        fsync_dir(self.path.parent)
+        crash_point(f"after linking {self.path.name}")
+
+    def _prune(self, keep: Path) -> None:
+        """Remove versions older than the one before `keep` (a reader may still be in that one)."""
+        older = [p for _, p in self.versions() if p != keep]
+        for folder in older[:-1]:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def exclusive(place: Path, waiting: Callable[[], None]):
+    """Hold `<place>.lock` while a result is checked and made: two jobs that need the same model
+    (or alignment) never both make it; the second waits, then finds it complete and reuses it.
+    `waiting` is called once if another job holds the lock."""
+    try:
+        place.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(f"{place}.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            waiting()
+            lock.acquire()
+    except (IsADirectoryError, PermissionError, NotADirectoryError, OSError) as exc:
+        raise StoreError(
+            f"cannot take the lock {place}.lock ({type(exc).__name__}: {exc.strerror or exc}); "
+            "make sure the store is writable and that path is not a folder"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
