@@ -135,7 +135,10 @@ def validate_budget(budget: DictConfig) -> None:
     number_in(budget.criterion, "budget.criterion", 0, 1, "(0, 1]")
 
 
-def validate_runtime(cfg: DictConfig) -> None:
+def validate_runtime(cfg: DictConfig, writes_root: bool = True) -> None:
+    """Device, threads, seed and paths.root: a folder, or one that can be made. An existing root
+    may be read-only (a shared store whose results are reused; making a missing one is then
+    refused at its lock); `mas report` only reads it."""
     choice("device", ("auto", "cpu", "cuda"))(cfg.device)
     if cfg.device == "cuda":
         import torch  # only here: every other refusal stays immediate
@@ -145,11 +148,15 @@ def validate_runtime(cfg: DictConfig) -> None:
     seed_value(cfg.seed, "seed")
     root = cfg.paths.root
     require(isinstance(root, str) and root.strip() != "", f"paths.root must name a folder, got {root!r}")
-    check_writable(Path(root))
+    if writes_root:
+        check_writable(Path(root), existing_ok=True)
 
 
-def check_writable(root: Path) -> None:
-    """paths.root must be creatable and writable; checked without leaving anything behind."""
+def check_writable(root: Path, existing_ok: bool = False) -> None:
+    """paths.root must be creatable and writable (or, with `existing_ok`, an existing folder);
+    checked without leaving anything behind."""
+    if existing_ok and root.is_dir():
+        return
     existing = root
     while not existing.exists():
         existing = existing.parent

@@ -12,3 +12,7 @@ class ConfigError(MasError, ValueError):
 
 class StoreError(MasError):
     """A store entry is missing, corrupt or foreign."""
+
+
+class UnsafeFileError(StoreError):
+    """A stored file holds objects that would run code when unpickled (refused; nothing ran)."""

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from mas_cli import store
 from mas_cli.config import refuse_other_settings
 from mas_cli.console import StepProgress, console
-from mas_cli.errors import StoreError
+from mas_cli.errors import StoreError, UnsafeFileError
 from mas_cli.evaluation import EvalSet, task_accuracy
 from mas_cli.models import SequenceModel, build_model, model_spec
 from mas_cli.tasks import Task, task_from_config
@@ -86,6 +86,7 @@ def _reusable(entry: store.Entry, wanted: dict) -> TrainResult | None:
         return None
     metrics = store.read_metrics(folder)
     refuse_other_settings(entry.path, metrics["fingerprint"], wanted, "a model trained", "retrain")
+    store.load_model_file(folder / "model.pt")  # reused as complete only if its weights load
     console.print(f"reusing {entry.path} (complete; force=true retrains)")
     return TrainResult(entry.path, metrics, reused=True)
 
@@ -172,6 +173,8 @@ class Trainer:
             self.data_rng.bit_generator.state = state["data_rng"]
             torch.set_rng_state(state["torch_rng"])
             self.step, self.wall_before, self.curve = state["step"], state["wall_s"], state["curve"]
+        except UnsafeFileError:
+            raise
         except (StoreError, KeyError, TypeError, ValueError, RuntimeError, AttributeError):
             console.print(f"ignoring {self.checkpoint}: it is unreadable; training from the start")
             self.checkpoint.unlink()

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -164,20 +161,3 @@ def test_interrupted_force_run_leaves_the_old_entry_complete(small_train_cfg, mo
     assert complete(old.entry)
     assert store.read_metrics(old.entry)["wall_s"] == old.metrics["wall_s"]
     assert train_model(small_train_cfg()).reused  # the old entry, still complete
-
-
-def test_two_concurrent_jobs_train_a_missing_model_once(tmp_path):
-    """Both ask for the same missing model at once: one trains it, the other waits and reuses."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "mas_cli.cli", "train", *SMOKE, "paths.root=out"]
-    jobs = [
-        subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        for _ in range(2)
-    ]
-    outputs = [job.communicate(timeout=300) for job in jobs]
-    assert [job.returncode for job in jobs] == [0, 0], outputs
-    said = [out for out, _ in outputs]
-    assert sum("reusing" in out for out in said) == 1, said
-    assert sum("trained_to_criterion" in out and "reusing" not in out for out in said) == 1
-    entry = tmp_path / "out" / "models" / "count" / "gru" / "seed0"
-    assert complete(entry) and not (entry / "checkpoint.pt").exists()

@@ -24,7 +24,7 @@ from mas_cli.alignment.interventions import Interventions, build_functions
 from mas_cli.alignment.plan import latent_weight
 from mas_cli.alignment.sites import per_part_loss
 from mas_cli.console import StepProgress, console
-from mas_cli.errors import StoreError
+from mas_cli.errors import StoreError, UnsafeFileError
 from mas_cli.zoo import FrozenModel
 
 
@@ -138,6 +138,8 @@ class Aligner(Interventions):
             self.optimizer.load_state_dict(state["optimizer"])
             for key in ("step", "wall_before", "curve", "best_loss", "since_best"):
                 setattr(self, key, state[key])
+        except UnsafeFileError:
+            raise
         except (StoreError, KeyError, TypeError, ValueError, RuntimeError, AttributeError):
             console.print(f"ignoring {checkpoint}: it is unreadable; fitting from the start")
             checkpoint.unlink()

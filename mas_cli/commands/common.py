@@ -90,6 +90,9 @@ def command(config_name: str, check: Callable[[DictConfig], None]):
 
         def main() -> None:
             summary = (sys.modules[work.__module__].__doc__ or "").strip()
+            # `-m` anywhere on the line, as people type it (argparse wants flags first)
+            sweep = [a for a in sys.argv[1:] if a in ("-m", "--multirun")]
+            sys.argv = [sys.argv[0], *sweep, *(a for a in sys.argv[1:] if a not in sweep)]
             preflight(config_name, sys.argv[1:], check, summary)
             hydra_main()
 

@@ -7,11 +7,12 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from mas_cli.commands.common import command
-from mas_cli.config import check_writable
+from mas_cli.config import check_writable, validate_runtime
 from mas_cli.errors import ConfigError
 
 
 def check(cfg: DictConfig) -> None:
+    validate_runtime(cfg, writes_root=False)  # the report reads the root and writes only `out`
     if not Path(cfg.source).is_dir():
         raise ConfigError(f"source={cfg.source} is not a folder; point it (or paths.root) at a results root")
     check_writable(Path(cfg.out))

@@ -94,6 +94,8 @@ def fit_groups(cfg: DictConfig, swept: list[ModelSpec], reference: list[ModelSpe
         return [[s, *reference] for s in swept if s not in reference]
     everyone = list(dict.fromkeys(swept + reference))
     if fits == "pairs":
+        if len(everyone) < 2:
+            raise ConfigError("pipeline.fits=pairs needs two models or more; add seeds or archs")
         return [list(pair) for pair in itertools.combinations(everyone, 2)]
     return [everyone]
 

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from mas_cli.errors import StoreError
+from mas_cli.errors import StoreError, UnsafeFileError
 
 _points = 0
 
@@ -104,12 +104,22 @@ def load_torch(path: Path, kind: str, fix: str):
     (weights_only=True) accepts only tensors and plain containers, so a crafted file in a shared
     store is refused instead of executed. A missing, truncated or foreign file raises StoreError
     ending with `fix`."""
+    import pickle
+
     import torch
 
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise StoreError(f"{path} does not exist; {fix}") from None
+    except pickle.UnpicklingError as exc:
+        # Objects outside torch's allow-list, or a bare pickle stream: mas writes neither.
+        if "Unsupported global" in str(exc) or path.read_bytes()[:1] == b"\x80":
+            raise UnsafeFileError(
+                f"{path} holds objects that would run code when loaded (refused: nothing ran); mas never "
+                "writes such files, so someone with write access to this store put it there: remove it"
+            ) from None
+        raise StoreError(f"{path} is not a readable {kind} file (UnpicklingError); {fix}") from None
     except Exception as exc:  # a truncated, crafted or foreign file: torch raises many kinds
         raise StoreError(f"{path} is not a readable {kind} file ({type(exc).__name__}); {fix}") from None
 

@@ -1,0 +1,367 @@
+"""Every mistake is one line: a catalogue of bad input for the five commands (Hydra's own errors,
+bad settings, foreign and corrupt store files). Each case exits 2 with one line on stderr and no
+traceback, and leaves the root exactly as it was, byte for byte.
+
+Cases run in this process (`mas_cli.cli.main`), as the command line runs them; the store cases
+start from a copy of a small trained store with one file spoiled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import pickle
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+import mas_cli as mas
+from mas_cli import cli
+from tests.conftest import forge
+
+SMOKE = ["budget=smoke", 'train_overrides=["arch.width=16"]', "allow_undertrained=true"]
+pytestmark = pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+
+
+def run(argv: list[str], cwd: Path) -> tuple[int, str]:
+    """(exit status, stderr) of `mas <argv>` run in this process from `cwd`."""
+    err, out, argv_before, here = io.StringIO(), io.StringIO(), sys.argv[:], os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            try:
+                cli.main(argv)
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv, _ = argv_before, os.chdir(here)
+    return code, err.getvalue()
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every path under root (links as their target) with its content's hash."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            found[str(path.relative_to(root))] = "-> " + os.readlink(path)
+        elif path.is_file():
+            found[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            found[str(path.relative_to(root))] = "folder"
+    return found
+
+
+def assert_one_line(code: int, err: str, fragment: str) -> None:
+    lines = err.strip().splitlines()
+    assert code == 2, (code, err)
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    assert fragment in lines[0], lines[0]
+
+
+# ---- command lines: (id, argv, what the line says) --------------------------------------------
+def cases() -> list[tuple[str, list[str], str]]:
+    found = []
+    for command in ("train", "align", "similarity", "report", "pipeline"):
+        found += [
+            (f"{command}-unknown-key", [command, "kk=4"], f"mas {command} has no setting kk"),
+            (f"{command}-list-without-m", [command, "seed=1,2"], "a list is written seed=[1,2]"),
+            (f"{command}-bad-launcher", [command, "hydra/launcher=nosuch"], "there is no hydra/launcher 'nosuch'"),
+            (f"{command}-unknown-flag", [command, "--bogus"], f"see mas {command} --help"),
+            (f"{command}-unparsable", [command, "seed=[1"], "cannot read the override"),
+            (f"{command}-non-ascii", [command, "paths.root=öut"], "not allowed in an override"),
+            (f"{command}-threads", [command, "threads=0"], "threads must be a positive integer"),
+            (f"{command}-device", [command, "device=tpu"], "device must be one of auto, cpu, cuda"),
+            (f"{command}-root-null", [command, "paths.root=null"], "paths.root must name a folder"),
+            (f"{command}-seed-huge", [command, "seed=18446744073709551616"], "seed must be an integer in 0.."),
+            (f"{command}-seed-negative", [command, "seed=-1"], "seed must be an integer in 0.."),
+        ]
+        if command != "report":
+            found.append((f"{command}-budget", [command, "budget=huge"], "there is no budget 'huge'"))
+            found.append((f"{command}-budget-lr", [command, "budget.lr=0"], "budget.lr must be positive"))
+    train = [
+        ("arch=gur", "did you mean gru?"),
+        ("task=nosuch", "there is no task 'nosuch'"),
+        ("arch.widht=3", "did you mean arch.width?"),
+        ("gru", "is not a key=value override"),
+        ("arch.width=-4", "arch.width must be a positive integer"),
+        ("arch.width=abc", "arch.width must be a positive integer"),
+        ("arch.dropout=1.5", "arch.dropout must be in [0, 1)"),
+        ("arch.grad_clip=-1", "arch.grad_clip must be in"),
+        ("task.void_p=1.0", "task.void_p must be in [0, 1)"),
+        ("task.void_p=x", "task.void_p must be in [0, 1)"),
+        ("task.held_out=[30]", "must lie within"),
+        ("task.held_out=5", "task.held_out must be a list of integers"),
+        ("task.min_count=0", "task.min_count must be a positive integer"),
+        ("task.variant=triple", "task.variant must be one of"),
+        ("task.transform=cube", "task.transform must be one of"),
+        ("task.causal_model=down_up", "task.causal_model must be one of"),
+        ("budget.max_steps=0", "budget.max_steps must be a positive integer"),
+        ("budget.batch_size=-1", "budget.batch_size must be a positive integer"),
+        ("budget.criterion=2", "budget.criterion must be in (0, 1]"),
+        ("budget.warmup_steps=-1", "budget.warmup_steps must be an integer >= 0"),
+        ("budget.val_every=x", "budget.val_every must be a positive integer"),
+        ("seed=1.5", "seed must be an integer in 0.."),
+        ("seed=true", "seed must be an integer in 0.."),
+        ("paths.root=", "paths.root must name a folder"),
+    ]
+    found += [(f"train-{a}", ["train", a], m) for a, m in train]
+    found += [
+        ("train-lstm-odd", ["train", "arch=lstm", "arch.width=33"], "arch.width must be even for lstm"),
+        ("train-layers", ["train", "arch=transformer", "arch.layers=0"], "arch.layers must be a positive integer"),
+        ("train-hidden-layer", ["train", "arch=transformer", "arch.hidden_layer=2"], "arch.hidden_layer must be"),
+        ("train-counts", ["train", "task.min_count=5", "task.max_count=3", "task.held_out=[]"], "must be at least"),
+        ("train-held-all", ["train", "task.max_count=5", "task.held_out=[1,2,3,4,5]"], "covers every count"),
+        ("train-max-ops", ["train", "task=arithmetic", "task.max_ops=25"], "must not exceed task.max_value"),
+        ("train-curriculum", ["train", "task=arithmetic", "task.curriculum=3"], "task.curriculum must be null"),
+        ("train-sweep-bad-job", ["train", "-m", "arch=gru,foo"], "there is no arch 'foo'"),
+        ("train-sweep-bad-value", ["train", "-m", "seed=0,-1"], "seed must be an integer"),
+    ]
+    align = [
+        (["gru", "lstm"], "name models as mas align a=<spec> b=<spec>"),
+        (["a=grü"], "'ü' is not allowed"),
+        (["a=gru:99999999999999999999999"], "the seed must be at most"),
+        (["a=gru", "k=0"], "k must be a positive integer"),
+        (["a=gru", "k=-1"], "k must be a positive integer"),
+        (["a=gru", "k=many"], "k must be a positive integer"),
+        (["a=gru", "k=17"], "k=17 is larger than the smallest site width"),
+        (["a=gru", "site=middle"], "site must be one of embed, hidden"),
+        (["a=gru", "swap=colour"], "swap=colour is not a variable of count/gru/0"),
+        (["a=arithmetic/gru", "swap=count"], "swap=count is not a variable of arithmetic/gru/0"),
+        (["a=gru", "method=probe"], "method must be one of"),
+        (["a=gru", "b=lstm", "method=das"], "method=das aligns one model"),
+        (["a=gru", "b=gru:0"], "same model twice"),
+        (["a=gru", "models=[lstm]"], "not both"),
+        ([], "name the models to align"),
+        (["a=gru:x"], "is not [task/]arch[:seed]"),
+        (["a=rnn"], "arch must be one of"),
+        (["a=nosuchtask/gru"], "cannot compose the training config of nosuchtask/gru/0"),
+        (["a=gru", "auto_train=false"], "count/gru/0 is not in the model store"),
+        (["a=gru", "directions=[0-3]"], "directions item '0-3'"),
+        (["a=gru", "directions=3"], "directions must be all, within, cross or a list"),
+        (["a=gru", "train_overrides=5"], "train_overrides must be a list"),
+        (["a=gru", "orthogonal_map=householder"], "orthogonal_map must be one of"),
+        (["a=gru", "align_fn=householder"], "align_fn must be one of"),
+        (["a=gru", "normalize=l2"], "normalize must be one of"),
+        (["a=gru", "causal_model=up_sideways"], "causal_model=up_sideways does not fit count/gru/0"),
+        (["a=gru", "causal_model=up_up"], "swap=count is not a variable"),
+        (["a=gru", "swap=[count,count]"], "names a variable twice"),
+        (["a=gru", "swap=[full,count]"], "full already holds every variable"),
+        (["a=gru", "swap=[count,phase]", "null_block=true", "k=8"], "need 17 dims"),
+        (["a=gru", "null_block=maybe"], "null_block must be true or false"),
+        (["a=gru", "b=arithmetic/gru", "swap_by_task.arithmetic=bogus"], "swap=bogus is not a variable"),
+        (["a=gru", "swap=[count,phase]", "swap_by_task.arithmetic=cumu_val"], "swap_by_task maps one variable"),
+        (["a=gru", "b=lstm", "method=stitch", "swap=[count,phase]"], "method=stitch swaps one variable"),
+        (["a=gru", "method=stitch"], "method=stitch takes two models"),
+        (["models=[gru,lstm,gru:1]", "method=unimas"], "method=unimas takes two models"),
+        (["a=gru", "b=lstm", "method=stitch", "directions=within"], "method=stitch fixes its directions"),
+        (["a=gru", "b=lstm", "method=clmas", "site=embed"], "matches natural hidden states"),
+        (["a=gru", "method=clmas"], "method=clmas takes 2 models or more"),
+        (["a=gru", "b=lstm", "method=clmas", "cl.eps=-1"], "cl.eps must be in"),
+        (["a=gru", "b=lstm", "method=clmas", "cl.loss=l1"], "cl.loss must be one of"),
+        (["a=gru", "b=lstm", "method=clmas", "cl.directions=[2-2]"], "directions item '2-2'"),
+        (["a=gru", "b=lstm", "method=clmas", "cl.bank_size=0"], "cl.bank_size must be a positive integer"),
+        (["a=gru", "b=lstm", "method=clmas", "causal_model=up_up"], "drop causal_model="),
+        (["a=gru", "budget.align.batch_size=0"], "budget.align.batch_size must be a positive integer"),
+        (["a=gru", "budget.align.lr=0"], "budget.align.lr must be in (0, inf)"),
+        (["a=gru", "budget.align.target_iia=2"], "budget.align.target_iia must be in (0, 1]"),
+        (["a=gru", "allow_undertrained=maybe"], "allow_undertrained must be true or false"),
+        (["a=gru", "force=maybe"], "force must be true or false"),
+        (["a=gru", "models=5"], "models must be a list"),
+        (["a=gru", "cl.epss=1"], "did you mean cl.eps?"),
+        (["-m", "a=gru", "k=4,0"], "k must be a positive integer"),
+    ]
+    found += [(f"align-{i}-{' '.join(a)[:30]}", ["align", *SMOKE, *a], m) for i, (a, m) in enumerate(align)]
+    similarity = [
+        ([], "name two models"),
+        (["a=gru"], "name two models"),
+        (["a=gru", "b=gru"], "a and b are the same model"),
+        (["a=gru", "b=lstm", "site=middle"], "site must be one of embed, hidden"),
+        (["a=gru", "b=lstm", "per_count=0"], "per_count must be a positive integer"),
+        (["a=gru", "b=lstm", "subsets=0"], "subsets must be a positive integer"),
+        (["a=gru", "b=lstm", "rows=x"], "rows must be a positive integer"),
+        (["a=gru", "b=lstm", "zscore=maybe"], "zscore must be true or false"),
+        (["a=gru", "b=arithmetic/gru"], "lacks the Multi-Object stimuli"),
+        (["a=gru", "b=lstm", "auto_train=false"], "is not in the model store"),
+        (["a=rnn", "b=gru"], "arch must be one of"),
+        (["gru", "lstm"], "name models as mas similarity a=<spec> b=<spec>"),
+    ]
+    found += [(f"similarity-{i}", ["similarity", *SMOKE, *a], m) for i, (a, m) in enumerate(similarity)]
+    found += [
+        ("report-no-source", ["report", "source=nowhere"], "source=nowhere is not a folder"),
+        ("report-empty-root", ["report"], "no iia.csv or similarity.csv under"),
+        ("report-out-under-file", ["report", "out=a_file/report"], "is a file, not a folder"),
+        ("report-typo", ["report", "sourse=x"], "did you mean source?"),
+    ]
+    pipeline = [
+        ("pipeline.archs=[]", "pipeline.archs is empty"),
+        ("pipeline.archs=[gru,rnn]", "pipeline.archs names unknown arch 'rnn'"),
+        ("pipeline.tasks=[counting]", "pipeline.tasks names unknown task 'counting'"),
+        ("pipeline.methods=[mas,cka2]", "pipeline.methods names unknown method 'cka2'"),
+        ("pipeline.seeds=[]", "pipeline.seeds is empty"),
+        ("pipeline.ks=[]", "pipeline.ks is empty"),
+        ("pipeline.archs=gru", "pipeline.archs must be a list"),
+        ("pipeline.fits=reference", "needs pipeline.reference"),
+        ("pipeline.fits=all", "pipeline.fits must be one of joint, pairs, reference"),
+        ("pipeline.reference=[mystery/gru:0]", "unknown task 'mystery'"),
+        ("pipeline.ks=[200]", "k=200 is larger than the smallest site width"),
+        ("pipeline.swaps=[colour]", "swap=colour is not a variable"),
+        ("pipeline.jobs=0", "pipeline.jobs must be a positive integer"),
+        ("pipeline.seeds=[-1]", "each seed must be an integer"),
+        ("pipeline.hypotheses=[{swap:count}]", "needs exactly causal_model, swap and k"),
+        ("pipeline.ks_by_method.stitch=[]", "pipeline.ks_by_method.stitch must be a non-empty list"),
+        ("pipeline.allow_undertrained=maybe", "pipeline.allow_undertrained must be true or false"),
+        ("pipeline.report=maybe", "pipeline.report must be true or false"),
+        ('pipeline.align_overrides=["k=0"]', "is set by the pipeline per job; use pipeline.ks"),
+        ('pipeline.align_overrides=["method=das"]', "use pipeline.methods"),
+        ('pipeline.align_overrides=["budget=paper"]', "give it as mas pipeline budget=paper"),
+        ('pipeline.train_overrides=["arch=lstm"]', "use pipeline.archs"),
+        ('pipeline.align_overrides=["nosuch=1"]', "mas align has no setting nosuch"),
+        ("experiment=nosuch", "there is no experiment 'nosuch'"),
+        ("pipeline.seed=[0]", "did you mean pipeline.seeds?"),
+        ("pipeline.fits=pairs pipeline.archs=[gru] pipeline.seeds=[0]", "needs two models or more"),
+        ("pipeline.tasks=[arithmetic] pipeline.methods=[similarity]", "lacks the Multi-Object stimuli"),
+    ]
+    found += [(f"pipeline-{a[:40]}", ["pipeline", *a.split(" ")], m) for a, m in pipeline]
+    return found
+
+
+CASES = cases()
+
+
+@pytest.fixture(scope="session")
+def empty_root(tmp_path_factory) -> Path:
+    """A working folder holding a file named a_file and a root with nothing in it yet."""
+    here = tmp_path_factory.mktemp("catalogue")
+    (here / "a_file").write_text("x")
+    (here / "out").mkdir()
+    return here
+
+
+@pytest.mark.parametrize(("argv", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_every_mistake_is_one_line(empty_root, argv, fragment):
+    before = snapshot(empty_root)
+    given_root = any(a.startswith("paths.root=") for a in argv)
+    code, err = run(argv if given_root else [*argv, "paths.root=out"], empty_root)
+    assert_one_line(code, err, fragment)
+    assert snapshot(empty_root) == before  # nothing written, not even a lock or a sweep record
+
+
+def test_the_catalogue_holds_150_cases():
+    assert len(CASES) + len(SPOILED) >= 150
+
+
+# ---- a small trained store, one file spoiled per case ------------------------------------------
+@pytest.fixture(scope="session")
+def smoke_store(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("store") / "out"
+    smoke = dict(budget="smoke", allow_undertrained=True, train_overrides=["arch.width=16"])
+    mas.align(["gru", "lstm"], root=root, k=4, **smoke)
+    mas.similarity("gru", "lstm", root=root, **smoke)
+    return root
+
+
+class Planted:
+    """Unpickling this runs code: it writes a marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def _run_dir(root: Path) -> Path:
+    return next((root / "alignments").glob("*/*"))
+
+
+def _sim_dir(root: Path) -> Path:
+    return next((root / "similarity").glob("*/*"))
+
+
+GRU = "models/count/gru/seed0"
+ALIGN = ["align", *SMOKE, "a=gru", "b=lstm", "k=4"]
+SIM = ["similarity", *SMOKE, "a=gru", "b=lstm"]
+TRAIN = ["train", "budget=smoke", "arch.width=16"]
+
+
+def spoil_file(where, name: str, data: bytes | None = None, consistent: bool = True):
+    """Replace one file of an entry; `consistent` also rewrites its recorded checksum."""
+
+    def spoil(root: Path, marker: Path) -> None:
+        entry = where(root) if callable(where) else root / where
+        content = data if data is not None else pickle.dumps(Planted(marker))
+        if consistent:
+            forge(entry, name, content)
+        else:
+            (entry.resolve() / name).write_bytes(content)
+
+    return spoil
+
+
+def planted_torch(where, name: str):
+    """A torch file (the zip format) whose pickle would run code."""
+
+    def spoil(root: Path, marker: Path) -> None:
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save({"format": "mas-model/1", "state_dict": Planted(marker)}, buffer)
+        forge(where(root) if callable(where) else root / where, name, buffer.getvalue())
+
+    return spoil
+
+
+def lock_folder(root: Path, marker: Path) -> None:
+    shutil.rmtree(root / "models" / "count" / "gru")
+    (root / "models" / "count" / "gru" / "seed0.lock").mkdir(parents=True)
+
+
+def legacy(root: Path, marker: Path) -> None:
+    entry = root / GRU
+    target = entry.resolve()
+    entry.unlink()
+    shutil.copytree(target, entry)
+
+
+SPOILED = [
+    ("model-pickle", spoil_file(GRU, "model.pt"), TRAIN, "would run code when loaded"),
+    ("model-torch-pickle", planted_torch(GRU, "model.pt"), ALIGN, "would run code when loaded"),
+    ("alignment-pickle", spoil_file(_run_dir, "alignment.pt"), ALIGN, "would run code when loaded"),
+    ("alignment-torch-pickle", planted_torch(_run_dir, "alignment.pt"), ALIGN, "would run code when loaded"),
+    ("model-truncated", spoil_file(GRU, "model.pt", b"PK\x03\x04", consistent=False), TRAIN, "is corrupt"),
+    ("model-truncated-forged", spoil_file(GRU, "model.pt", b"PK\x03\x04"), ALIGN, "not a readable model file"),
+    ("model-empty", spoil_file(GRU, "model.pt", b"", consistent=False), ALIGN, "is corrupt"),
+    ("metrics-empty-object", spoil_file(GRU, "metrics.json", b"{}"), TRAIN, "lacks a valid"),
+    ("metrics-list", spoil_file(GRU, "metrics.json", b"[]"), TRAIN, "does not hold a JSON object"),
+    ("metrics-garbage", spoil_file(GRU, "metrics.json", b"\xff\xfe"), ALIGN, "is unreadable"),
+    ("metrics-edited", spoil_file(GRU, "metrics.json", b"{}", consistent=False), ALIGN, "is corrupt"),
+    ("iia-garbage", spoil_file(_run_dir, "iia.csv", b"\x00\x01garbage"), ALIGN, "iia.csv"),
+    ("iia-empty", spoil_file(_run_dir, "iia.csv", b""), ALIGN, "is unreadable"),
+    ("iia-edited", spoil_file(_run_dir, "iia.csv", b"src\n", consistent=False), ALIGN, "is corrupt"),
+    ("alignment-truncated", spoil_file(_run_dir, "alignment.pt", b"PK"), ALIGN, "not a readable alignment file"),
+    ("similarity-garbage", spoil_file(_sim_dir, "similarity.csv", b"x"), SIM, "similarity.csv"),
+    ("similarity-edited", spoil_file(_sim_dir, "similarity.csv", b"", consistent=False), SIM, "is corrupt"),
+    ("manifest-garbage", spoil_file(GRU, "manifest.json", b"nonsense", consistent=False), TRAIN, "is unreadable"),
+    ("lock-is-a-folder", lock_folder, TRAIN, "cannot take the lock"),
+    ("legacy-entry", legacy, TRAIN, "stored by an older mas"),
+    ("report-corrupt-run", spoil_file(_run_dir, "iia.csv", b"x", consistent=False), ["report"], "is corrupt"),
+]
+
+
+@pytest.mark.parametrize(("spoil", "argv", "fragment"), [s[1:] for s in SPOILED], ids=[s[0] for s in SPOILED])
+def test_spoiled_store_files_are_one_line_and_run_no_code(smoke_store, tmp_path, spoil, argv, fragment):
+    root = tmp_path / "out"
+    shutil.copytree(smoke_store, root, symlinks=True)
+    marker = tmp_path / "marker"
+    spoil(root, marker)
+    before = snapshot(root)
+    code, err = run([*argv, f"paths.root={root}"], tmp_path)
+    assert_one_line(code, err, fragment)
+    assert not marker.exists()  # no stored file ever runs code
+    assert snapshot(root) == before
