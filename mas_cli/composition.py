@@ -45,7 +45,7 @@ def compose_config(config_name: str, overrides: list[str], hydra_node: bool = Fa
 def inherit_runtime(parent: DictConfig, child: DictConfig) -> None:
     """A config composed inside another command (a model trained for `mas align`, each job of
     `mas pipeline`) runs with the parent's budget, output root, device and threads."""
-    for key in ("budget", "paths", "device", "threads"):
+    for key in ("budget", "paths", "device", "threads", "logger"):
         value = parent[key]
         child[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 

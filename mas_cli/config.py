@@ -146,6 +146,8 @@ def validate_runtime(cfg: DictConfig, writes_root: bool = True) -> None:
         require(torch.cuda.is_available(), "device=cuda but no CUDA device is visible; use device=auto or cpu")
     positive_int(cfg.threads, "threads")
     seed_value(cfg.seed, "seed")
+    if cfg.get("logger") is not None:
+        choice("logger", ("tensorboard",))(cfg.logger)
     root = cfg.paths.root
     require(isinstance(root, str) and root.strip() != "", f"paths.root must name a folder, got {root!r}")
     if writes_root:

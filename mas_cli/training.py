@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import math
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +18,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from mas_cli import store
 from mas_cli.config import refuse_other_settings
-from mas_cli.console import StepProgress, console
+from mas_cli.console import StepProgress, console, path_line
 from mas_cli.errors import StoreError, UnsafeFileError
 from mas_cli.evaluation import EvalSet, task_accuracy
 from mas_cli.models import SequenceModel, build_model, model_spec
+from mas_cli.records import write_records
 from mas_cli.tasks import Task, task_from_config
 from mas_cli.tasks.vocab import PAD
+from mas_cli.tracking import tracker
 
 
 @dataclass
@@ -73,7 +76,7 @@ def train_model(cfg: DictConfig) -> TrainResult:
     wanted = store.fingerprint(cfg)
     if not cfg.force and (found := _reusable(entry, wanted)) is not None:
         return found
-    with store.exclusive(entry.path, lambda: console.print(f"waiting: another job is training {entry.path}")):
+    with store.exclusive(entry.path, lambda: path_line("waiting: another job is training", entry.path)):
         entry.adopt_finished()
         if not cfg.force and (found := _reusable(entry, wanted)) is not None:
             return found
@@ -87,7 +90,7 @@ def _reusable(entry: store.Entry, wanted: dict) -> TrainResult | None:
     metrics = store.read_metrics(folder)
     refuse_other_settings(entry.path, metrics["fingerprint"], wanted, "a model trained", "retrain")
     store.load_model_file(folder / "model.pt")  # reused as complete only if its weights load
-    console.print(f"reusing {entry.path} (complete; force=true retrains)")
+    path_line("reusing (complete; force=true retrains):", entry.path)
     return TrainResult(entry.path, metrics, reused=True)
 
 
@@ -119,14 +122,18 @@ class Trainer:
         started = time.perf_counter()
         reached = False  # checkpoints are only written before the criterion is reached
         title = f"train {self.task.name}/{self.cfg.arch.name}/{self.cfg.seed}"
-        with StepProgress(title, self.budget.max_steps, self.step) as progress:
+        tracking = tracker(self.cfg, "train", self.entry.path)
+        with StepProgress(title, self.budget.max_steps, self.step) as progress, closing(tracking):
             while not reached and self.step < self.budget.max_steps:
                 loss = self._train_step()
                 progress.advance(self.step)
                 if self.step % self.budget.val_every == 0 or self.step == self.budget.max_steps:
                     row = self._validate(loss, time.perf_counter() - started)
+                    tracking.scalars(self.step, {k: v for k, v in row.items() if k not in ("step", "wall_s")})
                     reached = row["val_task_acc"] >= self.budget.criterion
-                    progress.report(self.step, f"loss {row['loss']:.4f} val task acc {row['val_task_acc']:.4f}")
+                    accuracy = row["val_task_acc"]
+                    full = f"loss {row['loss']:.4f} val task acc {accuracy:.4f}"
+                    progress.report(self.step, f"acc {accuracy:.3f}", full)
                 if self.step % self.budget.checkpoint_every == 0 and not reached:
                     self._save_checkpoint(time.perf_counter() - started)
         return self._finish(reached, self.wall_before + time.perf_counter() - started)
@@ -166,7 +173,7 @@ class Trainer:
         try:
             state = store.load_torch(self.checkpoint, "checkpoint", "")
             if state.get("fingerprint") != self.fingerprint:
-                console.print(f"ignoring {self.checkpoint}: it was made with other settings")
+                console.print("ignoring a checkpoint made with other settings: training from the start")
                 return
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -176,11 +183,11 @@ class Trainer:
         except UnsafeFileError:
             raise
         except (StoreError, KeyError, TypeError, ValueError, RuntimeError, AttributeError):
-            console.print(f"ignoring {self.checkpoint}: it is unreadable; training from the start")
+            console.print("ignoring an unreadable checkpoint: training from the start")
             self.checkpoint.unlink()
             self.__init__(self.cfg, self.entry, self.fingerprint)  # undo whatever was half loaded
             return
-        console.print(f"resuming {self.entry.path} from step {self.step}")
+        console.print(f"resuming from step {self.step}")
 
     def _save_checkpoint(self, elapsed: float) -> None:
         store.save_torch(
@@ -231,6 +238,7 @@ class Trainer:
         store.write_text(self.work / "curve.csv", buffer.getvalue())
         store.write_json(self.work / "metrics.json", metrics)
         self.checkpoint.unlink(missing_ok=True)
+        records = write_records(self.work, self.cfg, "train")
         # The whole entry appears at once; until then an older complete entry stays in use.
-        self.entry.publish(store.MODEL_FILES)
+        self.entry.publish([*store.MODEL_FILES, *records])
         return TrainResult(self.entry.path, metrics, reused=False)

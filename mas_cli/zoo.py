@@ -108,7 +108,7 @@ def ensure_trained(
             "first, or drop auto_train=false"
         )
     for spec in missing:  # specs are unique (plan_alignment refuses repeats)
-        console.print(f"[bold]{spec.label}[/] is not in the model store: training it ({train_command(spec)})")
+        console.print(f"[bold]{spec.label}[/] is not in the model store: training it")
         train(spec)
     return [e.path for e in entries]
 

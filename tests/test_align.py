@@ -36,7 +36,7 @@ COUNT = [Block("count", 0, 4)]
 def test_two_models_write_tidy_results_and_a_reusable_run(tmp_path):
     result = run_align(tmp_path, "a=gru", "b=lstm")
     files = {p.name for p in result.run_dir.iterdir()}
-    assert files == {"alignment.pt", "config.yaml", "curve.csv", "iia.csv", "manifest.json"}  # no checkpoint left
+    assert files == {"alignment.pt", "config.yaml", "curve.csv", "iia.csv", "manifest.json", ".hydra"}  # no checkpoint
     rows = pd.read_csv(result.run_dir / "iia.csv")
     assert set(COLUMNS) <= set(rows.columns)
     assert len(rows) == 4 * 2  # four ordered directions × train/val

@@ -35,7 +35,8 @@ def test_submitit_local_sweep_completes(tmp_path):
     done = run_cli("train", "-m", "hydra/launcher=submitit_local", "seed=0,1", *SMOKE, "paths.root=out", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert _complete_entries(tmp_path / "out") == ["models/count/gru/seed0", "models/count/gru/seed1"]
-    assert (tmp_path / "out" / "sweeps" / "train" / "multirun.yaml").is_file()
+    (record,) = (tmp_path / "out" / "sweeps" / "train").iterdir()  # one folder per sweep: never overwritten
+    assert (record / "multirun.yaml").is_file() and {p.name for p in record.iterdir()} >= {"0", "1"}
 
 
 def test_parallel_alignment_jobs_share_one_missing_model(tmp_path):

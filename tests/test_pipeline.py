@@ -200,6 +200,7 @@ def test_cli_runs_in_parallel_reuses_finished_work_and_adds_only_a_new_seed(tmp_
     assert first.returncode == 0, first.stderr
     assert "[train 2/2]" in first.stdout
     assert "mean cross-model IIA" in first.stdout
+    assert all(len(line) <= 80 for line in first.stdout.splitlines()), first.stdout  # a pipe: 80 columns
     out = tmp_path / "out"
     assert (out / "report" / "summary.md").is_file()
     assert (out / "report" / "heatmap-mas-hidden-count-k16-count_gru_count_lstm.png").is_file()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from mas_cli.alignment.plan import latent_weight
 from mas_cli.alignment.sites import per_part_loss
 from mas_cli.console import StepProgress, console
 from mas_cli.errors import StoreError, UnsafeFileError
+from mas_cli.tracking import Tracker
 from mas_cli.zoo import FrozenModel
 
 
@@ -102,23 +104,37 @@ class Aligner(Interventions):
             return True
         return False
 
+    def last_scalars(self) -> dict[str, float]:
+        """The last validation as TensorBoard tags: IIA and loss per split and direction."""
+        last = self.curve[-len(self.directions) * 2 :]
+        found = {"train_step_loss": last[0]["train_step_loss"], "mean_val_iia": self.mean_val_iia()}
+        for row in last:
+            direction = f"{row['src']}->{row['trg']}/{row['variable']}"
+            found[f"iia/{row['split']}/{direction}"] = row["iia"]
+            found[f"loss/{row['split']}/{direction}"] = row["loss"]
+        return found
+
     def mean_val_iia(self) -> float:
         last = self.curve[-len(self.directions) * 2 :]
         return float(np.mean([r["iia"] for r in last if r["split"] == "val"]))
 
     # ---- the loop, with checkpoints -------------------------------------------------------
-    def run(self, checkpoint: Path, fingerprint: dict, title: str) -> float:
-        """Train until an early stop or the step cap; returns the wall time in seconds."""
+    def run(self, checkpoint: Path, fingerprint: dict, title: str, tracking: Tracker | None = None) -> float:
+        """Train until an early stop or the step cap; returns the wall time in seconds. Every
+        validation's scalars go to `tracking` (tracking.py)."""
         self._resume(checkpoint, fingerprint)
         started, done = time.perf_counter(), False
         every = self.settings.val_every
-        with StepProgress(title, self.settings.max_steps, self.step) as progress:
+        tracking = tracking or Tracker()
+        with StepProgress(title, self.settings.max_steps, self.step) as progress, closing(tracking):
             while not done and self.step < self.settings.max_steps:
                 loss = self.train_step()
                 progress.advance(self.step)
                 if self.step % every == 0 or self.step == self.settings.max_steps:
                     done = self.validate(loss, time.perf_counter() - started)
-                    progress.report(self.step, f"loss {loss:.4f} mean val IIA {self.mean_val_iia():.4f}")
+                    tracking.scalars(self.step, self.last_scalars())
+                    iia = self.mean_val_iia()
+                    progress.report(self.step, f"IIA {iia:.3f}", f"loss {loss:.4f} mean val IIA {iia:.4f}")
                     if not done:
                         self._save_checkpoint(checkpoint, fingerprint, time.perf_counter() - started)
         return self.wall_before + time.perf_counter() - started
@@ -132,7 +148,7 @@ class Aligner(Interventions):
         try:
             state = store.load_torch(checkpoint, "checkpoint", "")
             if state.get("fingerprint") != fingerprint:
-                console.print(f"ignoring {checkpoint}: it was made with other settings")
+                console.print("ignoring a checkpoint made with other settings: fitting from the start")
                 return
             self.functions.load_state_dict(state["functions"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -141,7 +157,7 @@ class Aligner(Interventions):
         except UnsafeFileError:
             raise
         except (StoreError, KeyError, TypeError, ValueError, RuntimeError, AttributeError):
-            console.print(f"ignoring {checkpoint}: it is unreadable; fitting from the start")
+            console.print("ignoring an unreadable checkpoint: fitting from the start")
             checkpoint.unlink()
             self.functions.load_state_dict(start["functions"])  # undo whatever was half loaded
             self.optimizer.load_state_dict(start["optimizer"])

@@ -28,10 +28,12 @@ from mas_cli.alignment.plan import ALIGNMENT_FORMAT, Plan, check_models, fingerp
 from mas_cli.alignment.settings import ALIGN, swap_map
 from mas_cli.alignment.swaps import variable_blocks
 from mas_cli.config import refuse_other_settings
-from mas_cli.console import console
+from mas_cli.console import console, path_line
 from mas_cli.errors import ConfigError, StoreError
+from mas_cli.records import write_records
 from mas_cli.specs import ModelSpec
 from mas_cli.stats import wilson
+from mas_cli.tracking import tracker
 from mas_cli.training import resolve_device
 from mas_cli.zoo import Described, FrozenModel, ModelsOnDemand, load_frozen, variables_of
 
@@ -69,7 +71,7 @@ def align(cfg: DictConfig) -> AlignResult:
     entry = store.Entry(plan.run_dir, redo="refit with force=true")
     if not cfg.force and (found := _reusable(entry, plan, wanted)) is not None:
         return found
-    with store.exclusive(plan.run_dir, lambda: console.print(f"waiting: another job is fitting {plan.run_dir}")):
+    with store.exclusive(plan.run_dir, lambda: path_line("waiting: another job is fitting", plan.run_dir)):
         entry.adopt_finished()
         if not cfg.force and (found := _reusable(entry, plan, wanted)) is not None:
             return found
@@ -82,7 +84,7 @@ def _reusable(entry: store.Entry, plan: Plan, wanted: dict) -> AlignResult | Non
         return None
     found = read_alignment(folder / "alignment.pt")["fingerprint"]
     refuse_other_settings(plan.run_dir, found, wanted, "an alignment fitted", "refit")
-    console.print(f"reusing {plan.run_dir} (complete; force=true refits)")
+    path_line("reusing (complete; force=true refits):", plan.run_dir)
     return AlignResult(plan.run_dir, read_iia(folder / "iia.csv"), plan.specs, reused=True)
 
 
@@ -125,13 +127,17 @@ def fit(plan: Plan, entry: store.Entry, models: list[FrozenModel], fingerprint: 
         if unmatched:
             console.print(f"direction {d.source}-{d.target}: {unmatched} of {items} items have no matching latent")
     aligner = Aligner(cfg, models, directions, device)
-    title = f"align {cfg.method} {' '.join(m.spec.label for m in models)}"
-    wall = aligner.run(checkpoint, fingerprint, title)
+    tasks = {m.spec.task for m in models}
+    title = f"{cfg.method} " + " ".join(
+        m.spec.label.split("/", 1)[1] if len(tasks) == 1 else m.spec.label for m in models
+    )
+    wall = aligner.run(checkpoint, fingerprint, title, tracker(cfg, "align", plan.run_dir))
     rows = result_rows(plan, aligner)
     console.print(f"fitted in {wall:.1f} s")
     write_run(work, plan, aligner, fingerprint, rows)
     checkpoint.unlink(missing_ok=True)
-    entry.publish(RUN_FILES)  # the whole run appears at once; until then an older one stays in use
+    records = write_records(work, cfg, "align")
+    entry.publish([*RUN_FILES, *records])  # the whole run appears at once; until then an older one stays in use
     return AlignResult(plan.run_dir, rows, plan.specs, reused=False)
 
 

@@ -20,12 +20,13 @@ def check(cfg: DictConfig) -> None:
 
 @command("report", check=check)
 def main(cfg: DictConfig) -> dict:
-    from mas_cli.console import console
+    from mas_cli.console import console, path_line
     from mas_cli.reporting import write_report
 
     rows = write_report(Path(cfg.source), Path(cfg.out))
     runs = int(rows.run.nunique()) if not rows.empty else 0
-    console.print(f"{runs} alignment run(s), {len(rows)} rows -> {Path(cfg.out) / 'summary.md'}")
+    console.print(f"{runs} alignment run(s), {len(rows)} rows")
+    path_line("report:", Path(cfg.out) / "summary.md")
     return {"runs": runs, "rows": len(rows)}
 
 

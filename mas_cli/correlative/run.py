@@ -18,8 +18,9 @@ from omegaconf import DictConfig
 
 from mas_cli import store
 from mas_cli.config import boolean, choice, positive_int, refuse_other_settings, seed_value, validate_models_on_demand
-from mas_cli.console import console
+from mas_cli.console import path_line
 from mas_cli.errors import ConfigError, StoreError
+from mas_cli.records import write_records
 from mas_cli.registry import Registry, Setting
 from mas_cli.specs import ModelSpec, parse_spec
 from mas_cli.tasks import Task
@@ -88,7 +89,7 @@ def similarity(cfg: DictConfig) -> pd.DataFrame:
     entry = store.Entry(run_dir, redo="recompute with force=true")
     if not cfg.force and (found := _reusable(entry, run_dir, wanted)) is not None:
         return found
-    with store.exclusive(run_dir, lambda: console.print(f"waiting: another job is computing {run_dir}")):
+    with store.exclusive(run_dir, lambda: path_line("waiting: another job is computing", run_dir)):
         entry.adopt_finished()
         if not cfg.force and (found := _reusable(entry, run_dir, wanted)) is not None:
             return found
@@ -105,7 +106,8 @@ def similarity(cfg: DictConfig) -> pd.DataFrame:
         buffer = io.StringIO()
         rows.to_csv(buffer, index=False)
         store.write_text(work / "similarity.csv", buffer.getvalue())
-        entry.publish(["fingerprint.json", "similarity.csv"])
+        records = write_records(work, cfg, "similarity")
+        entry.publish(["fingerprint.json", "similarity.csv", *records])
         return rows
 
 
@@ -121,5 +123,5 @@ def _reusable(entry: store.Entry, run_dir: Path, wanted: dict) -> pd.DataFrame |
         raise StoreError(f"{run_dir / 'similarity.csv'} is unreadable; recompute it with force=true") from None
     if not {"src", "trg", "measure", "value"} <= set(rows.columns):
         raise StoreError(f"{run_dir / 'similarity.csv'} lacks the columns of a similarity.csv; add force=true")
-    console.print(f"reusing {run_dir} (complete; force=true recomputes)")
+    path_line("reusing (complete; force=true recomputes):", run_dir)
     return rows

@@ -4,13 +4,25 @@ terminal, with the running job's step bar beneath; plain lines in logs and CI)."
 from __future__ import annotations
 
 from contextlib import ExitStack
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, ProgressColumn
+from rich.table import Column
 from rich.text import Text
 
-from mas_cli.console import console, shared_progress
-from mas_cli.pipeline.execute import Outcome
+from mas_cli.console import bar_columns, console, shared_progress
+
+if TYPE_CHECKING:
+    from mas_cli.pipeline.execute import Outcome
+
+
+def short(label: str, most: int = 44) -> str:
+    """A job label for one console line: the models of a long one counted, not listed."""
+    if len(label) <= most or ": " not in label:
+        return label
+    setting, models = label.split(": ", 1)
+    return f"{setting}: {len(models.split(' + '))} models"
 
 
 def clock(seconds: float) -> str:
@@ -26,7 +38,7 @@ class EtaColumn(ProgressColumn):
         if "eta" in task.fields:
             return Text(f"ETA {task.fields['eta']}", style="progress.remaining")
         remaining = task.time_remaining
-        return Text("" if remaining is None else f"≤ {clock(remaining)} left", style="progress.remaining")
+        return Text("" if remaining is None else f"≤{clock(remaining)}", style="progress.remaining")
 
 
 class StageProgress:
@@ -47,17 +59,18 @@ class StageProgress:
         return clock(sum(self.walls) / len(self.walls) * left / min(self.workers, max(left, 1)))
 
     def finished(self, outcome: Outcome) -> None:
+        """One line per finished job (its error, if any, on the next)."""
         self.walls.append(outcome.wall_s)
         if outcome.error:
-            verdict = f"[red]failed[/]: {escape(outcome.error)}"
+            verdict = "[red]failed[/]"
         elif outcome.trained_to_criterion is False:
-            verdict = "[yellow]did not reach the training criterion[/]"
+            verdict = "[yellow]below criterion[/]"
         else:
             verdict = "done"
-        console.print(
-            f"{escape(f'[{self.stage} {len(self.walls)}/{self.total}]')} {escape(outcome.label)}: {verdict} "
-            f"({outcome.wall_s:.1f} s) · stage ETA {self.eta()}"
-        )
+        counter = escape(f"[{self.stage} {len(self.walls)}/{self.total}]")
+        console.print(f"{counter} {escape(short(outcome.label))}: {verdict}, {outcome.wall_s:.1f} s, ETA {self.eta()}")
+        if outcome.error:
+            console.print(escape(f"  {outcome.error}"))
         if self.task_id is not None:
             self.overview.progress.update(self.task_id, completed=len(self.walls), eta=self.eta())
 
@@ -70,13 +83,7 @@ class Overview:
     def __init__(self):
         self.live = console.is_terminal
         self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            EtaColumn(),
-            console=console,
+            *bar_columns(EtaColumn(table_column=Column(no_wrap=True, min_width=11))), console=console
         )
         self._stack = ExitStack()
 

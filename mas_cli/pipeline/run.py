@@ -12,7 +12,7 @@ import pandas as pd
 from omegaconf import DictConfig
 from rich.markup import escape
 
-from mas_cli.console import console
+from mas_cli.console import console, path_line
 from mas_cli.console.tables import print_cautions, print_convergence, print_iia_table, print_plan
 from mas_cli.pipeline.execute import Outcome, run_jobs
 from mas_cli.pipeline.overview import Overview
@@ -62,11 +62,12 @@ def finish(cfg: DictConfig, plan: PipelinePlan, outcomes: list[Outcome]) -> dict
     if cfg.pipeline.report and (fitted or any(o.similarity is not None for o in outcomes)):
         root = Path(cfg.paths.root)
         write_report(root, root / "report")
-        console.print(f"report: {root / 'report' / 'summary.md'}")
+        path_line("report:", root / "report" / "summary.md")
     if failed:
-        console.print(f"[red]{len(failed)} job(s) failed[/]; the rest are complete and reused on the next run:")
+        console.print(f"[red]{len(failed)} job(s) failed[/]; the rest are complete (reused next time):")
         for outcome in failed:
-            console.print(escape(f"  {outcome.stage} {outcome.label}: {outcome.error}"))
+            console.print(escape(f"  {outcome.stage} {outcome.label}:"))
+            console.print(escape(f"    {outcome.error}"))
     return summary
 
 

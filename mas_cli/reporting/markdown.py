@@ -42,7 +42,7 @@ def trust(val: pd.DataFrame) -> list[str]:
     if val.empty:
         return []
     found = cautions(val)
-    lines = [f"- **{sentence}**" if serious else f"- {sentence}" for serious, sentence in found]
+    lines = [f"- **{c.long}**" if c.serious else f"- {c.long}" for c in found]
     if not found:
         lines = [
             f"- Every direction stopped by a convergence rule, every model reached its training "

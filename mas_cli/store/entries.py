@@ -97,7 +97,7 @@ class Entry:
         if fresh and self.work.exists():
             shutil.rmtree(self.work)
         self.work.mkdir(parents=True, exist_ok=True)
-        for stray in self.work.glob(".*.tmp"):
+        for stray in self.work.rglob(".*.tmp"):
             stray.unlink()
         return self.work
 
