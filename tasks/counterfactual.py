@@ -31,6 +31,7 @@ class Counterfactuals:
     base, source:  int64 [N, Lb], [N, Ls]  the un-intervened sequences
     tau, sigma:    int64 [N]  intervention positions in base and source
     values:     the intervened causal state at τ (what a matching natural latent must hold)
+    before:     the base's own causal state at τ, before the swap
     """
 
     tokens: np.ndarray
@@ -41,6 +42,7 @@ class Counterfactuals:
     sigma: np.ndarray
     variable: str
     values: dict[str, np.ndarray]  # the target causal model's variables at τ after the swap, [N] each
+    before: dict[str, np.ndarray]  # the same variables at τ before the swap (the base's own)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -168,6 +170,8 @@ def _draw_items(models, variables, base, source, tau, sigma, rng, max_length):
         if tau[i] < 0 or sigma[i] < 0:
             continue  # no admissible pair of positions; the caller draws a fresh pair
         b, s = base.tokens[i, : base.lengths[i]], source.tokens[i, : source.lengths[i]]
+        before = model.trace(b[: tau[i] + 1], int(base.quantity[i]))[tau[i]]
+        before = tuple(before[v] for v in model.variables)
         state = intervened_state(
             model, b, base.quantity[i], tau[i], s, source.quantity[i], sigma[i], variable, source_model, source_variable
         )
@@ -175,7 +179,7 @@ def _draw_items(models, variables, base, source, tau, sigma, rng, max_length):
             tokens = continue_from(model, state, b, tau[i], rng, max_length)
         except OutOfRange:
             continue  # the swapped values cannot be expressed by this task; draw another
-        yield tokens, b, s, tau[i], sigma[i], tuple(state[v] for v in model.variables)
+        yield tokens, b, s, tau[i], sigma[i], tuple(state[v] for v in model.variables), before
 
 
 def _pad(rows: list) -> np.ndarray:
@@ -199,6 +203,7 @@ def _stack(task: Task, rows: list[tuple], variable: str, variables: tuple[str, .
         sigma=np.array([r[4] for r in rows], dtype=np.int64),
         variable=variable,
         values={name: np.array([_value(r[5][j]) for r in rows], dtype=np.int64) for j, name in enumerate(variables)},
+        before={name: np.array([_value(r[6][j]) for r in rows], dtype=np.int64) for j, name in enumerate(variables)},
     )
 
 

@@ -195,7 +195,7 @@ def cases() -> list[tuple[str, list[str], str]]:
     found += [
         ("report-no-source", ["report", "source=nowhere"], "source=nowhere is not a folder"),
         ("report-empty-root", ["report"], "no iia.csv or similarity.csv under"),
-        ("report-out-under-file", ["report", "out=a_file/report"], "is a file, not a folder"),
+        ("report-out-is-a-file", ["report", "out=../a_file"], "is a file, not a folder"),
         ("report-typo", ["report", "sourse=x"], "did you mean source?"),
     ]
     pipeline = [

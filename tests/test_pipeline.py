@@ -211,7 +211,7 @@ def test_cli_runs_in_parallel_reuses_finished_work_and_adds_only_a_new_seed(tmp_
     written = (out / "report" / "summary.md").read_text()
     rebuilt = run_cli("report", "paths.root=out", "out=rebuilt", cwd=tmp_path)
     assert rebuilt.returncode == 0, rebuilt.stderr
-    assert (tmp_path / "rebuilt" / "summary.md").read_text() == written  # from the run directories alone
+    assert (out / "rebuilt" / "summary.md").read_text() == written  # from the run directories alone
     gru0 = out / "models" / "count" / "gru" / "seed0" / "model.pt"
     made = gru0.stat().st_mtime_ns
 

@@ -120,6 +120,10 @@ def test_report_writes_summary_rows_heatmaps_and_a_k_curve(tmp_path):
     summary = (out / "summary.md").read_text()
     assert all(f"]({n})" in summary for n in names if n.endswith(".png"))
     assert sorted(p for p in tmp_path.rglob("*") if p.is_file() and "report" not in p.parts) == before
+    page = (out / "index.html").read_text()
+    assert page.count("data:image/png;base64,") == len([n for n in names if n.endswith(".png")])  # self-contained
+    assert "<h2" in page and "How far to trust" not in page  # fake runs: nothing to warn about
+    assert "\\begin{tabular}" in page and "| method |" in page  # LaTeX and Markdown snippets
     assert write_report(tmp_path, out).run.nunique() == 3  # not its own output
     assert pd.read_csv(out / "summary.csv").causal_model.nunique() == 2
 

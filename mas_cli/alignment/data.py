@@ -75,6 +75,8 @@ Items = HiddenItems | EmbedItems
 class DirectionData:
     items: Items  # every item, padded to the longest
     extent: np.ndarray  # [N] label columns each item needs
+    before: dict[str, np.ndarray] | None = None  # the target's causal variables at τ before the swap, [N] each
+    after: dict[str, np.ndarray] | None = None  # and after it (what the counterfactual continues from)
 
     def __len__(self) -> int:
         return len(self.extent)
@@ -186,7 +188,7 @@ def direction_data(cf: Counterfactuals, source, target, site: str, device, bank=
         source_tokens[:, : min(width, cf.source.shape[1])] = cf.source[:, :width]
         extent = last_scored + 1
         items = EmbedItems(tensor(cf.tau), tensor(extent), tensor(labels), tensor(cf.tokens), tensor(source_tokens))
-        return DirectionData(items, extent)
+        return DirectionData(items, extent, cf.before, cf.values)
     tokens = tensor(cf.tokens)
     # Column j of the continuation is the prediction made at τ + j (j = 0: from the intervened site).
     columns = cf.tau[:, None] + np.arange(cf.tokens.shape[1])[None, :]
@@ -211,4 +213,4 @@ def direction_data(cf: Counterfactuals, source, target, site: str, device, bank=
     if bank is not None:
         items.latent, found = bank.match(cf.values, rng)
         items.has_latent = torch.as_tensor(found, device=device)
-    return DirectionData(items, extent)
+    return DirectionData(items, extent, cf.before, cf.values)

@@ -129,12 +129,14 @@ class Interventions:
         return scores
 
     @torch.no_grad()
-    def item_verdicts(self, d: Direction, data: DirectionData, interchange=None) -> tuple[np.ndarray, np.ndarray]:
+    def item_verdicts(
+        self, d: Direction, data: DirectionData, interchange=None, rows=None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Per item, in data order: whether it is right (bool [N]) and the predicted token of
         every label column (int [N, C], -1 where nothing is scored)."""
         right_items = np.zeros(len(data), dtype=bool)
         predicted = np.full(tuple(data.items.labels.shape), -1, dtype=np.int64)
-        for index, found in self.batches(d, data, interchange=interchange):
+        for index, found in self.batches(d, data, rows=rows, interchange=interchange):
             tokens = found.logits.argmax(-1)
             right_items[index] = trial_verdicts(tokens == found.labels, found.item, len(index)).cpu().numpy()
             predicted[index[found.item.cpu().numpy()], found.column.cpu().numpy()] = tokens.cpu().numpy()

@@ -26,7 +26,7 @@ from mas_cli.alignment.engine import Aligner
 from mas_cli.alignment.interventions import unintervened
 from mas_cli.alignment.plan import ALIGNMENT_FORMAT, Plan, check_models, fingerprint_of, plan_alignment
 from mas_cli.alignment.settings import ALIGN, swap_map
-from mas_cli.alignment.swaps import variable_blocks
+from mas_cli.alignment.swaps import row_variable, variable_blocks
 from mas_cli.config import refuse_other_settings
 from mas_cli.console import console, path_line
 from mas_cli.errors import ConfigError, StoreError
@@ -37,7 +37,7 @@ from mas_cli.tracking import tracker
 from mas_cli.training import resolve_device
 from mas_cli.zoo import Described, FrozenModel, ModelsOnDemand, load_frozen, variables_of
 
-RUN_FILES = ["alignment.pt", "config.yaml", "curve.csv", "iia.csv"]
+RUN_FILES = ["alignment.pt", "config.yaml", "curve.csv", "items.csv", "iia.csv"]
 
 
 @dataclass
@@ -184,6 +184,38 @@ def result_rows(plan: Plan, aligner: Aligner) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def item_rows(plan: Plan, aligner: Aligner) -> pd.DataFrame:
+    """One row per validation item of every direction: the swapped variable's value at τ before
+    and after the swap (`before`, `after`; the variable named in `read`), and whether the target
+    got the item right with the swap (`correct`) and without any (`correct_none`). Graded
+    symbols show here: IIA by count, by the distance between the original and swapped count."""
+    frames = []
+    with torch.no_grad():
+        weights = aligner.aligned_rows()
+    for d in aligner.directions:
+        target_task = aligner.models[d.target].task.name
+        name = swap_map(plan.cfg).get(target_task, d.variable)
+        read = name if name in d.val.after else next(iter(d.val.after))
+        right, _ = aligner.item_verdicts(d, d.val, rows=weights)
+        right_none, _ = aligner.item_verdicts(d, d.val, interchange=unintervened)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "src": aligner.models[d.source].spec.label,
+                    "trg": aligner.models[d.target].spec.label,
+                    "variable": row_variable(plan.cfg, d.block),
+                    "item": range(len(d.val)),
+                    "read": read,
+                    "before": d.val.before[read],
+                    "after": d.val.after[read],
+                    "correct": right,
+                    "correct_none": right_none,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
 def _csv(frame: pd.DataFrame) -> str:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
@@ -201,6 +233,7 @@ def write_run(work: Path, plan: Plan, aligner: Aligner, fingerprint: dict, rows:
     store.save_torch(work / "alignment.pt", payload)
     store.write_text(work / "config.yaml", OmegaConf.to_yaml(plan.cfg, resolve=True))
     store.write_text(work / "curve.csv", _csv(pd.DataFrame(aligner.curve)))
+    store.write_text(work / "items.csv", _csv(item_rows(plan, aligner)))
     store.write_text(work / "iia.csv", _csv(rows))
 
 

@@ -8,8 +8,12 @@ Reads only the run directories (never re-runs a model) and writes only into `<ou
                      MAS beside RSA and CKA for the same pairs; one row per cell (cells.py)
     summary.csv      every cell of every summary.md table, each grouping setting a column
     similarity.csv   every RSA/CKA row (`mas similarity`)
+    index.html       all of it on one self-contained page, each table also as LaTeX and Markdown
     heatmap-<setting>.png      m × m validation IIA (rows source, columns target) per setting
-    iia-vs-k-<site>-<variable>.png   where k was swept
+    das-<setting>.png          DAS: one bar per model
+    iia-vs-k-<site>-<variable>.png   where k was swept (mean ± sd over model pairs)
+    iia-by-count-<setting>.png       IIA by swapped value and by |original − swapped|
+    training-curves.png, curves-<run>.png   loss and accuracy of every model, IIA of every fit
 Results of different settings (every registry setting, the fit's design) are never pooled.
 """
 
@@ -23,9 +27,11 @@ import pandas as pd
 from mas_cli import store
 from mas_cli.errors import ConfigError
 from mas_cli.reporting.cells import summary_rows, tables
-from mas_cli.reporting.collect import collect, collect_similarity
+from mas_cli.reporting.collect import collect, collect_curves, collect_items, collect_similarity
+from mas_cli.reporting.curves import alignment_curves, das_bars, iia_by_count, training_curves
 from mas_cli.reporting.figures import heatmaps, k_curves
-from mas_cli.reporting.markdown import summary_markdown, varying
+from mas_cli.reporting.html import index_html
+from mas_cli.reporting.markdown import rendered_tables, summary_markdown, varying
 
 __all__ = ["collect", "collect_similarity", "write_report"]
 
@@ -46,13 +52,28 @@ def write_report(source: Path, out: Path) -> pd.DataFrame:
         )
     val = rows[rows.split == "val"] if not rows.empty else rows
     found = tables(val, sim)
-    figures = []
+    training, fits = collect_curves(source, exclude=out)
+    figures = {
+        "Heatmaps": [],
+        "DAS per model": [],
+        "IIA against k": [],
+        "IIA by value": [],
+        "Training curves": training_curves(training, out),
+        "Alignment curves": [],
+    }
     if not val.empty:
         keys = varying(val) + (["fit"] if "fit" not in varying(val) else [])
-        figures = heatmaps(val, keys, out) + k_curves(val, varying(val), out)
+        figures["Heatmaps"] = heatmaps(val[val.method != "das"], keys, out)
+        figures["DAS per model"] = das_bars(val, out)
+        figures["IIA against k"] = k_curves(val, varying(val), out)
+        figures["IIA by value"] = iia_by_count(collect_items(source, exclude=out), out)
+        figures["Alignment curves"] = alignment_curves(fits, out)
         _write_csv(out / "iia.csv", rows)
     if not sim.empty:
         _write_csv(out / "similarity.csv", sim)
     _write_csv(out / "summary.csv", summary_rows(found))
-    store.write_text(out / "summary.md", summary_markdown(val, found, source, figures))
+    shown = rendered_tables(val, found)
+    every = [name for names in figures.values() for name in names]
+    store.write_text(out / "summary.md", summary_markdown(val, found, source, every))
+    store.write_text(out / "index.html", index_html(out, source, val, shown, figures))
     return rows

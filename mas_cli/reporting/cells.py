@@ -104,6 +104,9 @@ def similarity_beside_iia(val: pd.DataFrame, sim: pd.DataFrame) -> pd.DataFrame:
     if cross.empty:
         return measures
     cross = cross.assign(models_pair=unordered_pair(cross.src, cross.trg))
+    cross = cross[cross.models_pair.isin(set(measures.models_pair))]  # only pairs with RSA/CKA
+    if cross.empty:
+        return measures
     iia = cells(cross, [*grouping(), "models_pair"])
     return iia.merge(measures, on=["models_pair", "site"], how="outer")
 

@@ -108,3 +108,32 @@ def collect_similarity(source: Path, exclude: Path | None = None) -> pd.DataFram
     if not frames:
         return pd.DataFrame()
     return _fill(pd.concat(frames, ignore_index=True), similarity_grouping())
+
+
+def collect_items(source: Path, exclude: Path | None = None) -> pd.DataFrame:
+    """Every run's items.csv (one row per validation item: before, after, correct), with the
+    run's settings joined from its iia.csv."""
+    frames = []
+    for path in result_files(source, "items.csv", exclude):
+        items = pd.read_csv(path)
+        settings = pd.read_csv(path.parent / "iia.csv", nrows=1)
+        keep = [c for c in ("method", "site", "k", "budget", "causal_model", "normalize") if c in settings]
+        frames.append(items.assign(run=str(path.parent.relative_to(source)), **settings.iloc[0][keep].to_dict()))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def collect_curves(source: Path, exclude: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training curves of every model: loss and validation accuracy by step, alignment curves
+    of every run: IIA per direction and split by step)."""
+    training, fits = [], []
+    for path in result_files(source, "curve.csv", exclude):
+        frame = pd.read_csv(path).assign(run=str(path.parent.relative_to(source)))
+        if "val_task_acc" in frame:
+            task, arch, seed = path.parent.relative_to(source).parts[-3:]
+            training.append(frame.assign(model=f"{task}/{arch}/{seed.removeprefix('seed')}"))
+        elif "iia" in frame:
+            fits.append(frame)
+    return (
+        pd.concat(training, ignore_index=True) if training else pd.DataFrame(),
+        pd.concat(fits, ignore_index=True) if fits else pd.DataFrame(),
+    )

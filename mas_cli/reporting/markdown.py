@@ -88,22 +88,20 @@ def shown(table: pd.DataFrame, leading: list[str], trailing: tuple[str, ...] = (
     return out
 
 
-def summary_markdown(val: pd.DataFrame, found: dict[str, pd.DataFrame], source: Path, figures: list[str]) -> str:
-    runs = val.run.nunique() if not val.empty else 0
-    lines = [
-        "# MAS report",
-        "",
-        f"{runs} alignment run(s) under `{source}`, {len(val)} validation rows.",
-        "",
-        *trust(val),
-        "",
-        "IIA: the fraction of validation counterfactuals whose every scored prediction the intervened",
-        "target gets right. Each cell aggregates over model pairs (a pair fitted in several runs of one",
-        "setting counts once): mean ± sd, a 95 % interval of the mean (Student's t; — for one pair),",
-        "`seeds` = distinct model pairs, `IIA none` = the same items with no intervention at all (the",
-        "level a swap that does nothing reaches). Every cell is also a row of summary.csv.",
-    ]
+EXPLAINED = (
+    "IIA: the fraction of validation counterfactuals whose every scored prediction the intervened "
+    "target gets right. Each cell aggregates over model pairs (a pair fitted in several runs of one "
+    "setting counts once): mean ± sd, a 95 % interval of the mean (Student's t; — for one pair), "
+    "`seeds` = distinct model pairs, `IIA none` = the same items with no intervention at all (the "
+    "level a swap that does nothing reaches). Every cell is also a row of summary.csv."
+)
+
+
+def rendered_tables(val: pd.DataFrame, found: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Every table as the report shows it, by title: the settings that vary, the row key, the
+    numbers of each cell (and, beside MAS, the correlative measures)."""
     columns = varying(val) if not val.empty else []
+    out = {}
     for name, title in TITLES.items():
         table = found.get(name)
         if table is None or table.empty:
@@ -112,12 +110,49 @@ def summary_markdown(val: pd.DataFrame, found: dict[str, pd.DataFrame], source: 
         if name == "similarity":
             settings = [c for c in similarity_grouping() if c != "seed" and table[c].nunique(dropna=False) > 1]
             leading = [*(c for c in columns if c != "site"), key, "site", *settings]
-            rendered = shown(table, leading, tuple(measure_columns(table)))
+            out[title] = shown(table, leading, tuple(measure_columns(table)))
         else:
-            rendered = shown(table, [*columns, key])
-        lines += ["", f"## {title}", "", markdown_table(rendered)]
+            out[title] = shown(table, [*columns, key])
+    pivot = hypotheses(found.get("within"))
+    if pivot is not None:
+        out["Which program: DAS IIA by architecture and hypothesis"] = pivot
+    return out
+
+
+def hypotheses(within: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The which-program pivot: DAS within-model IIA, architectures down, causal-model
+    hypotheses (with the variable each swaps) across; None unless several hypotheses were fitted."""
+    if within is None or within.empty:
+        return None
+    das = within[within.method == "das"]
+    if das.causal_model.nunique() < 2:
+        return None
+    label = das.causal_model.astype(str) + " (" + das.variable.astype(str) + ")"
+    cell = [_number(m) + ("" if pd.isna(s) else f" ± {s:.3f}") for m, s in zip(das["mean"], das["sd"])]
+    pivot = das.assign(hypothesis=label, cell=cell).pivot_table(
+        index="arch", columns="hypothesis", values="cell", aggfunc="first"
+    )
+    pivot.columns.name = None
+    return pivot.reset_index()
+
+
+def summary_markdown(val: pd.DataFrame, found: dict[str, pd.DataFrame], source: Path, figures: list[str]) -> str:
+    """The report as Markdown: how far to trust it, every table, links to every figure."""
+    runs = val.run.nunique() if not val.empty else 0
+    lines = [
+        "# MAS report",
+        "",
+        f"{runs} alignment run(s) under `{source}`, {len(val)} validation rows.",
+        "",
+        *trust(val),
+        "",
+        EXPLAINED,
+    ]
+    for title, table in rendered_tables(val, found).items():
+        lines += ["", f"## {title}", "", markdown_table(table)]
     if figures:
         lines += ["", "## Figures", "", *[f"![{name}]({name})" for name in figures]]
+    lines += ["", "The same report as one page: [index.html](index.html)."]
     return "\n".join(lines) + "\n"
 
 

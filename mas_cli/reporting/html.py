@@ -1,0 +1,99 @@
+"""report/index.html: the whole report on one self-contained page (every figure embedded), each
+table also as a LaTeX and a Markdown snippet ready to paste into a paper."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from mas_cli.reporting.markdown import EXPLAINED, markdown_table
+from mas_cli.results import cautions
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 80rem;
+       padding: 0 1rem; color: #1d1d1f; line-height: 1.45; }
+h1 { margin-bottom: 0.2rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; }
+nav a { margin-right: 1rem; }
+.trust { border-left: 4px solid #d97706; background: #fff7ed; padding: 0.6rem 1rem; }
+.trust.ok { border-color: #16a34a; background: #f0fdf4; }
+.trust li.serious { font-weight: 600; }
+table { border-collapse: collapse; font-size: 0.85rem; margin: 0.6rem 0; }
+th, td { border: 1px solid #ddd; padding: 0.25rem 0.5rem; text-align: right; }
+th { background: #f5f5f7; } td:first-child, th:first-child { text-align: left; }
+details { margin: 0.3rem 0 1rem; } summary { cursor: pointer; color: #555; }
+pre { background: #f5f5f7; padding: 0.6rem; overflow-x: auto; font-size: 0.8rem; }
+figure { display: inline-block; margin: 0.6rem 1rem 0.6rem 0; vertical-align: top; }
+figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-size: 0.8rem; color: #555; }
+.wide img { max-width: 78rem; }
+"""
+
+
+def latex(table: pd.DataFrame) -> str:
+    """A booktabs LaTeX table (pandas' Styler, which needs jinja2)."""
+    styler = table.style.hide(axis="index")
+    return styler.to_latex(hrules=True, column_format="l" * len(table.columns))
+
+
+def anchor(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
+def _table(title: str, table: pd.DataFrame) -> str:
+    return "\n".join(
+        [
+            f'<h2 id="{anchor(title)}">{html.escape(title)}</h2>',
+            table.to_html(index=False, escape=True, na_rep="", border=0),
+            f"<details><summary>LaTeX</summary><pre>{html.escape(latex(table))}</pre></details>",
+            f"<details><summary>Markdown</summary><pre>{html.escape(markdown_table(table))}</pre></details>",
+        ]
+    )
+
+
+def _figure(out: Path, name: str, caption: str) -> str:
+    data = base64.b64encode((out / name).read_bytes()).decode()
+    wide = ' class="wide"' if name.startswith(("training", "iia-by-count")) else ""
+    return (
+        f'<figure{wide}><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{html.escape(caption)} ({html.escape(name)})</figcaption></figure>"
+    )
+
+
+def _trust(val: pd.DataFrame) -> str:
+    found = cautions(val) if not val.empty else []
+    if not found:
+        return (
+            '<div class="trust ok">Every direction stopped by a convergence rule, every model reached its '
+            "training criterion, budget quick.</div>"
+        )
+    items = "".join(f'<li class="{"serious" if c.serious else "note"}">{html.escape(c.long)}</li>' for c in found)
+    return f'<div class="trust"><strong>How far to trust these numbers</strong><ul>{items}</ul></div>'
+
+
+def index_html(
+    out: Path, source: Path, val: pd.DataFrame, tables: dict[str, pd.DataFrame], figures: dict[str, list[str]]
+) -> str:
+    """The page: trust first, then every table (with snippets), then the figures by kind."""
+    runs = val.run.nunique() if not val.empty else 0
+    sections = [*tables, *(kind for kind, names in figures.items() if names)]
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8"><title>MAS report</title>',
+        f"<style>{STYLE}</style></head><body>",
+        "<h1>MAS report</h1>",
+        f"<p>{runs} alignment run(s) under <code>{html.escape(str(source))}</code>, {len(val)} validation rows.</p>",
+        _trust(val),
+        "<nav>" + "".join(f'<a href="#{anchor(s)}">{html.escape(s)}</a>' for s in sections) + "</nav>",
+        f"<p>{html.escape(EXPLAINED).replace('`', '')}</p>",
+        *(_table(title, table) for title, table in tables.items()),
+    ]
+    for kind, names in figures.items():
+        if names:
+            parts.append(f'<h2 id="{anchor(kind)}">{html.escape(kind)}</h2>')
+            parts += [_figure(out, name, kind) for name in names]
+    parts.append("</body></html>")
+    return "\n".join(parts)
