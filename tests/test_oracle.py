@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -127,7 +128,7 @@ def oracle(fit, source: int, target: int, block: int = 0, intervene: bool = True
     predictions = logits.argmax(-1).numpy()
     right = trial_correct(predictions, cf.tokens, cf.label_mask)
     tokens_right = (predictions == targets_of(cf.tokens))[cf.label_mask]
-    return {"iia": right.mean(), "tok_acc": tokens_right.mean(), "n": len(right)}
+    return {"iia": right.mean(), "tok_acc": tokens_right.mean(), "n": len(right), "right": right}
 
 
 def engine_row(fit, source: int, target: int, variable: str | None = None):
