@@ -14,15 +14,19 @@ Only scored predictions come back (`Predictions`), with the part and item each b
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from mas_cli.alignment.data import EmbedItems, HiddenItems, Items
 from mas_cli.alignment.functions import AlignedRows
 from mas_cli.alignment.intervention import Interchange
+from mas_cli.alignment.recurrent import Frozen
 from mas_cli.models.base import RecurrentModel
 
 
@@ -89,15 +93,68 @@ def _predictions(target, features, labels, item, column, parts: list[Part]) -> P
 
 def _rnn_suffixes(target: RecurrentModel, state: torch.Tensor, batch: HiddenItems, parts: list[Part]) -> Predictions:
     """Column 0 is predicted from the intervened state itself; columns 1.. after each token of
-    the suffix, packed by length (≥ 1 token, for packing)."""
-    lengths = (batch.extent - 1).clamp(min=1)
-    after = _packed(target.run_packed, target.embed(batch.inputs), lengths, batch.labels[:, 1:], state, 1)
+    the suffix, packed by length (≥ 1 token, for packing). On the CPU the frozen-RNN kernel runs
+    the suffixes (recurrent.py); on a GPU (or for another recurrent model) the model's own
+    fused kernel does."""
+    if state.is_cuda or not isinstance(getattr(target, "rnn", None), (nn.GRU, nn.LSTM)):
+        lengths = (batch.extent - 1).clamp(min=1)
+        after = _packed(target.run_packed, target.embed(batch.inputs), lengths, batch.labels[:, 1:], state, 1)
+    else:
+        plan = SuffixPlan.of(batch)
+        outputs = frozen(target).run(state[plan.order], plan.tokens, plan.batch_sizes)
+        after = outputs[plan.scored], plan.labels, plan.items, plan.columns
     first = batch.labels[:, 0] >= 0
     features = torch.cat([target.state_features(state)[first], after[0]])
     item = torch.cat([first.nonzero()[:, 0], after[2]])
     column = torch.cat([torch.zeros_like(item[: int(first.sum())]), after[3]])
     labels = torch.cat([batch.labels[first, 0], after[1]])
     return _predictions(target, features, labels, item, column, parts)
+
+
+_FROZEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def frozen(model: RecurrentModel) -> Frozen:
+    """The model's suffix kernel, made once (its weights never change during alignment)."""
+    if model not in _FROZEN:
+        _FROZEN[model] = Frozen(model)
+    return _FROZEN[model]
+
+
+@dataclass
+class SuffixPlan:
+    """How a batch's suffixes are packed (time-major, longest first): worked out once on the CPU
+    in numpy, as index arrays, so a step spends no autograd or tensor ops on it."""
+
+    order: torch.Tensor  # [N] rows sorted by suffix length, longest first
+    batch_sizes: list[int]  # rows still running at each step
+    tokens: torch.Tensor  # [P] the suffix tokens in packed order
+    scored: torch.Tensor  # indices of the packed outputs whose prediction is scored
+    labels: torch.Tensor  # [Q] their labels
+    items: torch.Tensor  # [Q] their rows in the batch
+    columns: torch.Tensor  # [Q] their label columns (1..)
+
+    @classmethod
+    def of(cls, batch: HiddenItems) -> SuffixPlan:
+        lengths = np.maximum(batch.extent.numpy() - 1, 1)
+        order = np.argsort(-lengths, kind="stable")
+        steps = int(lengths[order[0]])
+        running = np.arange(steps)[:, None] < lengths[order][None, :]  # [T, N], time-major
+        batch_sizes = running.sum(1).tolist()
+        tokens = batch.inputs.numpy()[order, :steps].T[running]
+        labels = batch.labels.numpy()[order, 1 : steps + 1].T[running]
+        scored = np.flatnonzero(labels >= 0)
+        items = np.broadcast_to(order, running.shape)[running][scored]
+        columns = np.broadcast_to(np.arange(1, steps + 1)[:, None], running.shape)[running][scored]
+        return cls(
+            torch.from_numpy(order),
+            batch_sizes,
+            torch.from_numpy(np.ascontiguousarray(tokens)),
+            torch.from_numpy(scored),
+            torch.from_numpy(np.ascontiguousarray(labels[scored])),
+            torch.from_numpy(np.ascontiguousarray(items)),
+            torch.from_numpy(np.ascontiguousarray(columns)),
+        )
 
 
 def _packed(run, inputs: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor, state=None, first_column=0):
