@@ -16,7 +16,8 @@ Prints a markdown table (for docs/BENCHMARKS.md): median ms per step, the speed-
 FLOPs a step does (forward + input-gradient backward, counted from the shapes it ran) and the
 achieved GFLOP/s beside the machine's fp32 matmul throughput measured in the same run; the same
 fast step with align_fn=gram_schmidt and linear; then a width sweep (128 → 4096) of the
-alignment functions alone: the full orthogonal map (O(d³) per step) against Gram–Schmidt (O(k·d)).
+alignment functions alone: the full orthogonal map (O(d³) per step) against Gram–Schmidt (O(k·d));
+last, one line `align step: <ms> ms, <GFLOP/s> GFLOP/s, <pct> % of peak <GFLOP/s> GFLOP/s`.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def align_cfg(k: int, align_fn: str = "orthogonal"):
     return OmegaConf.create({**top, "budget": {"align": settings}})
 
 
-def bench(steps: int, k: int) -> list[str]:
+def bench(steps: int, k: int) -> tuple[list[str], str]:
     task = CountingTask()
     models = [frozen("gru", task, 0), frozen("lstm", task, 1)]
     pairs = [(0, 0), (0, 1), (1, 0), (1, 1)]
@@ -147,6 +148,10 @@ def bench(steps: int, k: int) -> list[str]:
     for align_fn in ("gram_schmidt", "linear"):
         other = Aligner(align_cfg(k, align_fn), models, directions, "cpu")
         others[align_fn] = time_it(other.train_step, steps)
+    rate = work / fast / 1e9
+    summary = (
+        f"align step: {fast * 1e3:.1f} ms, {rate:.1f} GFLOP/s, {100 * rate / peak:.0f} % of peak {peak:.0f} GFLOP/s"
+    )
     return [
         f"fp32 matmul (2048²·2048) on {torch.get_num_threads()} threads: {peak:.0f} GFLOP/s",
         "",
@@ -163,7 +168,7 @@ def bench(steps: int, k: int) -> list[str]:
             f"| {work / t / 1e9:.1f} | {100 * work / t / 1e9 / peak:.0f} % |"
             for name, t in others.items()
         ),
-    ]
+    ], summary
 
 
 def function_step(functions, optimizer, h, readout, labels, k: int) -> None:
@@ -207,9 +212,12 @@ def main() -> None:
     parser.add_argument("--widths", type=int, nargs="*", default=[128, 256, 512, 1024, 2048, 4096])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print("\n".join(bench(args.steps, args.k)))
+    table, summary = bench(args.steps, args.k)
+    print("\n".join(table))
     print()
     print("\n".join(width_sweep(args.widths, args.k, args.steps)))
+    print()
+    print(summary)  # the fast step, last so scripts can read it
 
 
 if __name__ == "__main__":

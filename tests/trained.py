@@ -53,13 +53,13 @@ def trained_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("trained")
     cache = os.environ.get("MAS_TRAINED_CACHE")
     if cache and (Path(cache) / "models").is_dir():
-        shutil.copytree(Path(cache) / "models", root / "models")
+        shutil.copytree(Path(cache) / "models", root / "models", symlinks=True)  # entries are links
         return root
     for arch in ARCHS:
         result = mas.train(arch=arch, root=root, overrides=TRAIN)
         assert result.metrics["trained_to_criterion"], (arch, result.metrics)
     if cache:
-        shutil.copytree(root / "models", Path(cache) / "models", dirs_exist_ok=True)
+        shutil.copytree(root / "models", Path(cache) / "models", symlinks=True, dirs_exist_ok=True)
     return root
 
 
