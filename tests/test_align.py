@@ -36,7 +36,8 @@ COUNT = [Block("count", 0, 4)]
 def test_two_models_write_tidy_results_and_a_reusable_run(tmp_path):
     result = run_align(tmp_path, "a=gru", "b=lstm")
     files = {p.name for p in result.run_dir.iterdir()}
-    assert files == {"alignment.pt", "config.yaml", "curve.csv", "iia.csv", "manifest.json", ".hydra"}  # no checkpoint
+    written = {"alignment.pt", "config.yaml", "curve.csv", "iia.csv", "items.csv", "manifest.json", ".hydra"}
+    assert files == written  # no checkpoint: a finished run keeps only its results
     rows = pd.read_csv(result.run_dir / "iia.csv")
     assert set(COLUMNS) <= set(rows.columns)
     assert len(rows) == 4 * 2  # four ordered directions × train/val
@@ -294,6 +295,8 @@ def test_causal_model_hypotheses(tmp_path):
     assert set(up_up.rows.causal_model) == {"up_up"} and set(up_up.rows.variable) == {"resp_count"}
     context = run_align(tmp_path, "a=lstm", "causal_model=context", "swap=full", "k=full")
     assert set(context.rows.causal_model) == {"context"} and set(context.rows.k) == {16}
+    items = pd.read_csv(context.run_dir / "items.csv")  # no variables: nothing to read before or after
+    assert len(items) > 0 and items[["read", "before", "after"]].isna().all().all()
     default = run_align(tmp_path, "a=gru")
     assert set(default.rows.causal_model) == {"task default"}
 

@@ -188,14 +188,16 @@ def item_rows(plan: Plan, aligner: Aligner) -> pd.DataFrame:
     """One row per validation item of every direction: the swapped variable's value at τ before
     and after the swap (`before`, `after`; the variable named in `read`), and whether the target
     got the item right with the swap (`correct`) and without any (`correct_none`). Graded
-    symbols show here: IIA by count, by the distance between the original and swapped count."""
+    symbols show here: IIA by count, by the distance between the original and swapped count.
+    A causal model with no variables (`context`) leaves `read`, `before` and `after` empty."""
     frames = []
     with torch.no_grad():
         weights = aligner.aligned_rows()
     for d in aligner.directions:
         target_task = aligner.models[d.target].task.name
         name = swap_map(plan.cfg).get(target_task, d.variable)
-        read = name if name in d.val.after else next(iter(d.val.after))
+        read = name if name in d.val.after else next(iter(d.val.after), None)
+        before, after = (d.val.before[read], d.val.after[read]) if read else (pd.NA, pd.NA)
         right, _ = aligner.item_verdicts(d, d.val, rows=weights)
         right_none, _ = aligner.item_verdicts(d, d.val, interchange=unintervened)
         frames.append(
@@ -206,8 +208,8 @@ def item_rows(plan: Plan, aligner: Aligner) -> pd.DataFrame:
                     "variable": row_variable(plan.cfg, d.block),
                     "item": range(len(d.val)),
                     "read": read,
-                    "before": d.val.before[read],
-                    "after": d.val.after[read],
+                    "before": before,
+                    "after": after,
                     "correct": right,
                     "correct_none": right_none,
                 }

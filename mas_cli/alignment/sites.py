@@ -96,7 +96,7 @@ def _rnn_suffixes(target: RecurrentModel, state: torch.Tensor, batch: HiddenItem
     the suffix, packed by length (≥ 1 token, for packing). On the CPU the frozen-RNN kernel runs
     the suffixes (recurrent.py); on a GPU (or for another recurrent model) the model's own
     fused kernel does."""
-    if state.is_cuda or not isinstance(getattr(target, "rnn", None), (nn.GRU, nn.LSTM)):
+    if not suffix_kernel_for(target, state):
         lengths = (batch.extent - 1).clamp(min=1)
         after = _packed(target.run_packed, target.embed(batch.inputs), lengths, batch.labels[:, 1:], state, 1)
     else:
@@ -109,6 +109,11 @@ def _rnn_suffixes(target: RecurrentModel, state: torch.Tensor, batch: HiddenItem
     column = torch.cat([torch.zeros_like(item[: int(first.sum())]), after[3]])
     labels = torch.cat([batch.labels[first, 0], after[1]])
     return _predictions(target, features, labels, item, column, parts)
+
+
+def suffix_kernel_for(target, state: torch.Tensor) -> bool:
+    """Whether recurrent.py runs this target's suffixes: a GRU or LSTM on the CPU."""
+    return not state.is_cuda and isinstance(getattr(target, "rnn", None), (nn.GRU, nn.LSTM))
 
 
 _FROZEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
