@@ -112,6 +112,8 @@ def _rate(part: pd.DataFrame) -> pd.DataFrame:
 def iia_by_count(items: pd.DataFrame, out: Path) -> list[str]:
     """IIA against the swapped value (left) and against |original − swapped| (right), within
     and across models, per setting (method, site, swapped variable, k)."""
+    if items.empty:
+        return []
     items = items.dropna(subset=["after"])  # a causal model with no variables has no values to plot
     if items.empty:
         return []
