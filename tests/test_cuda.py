@@ -1,0 +1,83 @@
+"""`device=auto` on a CUDA machine: training resumes to the same model, the alignment fast path
+(the models' own cuDNN kernels, not the CPU suffix kernel) equals the plain per-step path run on
+the CPU. Skipped where no CUDA device is visible (CI, laptops); run with `pytest tests/test_cuda.py`
+on a GPU machine (docs/BENCHMARKS.md records when it last ran there)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import fields
+
+import numpy as np
+import pytest
+import torch
+
+from mas_cli.alignment.data import build_direction
+from mas_cli.alignment.functions import AlignedRows, OrthogonalAlignment
+from mas_cli.alignment.reference import reference_logits
+from mas_cli.alignment.sites import suffix_kernel_for
+from mas_cli.tasks import make_counterfactuals
+from mas_cli.training import Trainer, resolve_device, train_model
+from tests.test_align_math import TASK, frozen, scored_in_order
+from tests.test_train import Interrupted
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.fixture(autouse=True)
+def full_precision():
+    """TF32 would make the GPU's matmuls differ from the CPU's by ~1e-3: compare in true fp32."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_auto_picks_the_gpu():
+    assert resolve_device("auto").type == "cuda"
+
+
+def test_interrupted_training_on_the_gpu_resumes_to_the_same_model(small_train_cfg, tmp_path, monkeypatch):
+    settings = ["device=auto", "budget.checkpoint_every=5", "budget.val_every=5", "budget.criterion=1.0"]
+    uninterrupted = train_model(small_train_cfg(*settings, f"paths.root={tmp_path / 'a'}"))
+    original_step = Trainer._train_step
+
+    def stop_at_12(self):
+        if self.step == 12:
+            raise Interrupted
+        return original_step(self)
+
+    cfg = small_train_cfg(*settings, f"paths.root={tmp_path / 'b'}")
+    monkeypatch.setattr(Trainer, "_train_step", stop_at_12)
+    with pytest.raises(Interrupted):
+        train_model(cfg)
+    monkeypatch.setattr(Trainer, "_train_step", original_step)
+    resumed = train_model(cfg)
+    assert resumed.metrics["steps"] == 20
+    a = torch.load(uninterrupted.entry / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(resumed.entry / "model.pt", weights_only=True)["state_dict"]
+    for name in a:  # cuDNN's RNN backward may sum in another order: equal up to rounding
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("pair", [("gru", "lstm"), ("lstm", "gru"), ("gru", "transformer")])
+def test_the_fast_path_on_the_gpu_equals_the_per_step_path_on_the_cpu(pair):
+    source, target = frozen(pair[0], seed=1), frozen(pair[1], seed=2)
+    generator = torch.Generator().manual_seed(3)
+    rows_s = OrthogonalAlignment(16, generator=generator).aligned(5)
+    rows_t = OrthogonalAlignment(16, generator=generator).aligned(5)
+    cf = make_counterfactuals(TASK, 48, "count", np.random.default_rng(4))
+    tensors = [torch.from_numpy(a) for a in (cf.tokens, cf.tau, cf.source, cf.sigma)]
+    slow = reference_logits(target.model, source.model, *tensors, rows_t, rows_s)[torch.from_numpy(cf.label_mask)]
+
+    gpu = [copy.deepcopy(m) for m in (source, target)]
+    for m in gpu:
+        m.model.cuda()
+    assert not suffix_kernel_for(gpu[1].model, torch.zeros(1, device="cuda"))  # the cuDNN path is what runs
+    data = build_direction(gpu[0], gpu[1], "hidden", "count", 48, np.random.default_rng(4), "cuda")
+    on_gpu = [
+        AlignedRows(*(t if t is None else t.cuda() for t in (getattr(r, f.name) for f in fields(r))))
+        for r in (rows_t, rows_s)
+    ]
+    fast, _ = scored_in_order(gpu[1].model, gpu[0].model, data.take(np.arange(48)), *on_gpu, "hidden")
+    torch.testing.assert_close(fast.cpu(), slow, atol=1e-4, rtol=1e-4)
