@@ -86,7 +86,7 @@ def time_it(step, steps: int) -> float:
 
 def align_cfg(k: int, align_fn: str = "orthogonal"):
     settings = {"train_size": 2048, "val_size": 128, "max_steps": 10**6, "batch_size": BATCH, "lr": 1e-3}
-    settings.update(val_every=10**6, patience=10, min_delta=0.001, target_iia=0.995)
+    settings.update(val_every=10**6, patience=10, min_delta=0.001, lr_factor=0.5, lr_drops=0, target_iia=0.995)
     top = {"k": k, "site": "hidden", "seed": 0, "orthogonal_map": "cayley", "normalize": "rms", "align_fn": align_fn}
     top |= {"method": "mas", "swap_by_task": {}}
     return OmegaConf.create({**top, "budget": {"align": settings}})

@@ -35,7 +35,7 @@ def frozen(arch: str, width: int = 16, seed: int = 0, task=TASK, layers: int = 2
 
 def align_cfg(k: int, site: str = "hidden", seed: int = 0, normalize: str = "rms", **settings):
     defaults = dict(train_size=64, val_size=64, max_steps=10, batch_size=32, lr=1e-3, val_every=5)
-    defaults.update(patience=10, min_delta=0.001, target_iia=0.995)
+    defaults.update(patience=10, min_delta=0.001, lr_factor=0.5, lr_drops=0, target_iia=0.995)
     defaults.update(settings)
     top = {"k": k, "site": site, "seed": seed, "orthogonal_map": "matrix_exp", "normalize": normalize}
     top |= {"method": "mas", "align_fn": "orthogonal", "swap_by_task": {}}

@@ -5,7 +5,8 @@ A step draws one batch per direction, computes each model's aligned rows once, a
 target model once for all directions into it, on only what the intervention changes
 (interventions.py, sites.py). Validation every `val_every` steps; early stop when every
 direction reaches `target_iia` on train and validation, or when the mean validation loss has not
-improved by `min_delta` for `patience` validations.
+improved by `min_delta` for `patience` validations at the last learning rate: each earlier such
+plateau lowers the rate by `lr_factor` (torch's ReduceLROnPlateau), `lr_drops` times in all.
 """
 
 from __future__ import annotations
@@ -40,8 +41,14 @@ class Aligner(Interventions):
         self.settings = cfg.budget.align
         self.latent_weight = latent_weight(cfg) if any(d.latent for d in directions) else 0.0
         self.optimizer = torch.optim.Adam(self.functions.parameters(), lr=self.settings.lr)
-        self.step, self.wall_before, self.curve = 0, 0.0, []
-        self.best_loss, self.since_best, self.stop_reason = float("inf"), 0, "step cap"
+        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer,
+            factor=self.settings.lr_factor,
+            patience=self.settings.patience - 1,  # torch lowers the rate after patience + 1 flat validations
+            threshold=self.settings.min_delta,
+            threshold_mode="abs",
+        )
+        self.step, self.wall_before, self.curve, self.stop_reason = 0, 0.0, [], "step cap"
         self._epoch: dict[int, tuple[int, list[np.ndarray]]] = {}  # direction -> (epoch, its batches)
 
     # ---- one step -------------------------------------------------------------------------
@@ -86,22 +93,21 @@ class Aligner(Interventions):
         for d, v, t in zip(self.directions, val, train):
             for split, scores in (("train", t), ("val", v)):
                 row = self.scores_row(d, split, scores)
-                self.curve.append({"step": self.step, **row, "train_step_loss": train_loss, "wall_s": wall})
+                lr = self.optimizer.param_groups[0]["lr"]  # the rate of the steps just taken
+                self.curve.append({"step": self.step, **row, "train_step_loss": train_loss, "lr": lr, "wall_s": wall})
         # The stopping rules see only what training may use: the latent loss, not the behaviour,
         # of latent directions.
         objective = [v.cl_loss if d.latent else v.loss for d, v in zip(self.directions, val)]
-        mean_val_loss = float(np.mean(objective))
-        if mean_val_loss < self.best_loss - self.settings.min_delta:
-            self.best_loss, self.since_best = mean_val_loss, 0
-        else:
-            self.since_best += 1
+        self.plateau.step(float(np.mean(objective)))
         target = self.settings.target_iia
         seen = [(v, t) for d, v, t in zip(self.directions, val, train) if not d.latent]
         if seen and all(v.iia >= target and t.iia >= target for v, t in seen):
             self.stop_reason = f"every direction reached IIA {target}"
             return True
-        if self.since_best >= self.settings.patience:
-            self.stop_reason = f"validation loss flat for {self.settings.patience} validations"
+        lowest = self.settings.lr * self.settings.lr_factor**self.settings.lr_drops
+        if self.optimizer.param_groups[0]["lr"] < lowest * (1 - 1e-6):  # one plateau more than lr_drops
+            drops = f" (learning rate lowered {self.settings.lr_drops}×)" if self.settings.lr_drops else ""
+            self.stop_reason = f"validation loss flat for {self.settings.patience} validations{drops}"
             return True
         return False
 
@@ -146,7 +152,7 @@ class Aligner(Interventions):
         the fit starts over (the result is the same)."""
         if not checkpoint.exists():
             return
-        start = copy.deepcopy({"functions": self.functions.state_dict(), "optimizer": self.optimizer.state_dict()})
+        start = copy.deepcopy({k: getattr(self, k).state_dict() for k in ("functions", "optimizer", "plateau")})
         try:
             state = store.load_torch(checkpoint, "checkpoint", "")
             if state.get("fingerprint") != fingerprint:
@@ -154,16 +160,17 @@ class Aligner(Interventions):
                 return
             self.functions.load_state_dict(state["functions"])
             self.optimizer.load_state_dict(state["optimizer"])
-            for key in ("step", "wall_before", "curve", "best_loss", "since_best"):
+            self.plateau.load_state_dict(state["plateau"])
+            for key in ("step", "wall_before", "curve"):
                 setattr(self, key, state[key])
         except UnsafeFileError:
             raise
         except (StoreError, KeyError, TypeError, ValueError, RuntimeError, AttributeError):
             console.print("ignoring an unreadable checkpoint: fitting from the start")
             checkpoint.unlink()
-            self.functions.load_state_dict(start["functions"])  # undo whatever was half loaded
-            self.optimizer.load_state_dict(start["optimizer"])
-            self.step, self.wall_before, self.curve, self.best_loss, self.since_best = 0, 0.0, [], float("inf"), 0
+            for key, value in start.items():  # undo whatever was half loaded
+                getattr(self, key).load_state_dict(value)
+            self.step, self.wall_before, self.curve = 0, 0.0, []
             return
         console.print(f"resuming from step {self.step}")
 
@@ -172,10 +179,9 @@ class Aligner(Interventions):
             "fingerprint": fingerprint,
             "functions": self.functions.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "plateau": self.plateau.state_dict(),
             "step": self.step,
             "wall_before": self.wall_before + elapsed,
             "curve": self.curve,
-            "best_loss": self.best_loss,
-            "since_best": self.since_best,
         }
         store.save_torch(checkpoint, state)

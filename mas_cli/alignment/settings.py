@@ -116,6 +116,10 @@ def _number(low: float, high: float, bounds: str):
     return lambda value, key: number_in(value, key, low, high, bounds)
 
 
+def _count(value, key: str) -> None:
+    require(is_int(value) and value >= 0, f"{key} must be a whole number (0, 1, 2, ...), got {value!r}")
+
+
 ALIGN = Registry(
     "align",
     [
@@ -168,6 +172,8 @@ ALIGN = Registry(
         _budget_setting("val_every", positive_int),
         _budget_setting("patience", positive_int),
         _budget_setting("min_delta", _number(0, float("inf"), "[0, inf)")),
+        _budget_setting("lr_factor", _number(0, 1, "(0, 1)")),
+        _budget_setting("lr_drops", _count),
         _budget_setting("target_iia", _number(0, 1, "(0, 1]")),
     ],
     base="{method}-{site}-{swap}-k{k}-s{seed}",
