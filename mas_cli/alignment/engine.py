@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from mas_cli import store
 from mas_cli.alignment.directions import Direction
+from mas_cli.alignment.functions import AlignedRows
 from mas_cli.alignment.interventions import Interventions, build_functions
 from mas_cli.alignment.plan import latent_weight
 from mas_cli.alignment.sites import per_part_loss
@@ -64,23 +65,43 @@ class Aligner(Interventions):
 
     def train_step(self) -> float:
         """Every direction weighs the same: the mean over directions of each one's mean loss
-        (behaviour cross-entropy, or the latent weight × the latent loss for latent directions)."""
+        (behaviour cross-entropy, or the latent weight × the latent loss for latent directions).
+
+        Each target's share of the loss runs backward on its own, to detached copies of the
+        aligned rows, so only one target's saved activations are alive at a time (the joint
+        backward held all of them: ~100 MB per target at width 128); the parametrisation then
+        runs backward once, from the rows' summed gradients. Same gradient, a quarter of the
+        memory with four targets."""
         rows = self.aligned_rows()
+        leaves = [_detached(r) for r in rows]
         by_target: dict[int, list] = {}
-        loss = 0.0
+        shares = []
         for i, d in enumerate(self.directions):
             if d.latent:
-                loss = loss + self.latent_weight * self.latent_loss(d, self._train_batch(i, d), rows)
+                shares.append(
+                    lambda d=d, i=i: self.latent_weight * self.latent_loss(d, self._train_batch(i, d), leaves)
+                )
             else:
                 by_target.setdefault((d.target, d.block), []).append((d, self._train_batch(i, d)))
         for (target, _), batches in by_target.items():
-            loss = loss + per_part_loss(self.target_step(target, batches, rows), len(batches)).sum()
-        loss = loss / len(self.directions)
+            shares.append(lambda t=target, b=batches: per_part_loss(self.target_step(t, b, leaves), len(b)).sum())
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = 0.0
+        for share in shares:
+            part = share() / len(self.directions)
+            part.backward()
+            loss += part.item()
+        pairs = [
+            (tensor, leaf.grad)
+            for full, detached in zip(rows, leaves)
+            for tensor, leaf in zip(_tensors(full), _tensors(detached))
+            if leaf is not None and leaf.grad is not None
+        ]
+        if pairs:  # through the parametrisation, once
+            torch.autograd.backward(*zip(*pairs))
         self.optimizer.step()
         self.step += 1
-        return loss.item()
+        return loss
 
     # ---- validation and the stopping rules ------------------------------------------------
     def validate(self, train_loss: float, elapsed: float) -> bool:
@@ -185,3 +206,17 @@ class Aligner(Interventions):
             "curve": self.curve,
         }
         store.save_torch(checkpoint, state)
+
+
+def _tensors(rows: AlignedRows) -> list[torch.Tensor | None]:
+    """The fields of `rows` that carry a gradient back to the alignment functions (None otherwise)."""
+    return [
+        t if t is not None and t.requires_grad else None for t in (rows.rows, rows.center, rows.scale, rows.write_rows)
+    ]
+
+
+def _detached(rows: AlignedRows) -> AlignedRows:
+    """A copy of `rows` whose gradient-carrying fields are fresh leaves (their gradients collect
+    over every target's backward)."""
+    fields = [rows.rows, rows.center, rows.scale, rows.write_rows]
+    return AlignedRows(*(f.detach().requires_grad_() if t is not None else f for f, t in zip(fields, _tensors(rows))))

@@ -1,16 +1,44 @@
-"""The alignment fit's stopping rules, driven by a scripted validation loss: each plateau of
+"""The alignment fit's loop: a step's gradient (each target backpropagated on its own) equals
+the joint loss's; the stopping rules, driven by a scripted validation loss: each plateau of
 `patience` validations without a `min_delta` improvement lowers the learning rate by `lr_factor`,
 `lr_drops` times; the next plateau stops the fit; a resumed fit carries on where it stopped."""
 
 from __future__ import annotations
 
 import pytest
+import torch
 
 from mas_cli.alignment.directions import build_directions
 from mas_cli.alignment.engine import Aligner
 from mas_cli.alignment.interventions import Scores
+from mas_cli.alignment.sites import per_part_loss
 from mas_cli.alignment.swaps import Block
 from tests.test_align_math import align_cfg, frozen
+
+
+@pytest.mark.parametrize("align_fn", ["orthogonal", "linear"])
+def test_a_step_has_the_gradient_of_the_joint_loss(align_fn):
+    """The joint loss written out: every direction's mean loss, averaged, one backward."""
+    cfg = align_cfg(k=4)
+    cfg.align_fn = align_fn
+    models = [frozen("gru", seed=1), frozen("lstm", seed=2)]
+    pairs = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    directions = build_directions(models, pairs, "hidden", [Block("count", 0, 4)], cfg.budget.align, 0, "cpu")
+    aligner = Aligner(cfg, models, directions, "cpu")
+    rows = aligner.aligned_rows()
+    joint = sum(
+        per_part_loss(aligner.target_step(d.target, [(d, aligner._train_batch(i, d))], rows), 1).sum()
+        for i, d in enumerate(directions)
+    )
+    (joint / len(directions)).backward()
+    expected = [p.grad.clone() for p in aligner.functions.parameters()]
+
+    aligner.optimizer.step = lambda: None  # keep the parameters: compare the gradients only
+    loss = aligner.train_step()
+    assert loss == pytest.approx(joint.item() / len(directions), rel=1e-6)
+    for want, p in zip(expected, aligner.functions.parameters()):
+        torch.testing.assert_close(p.grad, want, rtol=1e-5, atol=1e-7)
+
 
 # Validation losses: better, better, flat, flat (plateau 1), better, flat, flat (plateau 2), ...
 LOSSES = [1.0, 0.8, 0.8, 0.7995, 0.5, 0.5, 0.5, 0.3, 0.3, 0.3, 0.3]
