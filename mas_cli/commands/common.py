@@ -28,14 +28,11 @@ _HYDRA_ONLY = ("help", "hydra_help", "cfg", "info", "shell_completion", "experim
 
 def configure_runtime(cfg: DictConfig) -> None:
     """What work needs before it starts (each command calls it once its refusals are behind it):
-    torch's threads, the console recorded for the results' logs (records.py), large tensors
-    returned to the system when freed (memory.py)."""
+    torch's threads, and the console recorded for the results' logs (records.py)."""
     import torch
 
     from mas_cli.console import console
-    from mas_cli.memory import limit_heap
 
-    limit_heap()
     console.record = True
     # Deliberate thread count: torch's default oversubscribes small CPUs and slows every step.
     torch.set_num_threads(cfg.threads)

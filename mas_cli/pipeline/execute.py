@@ -18,7 +18,6 @@ from mas_cli import console as console_module
 from mas_cli.alignment.run import align
 from mas_cli.correlative.run import similarity
 from mas_cli.errors import MasError
-from mas_cli.memory import limit_heap
 from mas_cli.pipeline.plan import Job
 from mas_cli.training import train_model
 
@@ -40,7 +39,6 @@ def run_job(stage: str, label: str, config: dict, threads: int, log: str | None 
     other jobs still run; anything else is a bug and propagates."""
     if log is not None:  # a worker process: the job's console output goes to its log file
         console_module.console.file = open(log, "w")  # noqa: SIM115 (open for the worker's lifetime)
-        limit_heap()
     torch.set_num_threads(threads)
     cfg = OmegaConf.create(config)
     start = time.perf_counter()
