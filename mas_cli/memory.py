@@ -27,8 +27,9 @@ def _malloc_trim():
         return None
 
 
-def release_free_heap(step: int) -> None:
-    """Every TRIM_EVERY steps, return the heap's free pages to the operating system."""
+def release_free_heap(step: int | None = None) -> None:
+    """Return the heap's free pages to the operating system: now (no step), or every TRIM_EVERY
+    steps of a loop."""
     trim = _malloc_trim()
-    if trim is not None and step % TRIM_EVERY == 0:
+    if trim is not None and (step is None or step % TRIM_EVERY == 0):
         trim(0)

@@ -161,6 +161,7 @@ class Aligner(Interventions):
                 progress.advance(self.step)
                 if self.step % every == 0 or self.step == self.settings.max_steps:
                     done = self.validate(loss, time.perf_counter() - started)
+                    release_free_heap()  # what evaluation's batches left
                     tracking.scalars(self.step, self.last_scalars())
                     iia = self.mean_val_iia()
                     progress.report(self.step, f"IIA {iia:.3f}", f"loss {loss:.4f} mean val IIA {iia:.4f}")

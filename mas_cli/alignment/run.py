@@ -30,6 +30,7 @@ from mas_cli.alignment.swaps import row_variable, variable_blocks
 from mas_cli.config import refuse_other_settings
 from mas_cli.console import console, path_line
 from mas_cli.errors import ConfigError, StoreError
+from mas_cli.memory import release_free_heap
 from mas_cli.records import write_records
 from mas_cli.specs import ModelSpec
 from mas_cli.stats import wilson
@@ -181,6 +182,7 @@ def result_rows(plan: Plan, aligner: Aligner) -> pd.DataFrame:
             if d.latent:
                 scores["cl_unmatched"] = int((~data.items.has_latent).sum())
             rows.append({**settings, **scores, "steps": aligner.step, "stop": aligner.stop_reason})
+        release_free_heap()  # each direction's evaluation batches differ in size: keep the heap small
     return pd.DataFrame(rows)
 
 
@@ -200,6 +202,7 @@ def item_rows(plan: Plan, aligner: Aligner) -> pd.DataFrame:
         before, after = (d.val.before[read], d.val.after[read]) if read else (pd.NA, pd.NA)
         right, _ = aligner.item_verdicts(d, d.val, rows=weights)
         right_none, _ = aligner.item_verdicts(d, d.val, interchange=unintervened)
+        release_free_heap()
         frames.append(
             pd.DataFrame(
                 {

@@ -18,6 +18,7 @@ from mas_cli import console as console_module
 from mas_cli.alignment.run import align
 from mas_cli.correlative.run import similarity
 from mas_cli.errors import MasError
+from mas_cli.memory import release_free_heap
 from mas_cli.pipeline.plan import Job
 from mas_cli.training import train_model
 
@@ -54,6 +55,7 @@ def run_job(stage: str, label: str, config: dict, threads: int, log: str | None 
     except MasError as exc:
         return Outcome(stage, label, time.perf_counter() - start, error=str(exc))
     finally:
+        release_free_heap()  # the next job starts from what this one holds, not what it freed
         if log is not None:
             console_module.console.file.close()
 
