@@ -15,16 +15,14 @@ GPU times are taken after `torch.cuda.synchronize()`, so they include the kernel
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # the other benchmark scripts
-from bench_align import align_cfg  # noqa: E402
+from bench_align import align_cfg, time_it  # noqa: E402
 
 from mas_cli.alignment.directions import build_directions  # noqa: E402
 from mas_cli.alignment.engine import Aligner  # noqa: E402
@@ -39,21 +37,14 @@ BATCH, K = 128, 32
 
 
 def timed(step, device: torch.device, steps: int) -> float:
-    """Median seconds per call, after three warm-up calls; waits for the GPU each time."""
+    """Median seconds per call (bench_align's timing), waiting for the GPU after each call."""
 
     def synced() -> None:
         step()
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    for _ in range(3):
-        synced()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        synced()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return time_it(synced, steps)
 
 
 def align_step(width: int, device: torch.device):

@@ -17,9 +17,9 @@ from mas_cli.alignment.functions import AlignedRows, OrthogonalAlignment
 from mas_cli.alignment.reference import reference_logits
 from mas_cli.alignment.sites import suffix_kernel_for
 from mas_cli.tasks import make_counterfactuals
-from mas_cli.training import Trainer, resolve_device, train_model
+from mas_cli.training import resolve_device
 from tests.test_align_math import TASK, frozen, scored_in_order
-from tests.test_train import Interrupted
+from tests.test_train import interrupted_and_resumed
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -38,24 +38,7 @@ def test_auto_picks_the_gpu():
 
 
 def test_interrupted_training_on_the_gpu_resumes_to_the_same_model(small_train_cfg, tmp_path, monkeypatch):
-    settings = ["device=auto", "budget.checkpoint_every=5", "budget.val_every=5", "budget.criterion=1.0"]
-    uninterrupted = train_model(small_train_cfg(*settings, f"paths.root={tmp_path / 'a'}"))
-    original_step = Trainer._train_step
-
-    def stop_at_12(self):
-        if self.step == 12:
-            raise Interrupted
-        return original_step(self)
-
-    cfg = small_train_cfg(*settings, f"paths.root={tmp_path / 'b'}")
-    monkeypatch.setattr(Trainer, "_train_step", stop_at_12)
-    with pytest.raises(Interrupted):
-        train_model(cfg)
-    monkeypatch.setattr(Trainer, "_train_step", original_step)
-    resumed = train_model(cfg)
-    assert resumed.metrics["steps"] == 20
-    a = torch.load(uninterrupted.entry / "model.pt", weights_only=True)["state_dict"]
-    b = torch.load(resumed.entry / "model.pt", weights_only=True)["state_dict"]
+    a, b = interrupted_and_resumed(small_train_cfg, tmp_path, monkeypatch, "device=auto")
     for name in a:  # cuDNN's RNN backward may sum in another order: equal up to rounding
         torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
 

@@ -45,8 +45,9 @@ class Interrupted(Exception):
     pass
 
 
-def test_interrupted_run_resumes_to_the_same_model(small_train_cfg, tmp_path, monkeypatch):
-    settings = ["budget.checkpoint_every=5", "budget.val_every=5", "budget.criterion=1.0"]
+def interrupted_and_resumed(small_train_cfg, tmp_path, monkeypatch, *settings: str) -> tuple[dict, dict]:
+    """(weights of an uninterrupted run, weights of the same run stopped at step 12 and resumed)."""
+    settings = ("budget.checkpoint_every=5", "budget.val_every=5", "budget.criterion=1.0", *settings)
     uninterrupted = train_model(small_train_cfg(*settings, f"paths.root={tmp_path / 'a'}"))
 
     original_step = Trainer._train_step
@@ -66,8 +67,11 @@ def test_interrupted_run_resumes_to_the_same_model(small_train_cfg, tmp_path, mo
 
     resumed = train_model(cfg)
     assert resumed.metrics["steps"] == 20
-    a = torch.load(uninterrupted.entry / "model.pt", weights_only=True)["state_dict"]
-    b = torch.load(resumed.entry / "model.pt", weights_only=True)["state_dict"]
+    return tuple(torch.load(r.entry / "model.pt", weights_only=True)["state_dict"] for r in (uninterrupted, resumed))
+
+
+def test_interrupted_run_resumes_to_the_same_model(small_train_cfg, tmp_path, monkeypatch):
+    a, b = interrupted_and_resumed(small_train_cfg, tmp_path, monkeypatch)
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
 
