@@ -1,5 +1,6 @@
 """The frozen-RNN suffix kernel equals the model's own nn.GRU / nn.LSTM over the same packed
-suffixes: outputs and the gradient with respect to the intervened state."""
+suffixes: outputs and the gradient with respect to the intervened state, and the outputs of
+the evaluation path (a state that needs no gradient: no backward factors computed)."""
 
 from __future__ import annotations
 
@@ -33,3 +34,6 @@ def test_the_kernel_equals_the_models_own_rnn(arch, width):
     (found * weights).sum().backward()
     torch.testing.assert_close(found, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(state.grad, expected_grad, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        evaluated = Frozen(model).run(state.detach(), token_rows.data, token_rows.batch_sizes.tolist())
+    torch.testing.assert_close(evaluated, expected, atol=1e-5, rtol=1e-5)

@@ -67,8 +67,11 @@ class _GRUSuffix(torch.autograd.Function):
             step_n = torch.tanh_(
                 torch.addcmul(inputs[rows, 2 * hidden :], step_rz[:, :hidden], step_gh[:, 2 * hidden :], out=n[rows])
             )
-            torch.sub(h, step_n, out=h_minus_n[rows])
+            if ctx.needs_input_grad[0]:
+                torch.sub(h, step_n, out=h_minus_n[rows])
             h = torch.lerp(step_n, h, step_rz[:, hidden:], out=out[rows])  # (1 − z) n + z h
+        if not ctx.needs_input_grad[0]:  # evaluation: no backward will come
+            return out
         # d(gh)/dh_t = dh_t ⊙ factors (one block per gate), for every step at once, in place
         r, z = rz[:, :hidden], rz[:, hidden:]
         factors = inputs.new_empty(rows_total, 3 * hidden)
@@ -118,6 +121,8 @@ class _LSTMSuffix(torch.autograd.Function):
             torch.sigmoid_(act[:, : 2 * hidden]), torch.tanh_(g), torch.sigmoid_(o)
             c = torch.addcmul(torch.mul(f, c[:size], out=f_c[rows]), i, g)
             h = torch.mul(o, torch.tanh(c, out=c_tanh[rows]), out=out[rows])
+        if not ctx.needs_input_grad[0]:  # evaluation: no backward will come
+            return out
         # d(gates)/d(h_t, c_t), for every step at once, in place
         i, f, g, o = acts.chunk(4, 1)
         factors = inputs.new_empty(rows_total, 4 * hidden)
