@@ -22,6 +22,7 @@ import pytest
 import mas_cli as mas
 from mas_cli import cli
 from tests.conftest import forge
+from tests.test_pipeline import PIPELINE_MISTAKES
 
 SMOKE = ["budget=smoke", 'train_overrides=["arch.width=16"]', "allow_undertrained=true"]
 pytestmark = pytest.mark.filterwarnings("ignore:Detected pickle protocol")
@@ -198,34 +199,13 @@ def cases() -> list[tuple[str, list[str], str]]:
         ("report-out-is-a-file", ["report", "out=../a_file"], "is a file, not a folder"),
         ("report-typo", ["report", "sourse=x"], "did you mean source?"),
     ]
-    pipeline = [
+    pipeline = [  # the planner's own refusals (tests/test_pipeline.py), and what only the CLI sees
+        *PIPELINE_MISTAKES,
         ("pipeline.archs=[]", "pipeline.archs is empty"),
-        ("pipeline.archs=[gru,rnn]", "pipeline.archs names unknown arch 'rnn'"),
-        ("pipeline.tasks=[counting]", "pipeline.tasks names unknown task 'counting'"),
-        ("pipeline.methods=[mas,cka2]", "pipeline.methods names unknown method 'cka2'"),
-        ("pipeline.seeds=[]", "pipeline.seeds is empty"),
-        ("pipeline.ks=[]", "pipeline.ks is empty"),
-        ("pipeline.archs=gru", "pipeline.archs must be a list"),
-        ("pipeline.fits=reference", "needs pipeline.reference"),
-        ("pipeline.fits=all", "pipeline.fits must be one of joint, pairs, reference"),
-        ("pipeline.reference=[mystery/gru:0]", "unknown task 'mystery'"),
-        ("pipeline.ks=[200]", "k=200 is larger than the smallest site width"),
-        ("pipeline.swaps=[colour]", "swap=colour is not a variable"),
-        ("pipeline.jobs=0", "pipeline.jobs must be a positive integer"),
-        ("pipeline.seeds=[-1]", "each seed must be an integer"),
-        ("pipeline.hypotheses=[{swap:count}]", "needs exactly causal_model, swap and k"),
-        ("pipeline.ks_by_method.stitch=[]", "pipeline.ks_by_method.stitch must be a non-empty list"),
-        ("pipeline.allow_undertrained=maybe", "pipeline.allow_undertrained must be true or false"),
         ("pipeline.report=maybe", "pipeline.report must be true or false"),
-        ('pipeline.align_overrides=["k=0"]', "is set by the pipeline per job; use pipeline.ks"),
-        ('pipeline.align_overrides=["method=das"]', "use pipeline.methods"),
-        ('pipeline.align_overrides=["budget=paper"]', "give it as mas pipeline budget=paper"),
-        ('pipeline.train_overrides=["arch=lstm"]', "use pipeline.archs"),
-        ('pipeline.align_overrides=["nosuch=1"]', "mas align has no setting nosuch"),
         ("experiment=nosuch", "there is no experiment 'nosuch'"),
         ("pipeline.seed=[0]", "did you mean pipeline.seeds?"),
         ("pipeline.fits=pairs pipeline.archs=[gru] pipeline.seeds=[0]", "needs two models or more"),
-        ("pipeline.tasks=[arithmetic] pipeline.methods=[similarity]", "lacks the Multi-Object stimuli"),
     ]
     found += [(f"pipeline-{a[:40]}", ["pipeline", *a.split(" ")], m) for a, m in pipeline]
     return found

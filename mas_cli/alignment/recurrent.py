@@ -45,6 +45,16 @@ def _steps(batch_sizes: list[int]) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), batch_sizes))
 
 
+def _plus_carry(grad: torch.Tensor, carry: torch.Tensor | None) -> torch.Tensor:
+    """A step's output gradient plus what flows back from the next step, which ran only the first
+    len(carry) of its rows (the packed batch shrinks as suffixes end)."""
+    if carry is None:
+        return grad
+    grad = grad.clone()
+    grad[: len(carry)] += carry
+    return grad
+
+
 class _GRUSuffix(torch.autograd.Function):
     """r = σ(i_r + h W_rᵀ + b_r), z = σ(i_z + …), n = tanh(i_n + r ⊙ (h W_nᵀ + b_n)),
     h' = (1 − z) ⊙ n + z ⊙ h (PyTorch's GRU), stepped over packed suffixes."""
@@ -92,10 +102,7 @@ class _GRUSuffix(torch.autograd.Function):
         carry = None
         for start, size in reversed(_steps(ctx.batch_sizes)):
             rows = slice(start, start + size)
-            dh = grad_out[rows]
-            if carry is not None:
-                dh = dh.clone()
-                dh[: len(carry)] += carry
+            dh = _plus_carry(grad_out[rows], carry)
             d_gh = (dh.unsqueeze(1) * factors[rows].view(size, 3, hidden)).view(size, 3 * hidden)
             carry = torch.addmm(dh * z[rows], d_gh, w_hh)  # dh_prev = dh ⊙ z + d(gh) W_hh
         return carry, None, None, None, None, None
@@ -143,10 +150,7 @@ class _LSTMSuffix(torch.autograd.Function):
         carry_h = carry_c = None
         for start, size in reversed(_steps(ctx.batch_sizes)):
             rows = slice(start, start + size)
-            dh = grad_out[rows]
-            if carry_h is not None:
-                dh = dh.clone()
-                dh[: len(carry_h)] += carry_h
+            dh = _plus_carry(grad_out[rows], carry_h)
             dc = dh * through_c[rows]
             if carry_c is not None:
                 dc[: len(carry_c)] += carry_c
