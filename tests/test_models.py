@@ -92,3 +92,23 @@ def test_state_after_a_prefix_is_the_hidden_site_there(arch, tokens):
     at = torch.from_numpy(np.random.default_rng(1).integers(0, tokens.shape[1], len(tokens)))
     expected = model.hidden_states(tokens)[torch.arange(len(tokens)), at]
     torch.testing.assert_close(model.state_after(tokens, at), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5])
+def test_readout_dropout_keeps_each_unit_with_probability_one_minus_p(p):
+    """The readout's dropout (a uniform draw, not bernoulli_): every unit is either dropped (0) or
+    kept and scaled by exactly 1 / (1 − p), kept at rate 1 − p (here within 5 standard errors of
+    a binomial over 10⁶ units), its gradient the same mask; off in eval mode."""
+    from mas_cli.models.base import Dropout
+
+    torch.manual_seed(0)
+    dropout = Dropout(p)
+    x = (torch.rand(1000, 1000) + 0.5).requires_grad_()  # no zeros: a zero output means dropped
+    y = dropout(x)
+    kept = y != 0
+    torch.testing.assert_close(y[kept], x[kept] / (1 - p))  # float32 rounding of the scale aside
+    standard_error = (p * (1 - p) / kept.numel()) ** 0.5
+    assert abs(kept.float().mean().item() - (1 - p)) < 5 * standard_error
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, kept.float() / (1 - p))
+    assert torch.equal(dropout.eval()(x), x)
