@@ -3,9 +3,11 @@
 Each alignment step allocates tensors of a different size (suffix lengths vary from batch to
 batch). glibc's malloc serves them from its heap and keeps the freed pages, fragmented, for
 reuse, so the process grows step after step although no tensor outlives its step: a 1,000-step
-16-direction fit reached 3.4 GB. Handing the free pages back every `TRIM_EVERY` steps
-(`malloc_trim`, ~10 ms) keeps it flat at the size of the data (docs/BENCHMARKS.md); a fixed
-mmap threshold would too, but made every step ~1.6× slower.
+16-direction fit reached 3.4 GB, with ~280 MB in use. Handing the free pages back
+(`malloc_trim`, 10–25 ms) whenever the process has grown by GROWTH over its working size keeps
+it within GROWTH of that: a trim every dozen steps where a step allocates much, rarely where it
+allocates little (docs/BENCHMARKS.md). A fixed mmap threshold would too, but made every step
+~1.3× slower.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 
-TRIM_EVERY = 25  # steps
+GROWTH = 448 << 20  # bytes of resident growth since the last trim that call for the next
 
 
 @functools.cache
@@ -27,9 +30,37 @@ def _malloc_trim():
         return None
 
 
-def release_free_heap(step: int | None = None) -> None:
-    """Return the heap's free pages to the operating system: now (no step), or every TRIM_EVERY
-    steps of a loop."""
+def resident_bytes() -> int:
+    """This process's resident set (Linux: /proc/self/statm), 0 where it cannot be read."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+_working_level: int | None = None  # resident bytes at the first loop step after the last trim
+
+
+def release_free_heap() -> None:
+    """Return the heap's free pages to the operating system now."""
+    global _working_level
     trim = _malloc_trim()
-    if trim is not None and (step is None or step % TRIM_EVERY == 0):
+    if trim is not None:
         trim(0)
+        _working_level = None
+
+
+def release_if_grown() -> None:
+    """In a loop, each step: release the free heap once the process has grown by GROWTH over its
+    working level, its size one step after the last release. (Not over its size right after a
+    release: the next step touches its working memory again at once, and a release on every
+    step would make every step page-fault all of it afresh.)"""
+    global _working_level
+    if _malloc_trim() is None:
+        return
+    now = resident_bytes()
+    if _working_level is None:
+        _working_level = now
+    elif now - _working_level > GROWTH:
+        release_free_heap()

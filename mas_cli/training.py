@@ -21,7 +21,7 @@ from mas_cli.config import refuse_other_settings
 from mas_cli.console import StepProgress, console, path_line
 from mas_cli.errors import StoreError, UnsafeFileError
 from mas_cli.evaluation import EvalSet, task_accuracy
-from mas_cli.memory import release_free_heap
+from mas_cli.memory import release_if_grown
 from mas_cli.models import SequenceModel, build_model, model_spec
 from mas_cli.records import write_records
 from mas_cli.tasks import Task, task_from_config
@@ -127,7 +127,7 @@ class Trainer:
         with StepProgress(title, self.budget.max_steps, self.step) as progress, closing(tracking):
             while not reached and self.step < self.budget.max_steps:
                 loss = self._train_step()
-                release_free_heap(self.step)
+                release_if_grown()
                 progress.advance(self.step)
                 if self.step % self.budget.val_every == 0 or self.step == self.budget.max_steps:
                     row = self._validate(loss, time.perf_counter() - started)

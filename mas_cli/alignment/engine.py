@@ -28,7 +28,7 @@ from mas_cli.alignment.plan import latent_weight
 from mas_cli.alignment.sites import per_part_loss
 from mas_cli.console import StepProgress, console
 from mas_cli.errors import StoreError, UnsafeFileError
-from mas_cli.memory import release_free_heap
+from mas_cli.memory import release_free_heap, release_if_grown
 from mas_cli.tracking import Tracker
 from mas_cli.zoo import FrozenModel
 
@@ -157,7 +157,7 @@ class Aligner(Interventions):
         with StepProgress(title, self.settings.max_steps, self.step) as progress, closing(tracking):
             while not done and self.step < self.settings.max_steps:
                 loss = self.train_step()
-                release_free_heap(self.step)
+                release_if_grown()
                 progress.advance(self.step)
                 if self.step % every == 0 or self.step == self.settings.max_steps:
                     done = self.validate(loss, time.perf_counter() - started)
