@@ -216,7 +216,7 @@ def test_cli_runs_in_parallel_reuses_finished_work_and_adds_only_a_new_seed(tmp_
     gru0 = out / "models" / "count" / "gru" / "seed0" / "model.pt"
     made = gru0.stat().st_mtime_ns
 
-    again = run_cli("pipeline", "pipeline.seeds=[0]", *SMOKE, cwd=tmp_path)
+    again = run_cli("pipeline", "pipeline.seeds=[0]", "pipeline.jobs=2", *SMOKE, cwd=tmp_path)  # no job left to share
     assert again.returncode == 0, again.stderr
     assert "[train" not in again.stdout and "[align" not in again.stdout  # nothing left to run
 

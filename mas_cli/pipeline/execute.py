@@ -73,7 +73,7 @@ def run_jobs(
 ) -> list[Outcome]:
     """Run the jobs, calling `finished` with each outcome as it arrives."""
     outcomes = []
-    if workers == 1 or len(jobs) == 1:
+    if workers == 1 or len(jobs) <= 1:  # nothing to share out (a resumed stage may have no job left)
         for job in jobs:
             outcomes.append(run_job(job.stage, job.label, _plain(job.config), threads))
             finished(outcomes[-1])
