@@ -106,10 +106,10 @@ def align_cost(job, train_configs, device, steps: int) -> tuple[float, float]:
     """(seconds per step, bytes of counterfactual data at the budget's sizes) of one align job."""
     cfg = OmegaConf.merge(job.config, {"budget": {"align": {"train_size": CALIBRATION_ITEMS}}})
     cfg.budget.align.val_size = CALIBRATION_ITEMS
-    plan = plan_alignment(cfg)
+    plan = plan_alignment(cfg)  # plan.cfg: the run's own config (k a number, the method as run)
     models = random_models(plan.specs, train_configs, device)
     directions = make_directions(plan, models, device)
-    aligner = Aligner(cfg, models, directions, device)
+    aligner = Aligner(plan.cfg, models, directions, device)
     align = job.config.budget.align
     scale = (align.train_size + align.val_size) / (2 * CALIBRATION_ITEMS)
     return median_seconds(aligner.train_step, steps), data_bytes(directions) * scale
