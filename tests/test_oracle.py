@@ -89,18 +89,24 @@ def intervened(f_target, f_source, h_target, h_source, first: int, stop: int, ze
 
 # ---- the oracle ----------------------------------------------------------------------------------
 @torch.no_grad()
+def oracle_blocks(cfg, models) -> list[tuple[str, int, int]]:
+    """(variable, first, stop) of each aligned block: variable j holds coordinates [j·k, (j+1)·k),
+    the null block the rest of the smallest site."""
+    variables = list(cfg.swap) if not isinstance(cfg.swap, str) else [cfg.swap]
+    blocks = [(v, j * cfg.k, (j + 1) * cfg.k) for j, v in enumerate(variables)]
+    if cfg.null_block:
+        blocks.append(("null_block", blocks[-1][2], min(m.model.site_width(cfg.site) for m in models)))
+    return blocks
+
+
 def oracle(fit, source: int, target: int, block: int = 0, intervene: bool = True) -> dict:
     """IIA and token accuracy of one direction on its validation items, item by item."""
     al = mas.load_alignment(fit.run_dir)
     cfg = al.cfg
     models = al.models
     f = al.interventions.functions
-    k, site = cfg.k, cfg.site
-    variables = list(cfg.swap) if not isinstance(cfg.swap, str) else [cfg.swap]
-    blocks = [(v, j * k, (j + 1) * k) for j, v in enumerate(variables)]
-    if cfg.null_block:
-        blocks.append(("null_block", blocks[-1][2], min(m.model.site_width(site) for m in models)))
-    variable, first, stop = blocks[block]
+    site = cfg.site
+    variable, first, stop = oracle_blocks(cfg, models)[block]
     rng = np.random.default_rng([cfg.seed, source, target, 1] + ([block] if block else []))
     s_model, t_model = models[source], models[target]
     cf = make_counterfactuals(
@@ -168,6 +174,17 @@ def test_the_engine_iia_equals_the_oracle(fits, name, source, target, block):
     assert row.iia > 0.0  # a trained fit: the comparison is not between two zeros
     unswapped = oracle(fit, source, target, block, intervene=False)
     assert row.iia_none == unswapped["iia"]
+
+
+def test_the_engine_blocks_equal_the_oracle(fits):
+    """Which coordinates each variable (and the null block) owns: whether a stray coordinate
+    changes any verdict depends on the trained models, so the layout is checked on its own."""
+    from mas_cli.alignment.swaps import variable_blocks
+
+    al = mas.load_alignment(fits["blocks"].run_dir)
+    smallest = min(m.model.site_width(al.cfg.site) for m in al.models)
+    found = [(b.variable, b.first, b.stop) for b in variable_blocks(al.cfg, smallest)]
+    assert found == oracle_blocks(al.cfg, al.models)
 
 
 def test_trained_fits_reach_iia_far_above_the_chance_level(fits):
