@@ -32,8 +32,8 @@ import torch
 from omegaconf import OmegaConf
 
 from mas_cli.alignment.engine import Aligner
-from mas_cli.alignment.plan import plan_alignment
-from mas_cli.alignment.run import make_directions
+from mas_cli.alignment.plan import check_models, plan_alignment
+from mas_cli.alignment.run import describe, make_directions
 from mas_cli.composition import compose_config
 from mas_cli.models import build_model
 from mas_cli.pipeline.plan import plan_pipeline
@@ -106,8 +106,10 @@ def align_cost(job, train_configs, device, steps: int) -> tuple[float, float]:
     """(seconds per step, bytes of counterfactual data at the budget's sizes) of one align job."""
     cfg = OmegaConf.merge(job.config, {"budget": {"align": {"train_size": CALIBRATION_ITEMS}}})
     cfg.budget.align.val_size = CALIBRATION_ITEMS
-    plan = plan_alignment(cfg)  # plan.cfg: the run's own config (k a number, the method as run)
+    plan = plan_alignment(cfg)
     models = random_models(plan.specs, train_configs, device)
+    # as `mas align` does: k becomes a number (k=full: the smallest site) in the run's own config
+    plan = plan.with_k(check_models(plan.cfg, [describe(m, cfg.site, cfg.causal_model) for m in models]))
     directions = make_directions(plan, models, device)
     aligner = Aligner(plan.cfg, models, directions, device)
     align = job.config.budget.align
