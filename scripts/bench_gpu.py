@@ -64,8 +64,12 @@ def train_step(arch: str, device: torch.device):
     task = CountingTask(void_p=0.2 if arch == "transformer" else 0.0)
     batches = [torch.from_numpy(task.sample(BATCH, np.random.default_rng(i)).tokens).to(device) for i in range(8)]
     torch.manual_seed(0)
-    model = build_model(arch, len(task.vocab), {"width": 128}).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    return adam_step(build_model(arch, len(task.vocab), {"width": 128}).to(device), batches, 1e-3)
+
+
+def adam_step(model, batches: list[torch.Tensor], lr: float):
+    """One Adam step on the next-token loss, cycling through `batches`, per call."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     count = iter(range(10**9))
 
     def step() -> None:

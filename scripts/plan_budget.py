@@ -21,11 +21,11 @@ measured data). Times are for one job at a time on `--threads` threads.
 from __future__ import annotations
 
 import argparse
-import statistics
+import sys
 import tempfile
-import time
 from collections import defaultdict
 from dataclasses import fields
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,26 +35,16 @@ from mas_cli.alignment.engine import Aligner
 from mas_cli.alignment.plan import check_models, plan_alignment
 from mas_cli.alignment.run import describe, make_directions
 from mas_cli.composition import compose_config
+from mas_cli.errors import ConfigError
 from mas_cli.models import build_model
 from mas_cli.pipeline.plan import plan_pipeline
 from mas_cli.tasks import task_from_config
-from mas_cli.training import next_token_loss
 from mas_cli.zoo import FrozenModel
 
+sys.path.insert(0, str(Path(__file__).parent))  # the other benchmark scripts
+from bench_gpu import adam_step, timed  # noqa: E402
+
 CALIBRATION_ITEMS = 256  # counterfactuals per direction while timing (the budget's sizes are scaled to)
-
-
-def median_seconds(step, steps: int) -> float:
-    for _ in range(2):  # warm-up: first calls allocate and pick kernels
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def validation_share(budget, batch_size: int) -> float:
@@ -67,18 +57,9 @@ def train_seconds(cfg, device: torch.device, steps: int) -> float:
     task = task_from_config(cfg.task)
     torch.manual_seed(0)
     model = build_model(cfg.arch.name, len(task.vocab), cfg.arch).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.budget.lr)
     rng = np.random.default_rng(0)
     batches = [torch.from_numpy(task.sample(cfg.budget.batch_size, rng).tokens).to(device) for _ in range(4)]
-    count = iter(range(10**9))
-
-    def step() -> None:
-        loss = next_token_loss(model, batches[next(count) % len(batches)])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    return median_seconds(step, steps)
+    return timed(adam_step(model, batches, cfg.budget.lr), device, steps)
 
 
 def random_models(specs, train_configs, device) -> list[FrozenModel]:
@@ -114,7 +95,7 @@ def align_cost(job, train_configs, device, steps: int) -> tuple[float, float]:
     aligner = Aligner(plan.cfg, models, directions, device)
     align = job.config.budget.align
     scale = (align.train_size + align.val_size) / (2 * CALIBRATION_ITEMS)
-    return median_seconds(aligner.train_step, steps), data_bytes(directions) * scale
+    return timed(aligner.train_step, device, steps), data_bytes(directions) * scale
 
 
 def shape_of(job) -> tuple:
@@ -139,8 +120,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
-    with tempfile.TemporaryDirectory() as root:
-        plan = plan_pipeline(compose_config("pipeline", [*args.overrides, f"paths.root={root}"]))
+    try:
+        with tempfile.TemporaryDirectory() as root:
+            plan = plan_pipeline(compose_config("pipeline", [*args.overrides, f"paths.root={root}"]))
+    except ConfigError as exc:  # a bad override: one line, as `mas pipeline` says it
+        print(f"plan_budget: {exc}", file=sys.stderr)
+        sys.exit(2)
     train_configs = {spec: job.config for spec, job in zip(plan.models, plan.train, strict=True)}
     print(f"`{' '.join(args.overrides)}` on {args.device}, {args.threads} threads, one job at a time\n")
 
