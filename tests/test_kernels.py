@@ -37,3 +37,29 @@ def test_the_kernel_equals_the_models_own_rnn(arch, width):
     with torch.no_grad():
         evaluated = Frozen(model).run(state.detach(), token_rows.data, token_rows.batch_sizes.tolist())
     torch.testing.assert_close(evaluated, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["gru", "lstm"])
+def test_the_kernel_reorders_the_state_and_keeps_only_the_asked_rows(arch):
+    """`order` and `keep` equal indexing the state before and the outputs after, values and
+    gradients (the gradient of rows not kept is zero; every state row gets its own gradient)."""
+    torch.manual_seed(2)
+    model = build_model(arch, 9, {"width": 16}).eval().requires_grad_(False)
+    rng = np.random.default_rng(3)
+    lengths = torch.from_numpy(np.sort(rng.integers(1, 10, size=15))[::-1].copy())
+    tokens = torch.from_numpy(rng.integers(0, 9, size=(15, 10)))
+    order = torch.from_numpy(rng.permutation(15))
+    keep = torch.from_numpy(np.sort(rng.choice(int(lengths.sum()), size=40, replace=False)))
+    state = torch.randn(15, model.site_width("hidden"), requires_grad=True)
+    weights = torch.randn(40, 8 if arch == "lstm" else 16)
+
+    packed = pack_padded_sequence(model.embed(tokens), lengths, batch_first=True)
+    expected = model.run_packed(packed, state[order])[keep]
+    (expected * weights).sum().backward()
+    expected_grad, state.grad = state.grad.clone(), None
+
+    token_rows = pack_padded_sequence(tokens, lengths, batch_first=True)
+    found = Frozen(model).run(state, token_rows.data, token_rows.batch_sizes.tolist(), order, keep)
+    (found * weights).sum().backward()
+    torch.testing.assert_close(found, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(state.grad, expected_grad, atol=1e-5, rtol=1e-5)

@@ -101,8 +101,8 @@ def _rnn_suffixes(target: RecurrentModel, state: torch.Tensor, batch: HiddenItem
         after = _packed(target.run_packed, target.embed(batch.inputs), lengths, batch.labels[:, 1:], state, 1)
     else:
         plan = SuffixPlan.of(batch)
-        outputs = frozen(target).run(state[plan.order], plan.tokens, plan.batch_sizes)
-        after = outputs[plan.scored], plan.labels, plan.items, plan.columns
+        scored = frozen(target).run(state, plan.tokens, plan.batch_sizes, plan.order, plan.scored)
+        after = scored, plan.labels, plan.items, plan.columns
     first = batch.labels[:, 0] >= 0
     features = torch.cat([target.state_features(state)[first], after[0]])
     item = torch.cat([first.nonzero()[:, 0], after[2]])
