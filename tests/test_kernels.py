@@ -63,3 +63,10 @@ def test_the_kernel_reorders_the_state_and_keeps_only_the_asked_rows(arch):
     (found * weights).sum().backward()
     torch.testing.assert_close(found, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(state.grad, expected_grad, atol=1e-5, rtol=1e-5)
+
+
+def test_a_state_row_without_a_step_is_refused():
+    """Step 0 must hold every state row: the state's gradient has one row per state row."""
+    model = build_model("gru", 9, {"width": 16}).eval().requires_grad_(False)
+    with pytest.raises(ValueError, match="at least one step"):
+        Frozen(model).run(torch.zeros(3, 16), torch.zeros(2, dtype=torch.long), [2])

@@ -53,7 +53,9 @@ class Frozen:
         """h after each step [P, H] in the packed (time-major) layout, from `state` [N, D] (the
         hidden site: h, or [h; c]) over the packed suffix `tokens` [P] (rows sorted longest first;
         step t holds the first batch_sizes[t] rows). `order` [N]: the state row of each packed
-        row (default: the same row); `keep`: return only these packed rows (default: all)."""
+        row, a permutation (default: the same row); `keep`: return only these packed rows (default: all)."""
+        if batch_sizes[0] != len(state):
+            raise ValueError(f"every state row runs at least one step: {len(state)} rows, {batch_sizes[0]} at step 0")
         kernel = _LSTMSuffix if self.lstm else _GRUSuffix
         return kernel.apply(state, tokens, _Layout(batch_sizes, order, keep), self)
 
