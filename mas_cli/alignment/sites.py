@@ -103,11 +103,11 @@ def _rnn_suffixes(target: RecurrentModel, state: torch.Tensor, batch: HiddenItem
         plan = SuffixPlan.of(batch)
         scored = frozen(target).run(state, plan.tokens, plan.batch_sizes, plan.order, plan.scored)
         after = scored, plan.labels, plan.items, plan.columns
-    first = batch.labels[:, 0] >= 0
-    features = torch.cat([target.state_features(state)[first], after[0]])
-    item = torch.cat([first.nonzero()[:, 0], after[2]])
-    column = torch.cat([torch.zeros_like(item[: int(first.sum())]), after[3]])
-    labels = torch.cat([batch.labels[first, 0], after[1]])
+    first = (batch.labels[:, 0] >= 0).nonzero()[:, 0]  # rows whose state's own prediction is scored
+    features = torch.cat([target.state_features(state).index_select(0, first), after[0]])
+    item = torch.cat([first, after[2]])
+    column = torch.cat([torch.zeros_like(first), after[3]])
+    labels = torch.cat([batch.labels[:, 0].index_select(0, first), after[1]])
     return _predictions(target, features, labels, item, column, parts)
 
 
