@@ -3,10 +3,14 @@ anything runs, and a small end-to-end run reuses its work and adds only what is 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from mas_cli.composition import config_names
 from mas_cli.errors import ConfigError
+from mas_cli.pipeline import execute
+from mas_cli.pipeline.overview import short
 from mas_cli.pipeline.plan import plan_pipeline
 from tests.conftest import compose_config, result_files, run_cli
 
@@ -226,3 +230,27 @@ def test_cli_runs_in_parallel_reuses_finished_work_and_adds_only_a_new_seed(tmp_
     assert "[align 1/1]" in more.stdout
     assert gru0.stat().st_mtime_ns == made
     assert len(result_files(out / "alignments")) == 2  # the 2-model fit stays beside the 4-model one
+
+
+def test_a_jobs_wall_time_includes_its_work(monkeypatch):
+    """Each stage's outcome times the job itself (a similarity job once reported 0.0 s: the clock
+    was read before the call, in the same argument list)."""
+    for stage, name in (("similarity", "similarity"), ("align", "align"), ("train", "train_model")):
+        monkeypatch.setattr(execute, name, lambda cfg: time.sleep(0.2) or _Done())
+        assert execute.run_job(stage, "a job", {}, 1).wall_s >= 0.2, stage
+
+
+class _Done:
+    rows, run_dir, metrics = None, "", {"trained_to_criterion": True}
+
+
+@pytest.mark.parametrize(
+    "label, line",
+    [
+        ("rsa/cka hidden: count/transformer/0 ~ count/transformer/1", "rsa/cka hidden: 2 models"),
+        ("mas hidden count k16: count/gru/0 + count/gru/1 + count/lstm/0", "mas hidden count k16: 3 models"),
+        ("mas hidden count k16: count/gru/0", "mas hidden count k16: count/gru/0"),
+    ],
+)
+def test_a_long_job_label_counts_its_models(label, line):
+    assert short(label) == line

@@ -49,7 +49,8 @@ def run_job(stage: str, label: str, config: dict, threads: int, log: str | None 
             ok = bool(result.metrics["trained_to_criterion"])
             return Outcome(stage, label, time.perf_counter() - start, trained_to_criterion=ok)
         if stage == "similarity":
-            return Outcome(stage, label, time.perf_counter() - start, similarity=similarity(cfg))
+            rows = similarity(cfg)  # before the clock is read: arguments are evaluated in order
+            return Outcome(stage, label, time.perf_counter() - start, similarity=rows)
         result = align(cfg)
         return Outcome(stage, label, time.perf_counter() - start, rows=result.rows, run_dir=str(result.run_dir))
     except MasError as exc:

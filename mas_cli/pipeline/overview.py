@@ -3,6 +3,7 @@ terminal, with the running job's step bar beneath; plain lines in logs and CI)."
 
 from __future__ import annotations
 
+import re
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ def short(label: str, most: int = 44) -> str:
     if len(label) <= most or ": " not in label:
         return label
     setting, models = label.split(": ", 1)
-    return f"{setting}: {len(models.split(' + '))} models"
+    return f"{setting}: {len(re.split(' [+~] ', models))} models"  # a fit's ' + ', a similarity's ' ~ '
 
 
 def clock(seconds: float) -> str:
