@@ -43,9 +43,9 @@ class Frozen:
                 self.table = ((inputs + rnn.bias_hh_l0)[:, rows] * scale).contiguous()
             else:  # r and z take both biases; n adds i_n after r gates h W_nᵀ + b_n; n doubled
                 scale[2 * hidden :] = 2
-                self.table = (torch.cat([inputs[:, : 2 * hidden], torch.zeros_like(inputs[:, 2 * hidden :])], 1)
-                              + rnn.bias_hh_l0) * scale  # fmt: skip
-                self.table_n = 2 * inputs[:, 2 * hidden :].contiguous()
+                self.table_n = 2 * inputs[:, 2 * hidden :]
+                inputs[:, 2 * hidden :] = 0  # i_n is added after r gates the recurrent part
+                self.table = (inputs + rnn.bias_hh_l0) * scale
             self.w_hh_t = (rnn.weight_hh_l0[rows].T * scale).contiguous()  # [H, gates·H]: forward h @ W_hhᵀ
             self.w_hh = rnn.weight_hh_l0.contiguous()  # [gates·H, H]: backward d(gates) @ W_hh
 
@@ -60,12 +60,12 @@ class Frozen:
         return kernel.apply(state, tokens, _Layout(batch_sizes, order, keep), self)
 
 
-MINUS_ONE = torch.tensor(-1.0)
+_MINUS_ONE = torch.tensor(-1.0)
 
 
 def _tanh_of_doubled(sigmoid_of_doubled: torch.Tensor) -> torch.Tensor:
     """tanh(x) = 2σ(2x) − 1, in place."""
-    return torch.add(MINUS_ONE, sigmoid_of_doubled, alpha=2, out=sigmoid_of_doubled)
+    return torch.add(_MINUS_ONE, sigmoid_of_doubled, alpha=2, out=sigmoid_of_doubled)
 
 
 class _Layout:
@@ -74,9 +74,6 @@ class _Layout:
 
     def __init__(self, batch_sizes: list[int], order, keep):
         self.sizes, self.order, self.keep = batch_sizes, order, keep
-        sizes = np.asarray(batch_sizes)
-        # packed row p of step t ≥ 1 continues packed row p − sizes[t − 1] (the same item)
-        self.previous = torch.from_numpy(np.arange(sizes[0], sizes.sum()) - np.repeat(sizes[:-1], sizes[1:]))
 
     def first_state(self, state: torch.Tensor) -> torch.Tensor:
         return state if self.order is None else state.index_select(0, self.order)
@@ -94,8 +91,11 @@ class _Layout:
         return grad if self.order is None else torch.empty_like(grad).index_copy_(0, self.order, grad)
 
     def previous_rows(self, first: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """What each packed row continued from: the first state, then the previous step's output."""
-        return torch.cat([first, out.index_select(0, self.previous)])
+        """What each packed row continued from: the first state, then the previous step's output
+        (packed row p of step t ≥ 1 continues packed row p − sizes[t − 1], the same item)."""
+        sizes = np.asarray(self.sizes)
+        previous = torch.from_numpy(np.arange(sizes[0], sizes.sum()) - np.repeat(sizes[:-1], sizes[1:]))
+        return torch.cat([first, out.index_select(0, previous)])
 
 
 class _GRUSuffix(torch.autograd.Function):
@@ -197,11 +197,8 @@ class _LSTMSuffix(torch.autograd.Function):
         grad_c = torch.zeros_like(grad_h)  # the carry into each step's dc
         d_gates = grad_h.new_empty(sizes[0], 4, hidden)
         quarters = factors.view(-1, 4, hidden)
-        steps = list(
-            zip(
-                *(t.split(sizes) for t in (grad_h, grad_c, quarters[:, :3], quarters[:, 3], through_c, forget)),
-            )
-        )
+        parts = (grad_h, grad_c, quarters[:, :3], quarters[:, 3], through_c, forget)
+        steps = list(zip(*(t.split(sizes) for t in parts)))
         state_grad = grad_h.new_empty(sizes[0], 2 * hidden)
         for t in range(len(steps) - 1, -1, -1):
             dh, dc, driven_by_c, driven_by_h, step_through_c, step_forget = steps[t]
