@@ -155,6 +155,14 @@ MUTANTS = [
         ("tests/test_stats.py",),
     ),
     Mutant(
+        "cayley_rows_sign",
+        "the orthogonal function's aligned rows solve with I + A/2 where the Cayley map has I − A/2",
+        "mas_cli/alignment/functions.py",
+        "torch.add(eye, skew, alpha=-0.5)",
+        "torch.add(eye, skew, alpha=0.5)",
+        ("tests/test_alignment_functions.py",),
+    ),
+    Mutant(
         "cka_uncentred",
         "linear CKA on uncentred activations",
         "mas_cli/correlative/measures.py",
