@@ -6,8 +6,14 @@ reuse, so the process grows step after step although no tensor outlives its step
 16-direction fit reached 3.4 GB, with ~280 MB in use. Handing the free pages back
 (`malloc_trim`, 10–25 ms) whenever the process has grown by GROWTH over its working size keeps
 it within GROWTH of that: a trim every dozen steps where a step allocates much, rarely where it
-allocates little (docs/BENCHMARKS.md). A fixed mmap threshold would too, but made every step
-~1.3× slower.
+allocates little (docs/BENCHMARKS.md). A low fixed mmap threshold would too, but made every
+step ~1.3× slower.
+
+Between those releases nothing else should hand pages back: glibc by itself returns the top of
+its heap once 128 KB+ are free there and maps some large blocks afresh, and every such page is
+page-faulted again when the next step reuses it (~1,400 faults a step in the alignment
+benchmark). So the first loop step of a process raises both thresholds (`mallopt`), and the
+growth rule alone decides when memory goes back.
 """
 
 from __future__ import annotations
@@ -18,16 +24,30 @@ import functools
 import os
 
 GROWTH = 448 << 20  # bytes of resident growth since the last trim that call for the next
+# glibc's mallopt parameters: blocks up to the mmap threshold come from the heap; free space over
+# the trim threshold at the heap's top is returned by free() itself
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+HELD_TRIM_THRESHOLD, HELD_MMAP_THRESHOLD = 1 << 30, 64 << 20  # above anything a step frees or allocates
 
 
 @functools.cache
-def _malloc_trim():
-    """glibc's malloc_trim, or None where the C library has none (macOS, musl)."""
+def _glibc(function: str):
+    """A glibc malloc function (malloc_trim, mallopt), or None where the C library has none
+    (macOS, musl)."""
     name = ctypes.util.find_library("c")
     try:
-        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+        return getattr(ctypes.CDLL(name), function, None) if name else None
     except OSError:
         return None
+
+
+@functools.cache
+def _hold_freed_memory() -> None:
+    """Once per process: glibc keeps what a step frees for the next (see the module docstring)."""
+    mallopt = _glibc("mallopt")
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, HELD_MMAP_THRESHOLD)
+        mallopt(M_TRIM_THRESHOLD, HELD_TRIM_THRESHOLD)
 
 
 def resident_bytes() -> int:
@@ -45,7 +65,7 @@ _working_level: int | None = None  # resident bytes at the first loop step after
 def release_free_heap() -> None:
     """Return the heap's free pages to the operating system now."""
     global _working_level
-    trim = _malloc_trim()
+    trim = _glibc("malloc_trim")
     if trim is not None:
         trim(0)
         _working_level = None
@@ -57,8 +77,9 @@ def release_if_grown() -> None:
     release: the next step touches its working memory again at once, and a release on every
     step would make every step page-fault all of it afresh.)"""
     global _working_level
-    if _malloc_trim() is None:
+    if _glibc("malloc_trim") is None:
         return
+    _hold_freed_memory()
     now = resident_bytes()
     if _working_level is None:
         _working_level = now
