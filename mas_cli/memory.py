@@ -11,8 +11,8 @@ step ~1.3× slower.
 
 Between those releases nothing else should hand pages back: glibc by itself returns the top of
 its heap once 128 KB+ are free there and maps some large blocks afresh, and every such page is
-page-faulted again when the next step reuses it (~1,400 faults a step in the alignment
-benchmark). So the first loop step of a process raises both thresholds (`mallopt`), and the
+page-faulted again when the next step reuses it (~1,200–1,400 faults a step in the
+alignment benchmark). So the first loop step of a process raises both thresholds (`mallopt`), and the
 growth rule alone decides when memory goes back.
 """
 

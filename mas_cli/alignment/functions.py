@@ -89,8 +89,8 @@ class OrthogonalAlignment(AlignmentFunction):
         """Q[:k] without forming Q. PyTorch's Cayley map is Q = B (I − A/2)⁻¹ (I + A/2), with B the
         starting rotation and A = X − Xᵀ from X's lower triangle. The two factors commute, so
         R = Q[:k] solves R (I − A/2) = B[:k] (I + A/2): one solve with k right-hand sides
-        instead of d, and no d × d product with B. That is 2–3× less time per step at d 128–256
-        (docs/BENCHMARKS.md); tests/test_alignment_functions.py checks it against Q[:k]."""
+        instead of d, and no d × d product with B: 1.3× less time per step at d 128, 2× at 256, 5×
+        at 2048 (docs/BENCHMARKS.md); tests/test_alignment_functions.py checks it against Q[:k]."""
         parametrization = self.map.parametrizations.weight
         lower = parametrization.original.tril()
         skew = lower - lower.T
