@@ -16,7 +16,8 @@ Weights are random: a step's cost does not depend on them.
 Prints a markdown table (for docs/BENCHMARKS.md): median ms per step, the speed-up, the model
 FLOPs a step does (forward + input-gradient backward, counted from the shapes it ran) and the
 achieved GFLOP/s beside the machine's fp32 matmul throughput measured in the same run; the same
-fast step with align_fn=gram_schmidt and linear, and without the frozen-RNN suffix kernel
+fast step with align_fn=gram_schmidt and linear, with the suffix kernel's Python loops instead of
+its compiled ones (alignment/kernels.py), and without the frozen-RNN suffix kernel
 (alignment/recurrent.py: the models' own packed nn.GRU / nn.LSTM instead); then a width sweep
 (128 → 4096) of the alignment functions alone: the full orthogonal map (O(d³) per step) against Gram–Schmidt (O(k·d));
 last, one line `align step: <ms> ms, <GFLOP/s> GFLOP/s, <pct> % of peak <GFLOP/s> GFLOP/s`.
@@ -35,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from mas_cli.alignment import sites
+from mas_cli.alignment import kernels, sites
 from mas_cli.alignment.directions import build_directions
 from mas_cli.alignment.engine import Aligner
 from mas_cli.alignment.functions import make_alignment
@@ -160,6 +161,16 @@ def bench(steps: int, k: int) -> tuple[list[str], str]:
     for align_fn in ("gram_schmidt", "linear"):
         other = Aligner(align_cfg(k, align_fn), models, directions, "cpu")
         others[f"align_fn={align_fn}"] = time_it(functools.partial(fit_step, other), steps)
+    # with the suffix kernel's Python loops instead of the compiled ones (alignment/kernels.py)
+    if kernels.compiled() is not None:
+        kernel_builds = [sites.frozen(m.model) for m in models]
+        for kernel in kernel_builds:
+            kernel.loops = kernels.PYTHON
+        others["suffix kernel with its Python loops (not compiled)"] = time_it(
+            functools.partial(fit_step, aligner), steps
+        )
+        for kernel in kernel_builds:
+            kernel.loops = kernels.compiled()
     # and with the models' own packed nn.GRU / nn.LSTM instead of the frozen suffix kernel
     with mock.patch.object(sites, "suffix_kernel_for", lambda target, state: False):
         others["without the suffix kernel (packed nn.GRU / nn.LSTM)"] = time_it(

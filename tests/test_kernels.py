@@ -1,21 +1,46 @@
 """The frozen-RNN suffix kernel equals the model's own nn.GRU / nn.LSTM over the same packed
 suffixes: outputs and the gradient with respect to the intervened state, and the outputs of
-the evaluation path (a state that needs no gradient: no backward factors computed)."""
+the evaluation path (a state that needs no gradient: no backward factors computed); with both
+builds of its step loops (alignment/loops.py: eager PyTorch, and compiled C++), at widths that
+fill SIMD vectors and widths that leave a tail."""
 
 from __future__ import annotations
+
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
+from torch.utils import cpp_extension
 
+from mas_cli.alignment import kernels as loops
 from mas_cli.alignment.recurrent import Frozen
 from mas_cli.models import build_model
 
+BUILDS = ["python", "compiled"]
 
+
+def build(name: str):
+    if name == "python":
+        return loops.PYTHON
+    if loops.compiled() is None:
+        pytest.skip(f"the compiled loops do not build here ({loops.why_not_compiled})")
+    return loops.compiled()
+
+
+def test_the_compiled_loops_build_where_a_compiler_and_ninja_are_found():
+    """Where the tools are, a failed build is a defect, not a fallback (it would only be slower)."""
+    if shutil.which("c++") is None or not cpp_extension.is_ninja_available():
+        pytest.skip("no C++ compiler or ninja here")
+    assert loops.compiled() is not None, loops.why_not_compiled
+    assert loops.fastest() is loops.compiled()
+
+
+@pytest.mark.parametrize("builds", BUILDS)
 @pytest.mark.parametrize("arch", ["gru", "lstm"])
-@pytest.mark.parametrize("width", [16, 32])
-def test_the_kernel_equals_the_models_own_rnn(arch, width):
+@pytest.mark.parametrize("width", [16, 20, 32])
+def test_the_kernel_equals_the_models_own_rnn(arch, width, builds):
     torch.manual_seed(0)
     model = build_model(arch, 9, {"width": width}).eval().requires_grad_(False)
     rng = np.random.default_rng(1)
@@ -30,17 +55,19 @@ def test_the_kernel_equals_the_models_own_rnn(arch, width):
     expected_grad, state.grad = state.grad.clone(), None
 
     token_rows = pack_padded_sequence(tokens, lengths, batch_first=True)
-    found = Frozen(model).run(state, token_rows.data, token_rows.batch_sizes.tolist())
+    kernel = Frozen(model, build(builds))
+    found = kernel.run(state, token_rows.data, token_rows.batch_sizes.tolist())
     (found * weights).sum().backward()
     torch.testing.assert_close(found, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(state.grad, expected_grad, atol=1e-5, rtol=1e-5)
     with torch.no_grad():
-        evaluated = Frozen(model).run(state.detach(), token_rows.data, token_rows.batch_sizes.tolist())
+        evaluated = kernel.run(state.detach(), token_rows.data, token_rows.batch_sizes.tolist())
     torch.testing.assert_close(evaluated, expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("builds", BUILDS)
 @pytest.mark.parametrize("arch", ["gru", "lstm"])
-def test_the_kernel_reorders_the_state_and_keeps_only_the_asked_rows(arch):
+def test_the_kernel_reorders_the_state_and_keeps_only_the_asked_rows(arch, builds):
     """`order` and `keep` equal indexing the state before and the outputs after, values and
     gradients (the gradient of rows not kept is zero; every state row gets its own gradient)."""
     torch.manual_seed(2)
@@ -59,7 +86,7 @@ def test_the_kernel_reorders_the_state_and_keeps_only_the_asked_rows(arch):
     expected_grad, state.grad = state.grad.clone(), None
 
     token_rows = pack_padded_sequence(tokens, lengths, batch_first=True)
-    found = Frozen(model).run(state, token_rows.data, token_rows.batch_sizes.tolist(), order, keep)
+    found = Frozen(model, build(builds)).run(state, token_rows.data, token_rows.batch_sizes.tolist(), order, keep)
     (found * weights).sum().backward()
     torch.testing.assert_close(found, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(state.grad, expected_grad, atol=1e-5, rtol=1e-5)
