@@ -13,7 +13,8 @@ Weights are random: a step's cost does not depend on them.
   * baseline: per direction, both models re-run from position 0 with a per-step cell loop, the
     swap made inside the loop at τ, the readout on every position, loss on the scored ones.
 
-Prints a markdown table (for docs/BENCHMARKS.md): median ms per step, the speed-up, the model
+Prints a markdown table (for docs/BENCHMARKS.md): ms per step (median of `--rounds` alternating
+rounds of `--steps` steps each), the speed-up, the model
 FLOPs a step does (forward + input-gradient backward, counted from the shapes it ran) and the
 achieved GFLOP/s beside the machine's fp32 matmul throughput measured in the same run; the same
 fast step with align_fn=gram_schmidt and linear, with the suffix kernel's Python loops instead of
@@ -26,6 +27,7 @@ last, one line `align step: <ms> ms, <GFLOP/s> GFLOP/s, <pct> % of peak <GFLOP/s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import statistics
 import time
@@ -102,7 +104,20 @@ def align_cfg(k: int, align_fn: str = "orthogonal"):
     return OmegaConf.create({**top, "budget": {"align": settings}})
 
 
-def bench(steps: int, k: int) -> tuple[list[str], str]:
+@contextlib.contextmanager
+def python_loops(models):
+    """The suffix kernel runs its eager PyTorch loops while inside."""
+    frozen_kernels = [sites.frozen(m.model) for m in models]
+    for kernel in frozen_kernels:
+        kernel.loops = kernels.PYTHON
+    try:
+        yield
+    finally:
+        for kernel in frozen_kernels:
+            kernel.loops = kernels.fastest()
+
+
+def bench(steps: int, k: int, rounds: int) -> tuple[list[str], str]:
     task = CountingTask()
     models = [frozen("gru", task, 0), frozen("lstm", task, 1)]
     pairs = [(0, 0), (0, 1), (1, 0), (1, 1)]
@@ -122,7 +137,6 @@ def bench(steps: int, k: int) -> tuple[list[str], str]:
             total += recurrent * suffix_tokens + readout * int((batch.labels >= 0).sum())
         flops.append(2 * total)  # forward + the input-gradient backward (weights are frozen)
     aligner.step = 0
-    fast = time_it(functools.partial(fit_step, aligner), steps)
 
     # Baseline: random batches of the same kind of items, everything from position 0.
     rng = np.random.default_rng(1)
@@ -155,33 +169,41 @@ def bench(steps: int, k: int) -> tuple[list[str], str]:
         optimizer.step()
 
     slow = time_it(baseline_step, max(3, steps // 4))
-    peak = matmul_gflops()
     work = statistics.mean(flops)
-    others = {}  # the same fast step with the other alignment functions
+    # The fast step, and beside it the same step with the other alignment functions, with the
+    # suffix kernel's Python loops instead of its compiled ones (alignment/kernels.py), and with
+    # the models' own packed nn.GRU / nn.LSTM instead of the suffix kernel: in alternating rounds,
+    # each the median of `steps` steps, with the matmul peak measured in every round (the
+    # machine's speed drifts between minutes; each figure is the median over the rounds).
+    variants = {"mas (`Aligner.train_step`, align_fn=orthogonal)": (aligner, contextlib.nullcontext)}
     for align_fn in ("gram_schmidt", "linear"):
-        other = Aligner(align_cfg(k, align_fn), models, directions, "cpu")
-        others[f"align_fn={align_fn}"] = time_it(functools.partial(fit_step, other), steps)
-    # with the suffix kernel's Python loops instead of the compiled ones (alignment/kernels.py)
+        variants[f"mas, align_fn={align_fn}"] = (
+            Aligner(align_cfg(k, align_fn), models, directions, "cpu"),
+            contextlib.nullcontext,
+        )
     if kernels.compiled() is not None:
-        kernel_builds = [sites.frozen(m.model) for m in models]
-        for kernel in kernel_builds:
-            kernel.loops = kernels.PYTHON
-        others["suffix kernel with its Python loops (not compiled)"] = time_it(
-            functools.partial(fit_step, aligner), steps
-        )
-        for kernel in kernel_builds:
-            kernel.loops = kernels.compiled()
-    # and with the models' own packed nn.GRU / nn.LSTM instead of the frozen suffix kernel
-    with mock.patch.object(sites, "suffix_kernel_for", lambda target, state: False):
-        others["without the suffix kernel (packed nn.GRU / nn.LSTM)"] = time_it(
-            functools.partial(fit_step, aligner), steps
-        )
+        variants["mas, suffix kernel with its Python loops (not compiled)"] = (aligner, lambda: python_loops(models))
+    variants["mas, without the suffix kernel (packed nn.GRU / nn.LSTM)"] = (
+        aligner,
+        lambda: mock.patch.object(sites, "suffix_kernel_for", lambda target, state: False),
+    )
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    peaks = []
+    for _ in range(rounds):
+        for name, (fitted, context) in variants.items():
+            with context():
+                times[name].append(time_it(functools.partial(fit_step, fitted), steps))
+        peaks.append(matmul_gflops())
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    peak = statistics.median(peaks)
+    fast = next(iter(medians.values()))
     rate = work / fast / 1e9
     summary = (
         f"align step: {fast * 1e3:.1f} ms, {rate:.1f} GFLOP/s, {100 * rate / peak:.0f} % of peak {peak:.0f} GFLOP/s"
     )
     return [
-        f"fp32 matmul (2048²·2048) on {torch.get_num_threads()} threads: {peak:.0f} GFLOP/s",
+        f"fp32 matmul (2048²·2048) on {torch.get_num_threads()} threads: {peak:.0f} GFLOP/s "
+        f"(median of {rounds} rounds: {', '.join(f'{p:.0f}' for p in peaks)})",
         "",
         f"| step (GRU↔LSTM, 4 directions, batch 128, k {k}) | ms / step | speed-up "
         "| model GFLOP / step | GFLOP/s | of matmul peak |",
@@ -189,12 +211,10 @@ def bench(steps: int, k: int) -> tuple[list[str], str]:
         f"| baseline: per-step loop from position 0, readout everywhere | {slow * 1e3:.1f} | 1.0× "
         f"| ≈ {sum(baseline_flops) / 1e9:.1f} | {sum(baseline_flops) / slow / 1e9:.1f} | "
         f"{100 * sum(baseline_flops) / slow / 1e9 / peak:.0f} % |",
-        f"| mas (`Aligner.train_step`, align_fn=orthogonal) | {fast * 1e3:.1f} | {slow / fast:.1f}× "
-        f"| {work / 1e9:.2f} | {work / fast / 1e9:.1f} | {100 * work / fast / 1e9 / peak:.0f} % |",
         *(
-            f"| mas, {name} | {t * 1e3:.1f} | {slow / t:.1f}× | {work / 1e9:.2f} "
+            f"| {name} | {t * 1e3:.1f} | {slow / t:.1f}× | {work / 1e9:.2f} "
             f"| {work / t / 1e9:.1f} | {100 * work / t / 1e9 / peak:.0f} % |"
-            for name, t in others.items()
+            for name, t in medians.items()
         ),
     ], summary
 
@@ -237,10 +257,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--k", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--widths", type=int, nargs="*", default=[128, 256, 512, 1024, 2048, 4096])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    table, summary = bench(args.steps, args.k)
+    table, summary = bench(args.steps, args.k, args.rounds)
     print("\n".join(table))
     print()
     print("\n".join(width_sweep(args.widths, args.k, args.steps)))

@@ -97,3 +97,19 @@ def test_a_state_row_without_a_step_is_refused():
     model = build_model("gru", 9, {"width": 16}).eval().requires_grad_(False)
     with pytest.raises(ValueError, match="at least one step"):
         Frozen(model).run(torch.zeros(3, 16), torch.zeros(2, dtype=torch.long), [2])
+
+
+def test_where_the_kernels_cannot_be_built_the_python_loops_run_and_the_user_is_told(monkeypatch, capsys):
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("c++: error: no such compiler")
+
+    monkeypatch.setattr(cpp_extension, "load", no_compiler)
+    loops.compiled.cache_clear()
+    try:
+        assert loops.fastest() is loops.PYTHON
+        assert loops.why_not_compiled == "c++: error: no such compiler"
+        assert "did not build; it runs its slower Python loops" in capsys.readouterr().out
+        model = build_model("gru", 9, {"width": 16}).eval().requires_grad_(False)
+        assert Frozen(model).loops is loops.PYTHON
+    finally:
+        loops.compiled.cache_clear()  # the next use builds (or finds) the real kernels again

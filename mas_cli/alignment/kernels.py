@@ -191,7 +191,8 @@ def compiled():
     except Exception as error:  # any failure to build leaves the Python loops, which are exact
         lines = str(error).strip().splitlines() or [type(error).__name__]
         why_not_compiled = next((line for line in lines if "error:" in line), lines[-1]).strip()
-        console.print(f"alignment runs its slower Python loops: no compiled kernels ({why_not_compiled})")
+        console.print("alignment: the compiled kernels did not build; it runs its slower Python loops")
+        console.print(f"  ({why_not_compiled[:74]})")
         return None
     names = ("gru_forward", "gru_backward", "lstm_forward", "lstm_backward")
     return types.SimpleNamespace(name="compiled", **{name: getattr(ops, name) for name in names})
