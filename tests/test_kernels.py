@@ -113,3 +113,17 @@ def test_where_the_kernels_cannot_be_built_the_python_loops_run_and_the_user_is_
         assert Frozen(model).loops is loops.PYTHON
     finally:
         loops.compiled.cache_clear()  # the next use builds (or finds) the real kernels again
+
+
+def test_the_compiled_loops_refuse_a_layout_they_were_not_written_for():
+    """They index raw memory: a wrong layout is an error, never a read past a tensor's end."""
+    kernel = build("compiled")
+    gh, i_n, first, w_hh_t = torch.zeros(5, 12), torch.zeros(5, 4), torch.zeros(3, 4), torch.zeros(4, 12)
+    with pytest.raises(RuntimeError, match="step sizes must shrink"):
+        kernel.gru_forward(gh, i_n, first, w_hh_t, [3, 2, 0], False)
+    with pytest.raises(RuntimeError, match="wrong shape"):
+        kernel.gru_forward(gh, i_n, first, w_hh_t, [3, 1], False)  # 4 packed rows named, 5 given
+    with pytest.raises(RuntimeError, match="every state row"):
+        kernel.gru_forward(gh, i_n, first, w_hh_t, [2, 2, 1], False)
+    with pytest.raises(RuntimeError, match="float32"):
+        kernel.lstm_forward(torch.zeros(5, 8, dtype=torch.float64), torch.zeros(3, 4), torch.zeros(2, 8), [3, 2], False)

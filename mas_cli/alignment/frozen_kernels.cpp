@@ -1,11 +1,11 @@
-// The frozen-RNN suffix loops of recurrent.py, compiled (loops.py builds this file on first use).
+// The frozen-RNN suffix loops of recurrent.py, compiled (kernels.py builds this file on first use).
 //
-// Same arguments, results and layout as the Python loops in loops.py, which stay the reference
-// and the fallback. Why compiled: at width 128 a step's matmul takes ~35 µs, while each further
-// small tensor op costs ~5 µs of dispatch, and a Python step has ~8 of them. Here a step is the
-// matmul (ATen, threaded) and ONE pass over the step's rows that computes the gates, the new
-// state and, when backward will come, the step's backward factors, in SIMD registers (ATen's
-// Vectorized<float>: AVX2 where the build enables it, plain loops otherwise).
+// Same arguments, results and layout as the Python loops in kernels.py, which stay the reference
+// and the fallback. Why compiled: at width 128 a step's matmul takes ~35–50 µs, and each further
+// small tensor op from Python ~5 µs more, ~8 of them a step. Here a step is the matmul and ONE
+// pass over the step's rows that computes the gates, the new state and, when backward will come,
+// the step's backward factors, in SIMD registers (ATen's Vectorized<float>: AVX2 where the build
+// enables it, plain loops otherwise).
 //
 // Packed layout (time-major, rows sorted longest first): step t holds rows
 // [offset_t, offset_t + sizes[t]); its row p continues row p of step t − 1 (the same item).
@@ -58,6 +58,21 @@ inline Tensor share_rows(const Tensor& t, int64_t begin, int64_t size, int64_t s
   return t.narrow(0, begin, size).slice(0, share, size, shares);
 }
 
+// The loops index raw memory: refuse any tensor or layout they were not written for.
+void check_layout(at::IntArrayRef sizes, int64_t first_rows, std::initializer_list<std::pair<const Tensor*, int64_t>> packed) {
+  TORCH_CHECK(!sizes.empty() && sizes[0] == first_rows, "suffix loops: step 0 must hold every state row");
+  int64_t rows = 0;
+  for (size_t t = 0; t < sizes.size(); ++t) {
+    TORCH_CHECK(sizes[t] > 0 && (t == 0 || sizes[t] <= sizes[t - 1]), "suffix loops: step sizes must shrink");
+    rows += sizes[t];
+  }
+  for (const auto& [tensor, columns] : packed) {
+    TORCH_CHECK(tensor->scalar_type() == at::kFloat && tensor->is_contiguous() && tensor->dim() == 2,
+                "suffix loops: float32, contiguous, 2-D tensors only");
+    TORCH_CHECK(tensor->size(0) == rows && tensor->size(1) == columns, "suffix loops: a tensor of the wrong shape");
+  }
+}
+
 inline Vec load(const float* p, int count) { return Vec::loadu(p, count); }
 inline void store(const Vec& v, float* p, int count) { v.store(p, count); }
 
@@ -66,6 +81,7 @@ inline void store(const Vec& v, float* p, int count) { v.store(p, count); }
 std::tuple<Tensor, Tensor, Tensor> gru_forward(Tensor gh, const Tensor& i_n, const Tensor& first, const Tensor& w_hh_t,
                                                at::IntArrayRef sizes, bool factors) {
   const int64_t hidden = first.size(1), rows = gh.size(0);
+  check_layout(sizes, first.size(0), {{&gh, 3 * hidden}, {&i_n, hidden}});
   const auto offsets = offsets_of(sizes);
   Tensor out = at::empty({rows, hidden}, gh.options()), h0 = first.contiguous();
   Tensor d_gh = factors ? at::empty({rows, 3 * hidden}, gh.options()) : Tensor();
@@ -105,6 +121,7 @@ std::tuple<Tensor, Tensor, Tensor> gru_forward(Tensor gh, const Tensor& i_n, con
 // grad [P, H]: dh' of every step (the carries are added in place); returns d(first) [N, H].
 Tensor gru_backward(Tensor grad, const Tensor& d_gh_dh, const Tensor& zs, const Tensor& w_hh, at::IntArrayRef sizes) {
   const int64_t hidden = grad.size(1);
+  check_layout(sizes, sizes.empty() ? 0 : sizes[0], {{&grad, hidden}, {&d_gh_dh, 3 * hidden}, {&zs, hidden}});
   const auto offsets = offsets_of(sizes);
   Tensor d_gh = at::empty({sizes[0], 3 * hidden}, grad.options());
   Tensor first = at::empty({sizes[0], hidden}, grad.options());
@@ -139,6 +156,7 @@ Tensor gru_backward(Tensor grad, const Tensor& d_gh_dh, const Tensor& zs, const 
 std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_forward(Tensor acts, const Tensor& first, const Tensor& w_hh_t,
                                                         at::IntArrayRef sizes, bool factors) {
   const int64_t hidden = first.size(1) / 2, rows = acts.size(0);
+  check_layout(sizes, first.size(0), {{&acts, 4 * hidden}});
   const auto offsets = offsets_of(sizes);
   Tensor out = at::empty({rows, hidden}, acts.options()), cells = at::empty({rows, hidden}, acts.options());
   Tensor d_gates = factors ? at::empty({rows, 4 * hidden}, acts.options()) : Tensor();
@@ -186,6 +204,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_forward(Tensor acts, const Tenso
 Tensor lstm_backward(Tensor grad, const Tensor& d_gates_dx, const Tensor& through_c, const Tensor& forget,
                      const Tensor& w_hh, at::IntArrayRef sizes) {
   const int64_t hidden = grad.size(1), steps = static_cast<int64_t>(sizes.size());
+  check_layout(sizes, sizes.empty() ? 0 : sizes[0],
+               {{&grad, hidden}, {&d_gates_dx, 4 * hidden}, {&through_c, hidden}, {&forget, hidden}});
   const auto offsets = offsets_of(sizes);
   Tensor d_gates = at::empty({sizes[0], 4 * hidden}, grad.options());
   Tensor dc = at::empty({sizes[0], hidden}, grad.options());  // the carry into each row's dc
