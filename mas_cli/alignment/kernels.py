@@ -2,7 +2,7 @@
 with the same arguments and results:
 
   * `compiled()`: frozen_kernels.cpp, built once per machine by PyTorch's extension builder (a C++
-    compiler and ninja; ~10 s, kept in PyTorch's extensions cache). A step is its matmul and one
+    compiler and ninja; ~15 s, kept in PyTorch's extensions cache). A step is its matmul and one
     fused SIMD pass over the gates, the new state and the backward factors.
   * `PYTHON`: the same loops in eager PyTorch, the reference the compiled build is tested
     against (tests/test_kernels.py) and the fallback where no compiler is found.
@@ -162,10 +162,11 @@ why_not_compiled = ""  # why compiled() gave None, in one line
 
 @functools.cache
 def compiled():
-    """The compiled loops, built on first use into PyTorch's extensions cache, in a folder named by
-    a digest of the source, the flags and the PyTorch and Python versions (so a change rebuilds, and processes
-    that share a build wait for each other on PyTorch's lock). None where they cannot be built:
-    no compiler, no ninja, no writable cache; the reason is kept in `why_not_compiled`."""
+    """The compiled loops, built on first use into PyTorch's extensions cache, in a folder named
+    by a digest of the source, the flags and the PyTorch and Python versions: a change rebuilds,
+    and processes that need the same build wait for each other on PyTorch's lock file. None
+    where they cannot be built (no compiler, no ninja, no writable cache); the reason is kept in
+    `why_not_compiled`."""
     global why_not_compiled
     try:
         from torch.utils import cpp_extension
@@ -177,7 +178,7 @@ def compiled():
         ).hexdigest()
         folder = _extensions_root() / f"mas_frozen_kernels_{digest[:16]}"
         if not any(folder.glob("*.so")):
-            console.print("compiling the alignment kernels for this machine (once; ~20 s)")
+            console.print("compiling the alignment kernels for this machine (once; ~15 s)")
         folder.mkdir(parents=True, exist_ok=True)
         cpp_extension.load(
             "mas_frozen_kernels",
@@ -188,7 +189,7 @@ def compiled():
             is_python_module=False,
         )
         ops = torch.ops.mas_frozen_kernels
-    except Exception as error:  # any failure to build leaves the Python loops, which are exact
+    except Exception as error:  # any failure to build leaves the Python loops: same results, slower
         lines = str(error).strip().splitlines() or [type(error).__name__]
         why_not_compiled = next((line for line in lines if "error:" in line), lines[-1]).strip()
         console.print("alignment: the compiled kernels did not build; it runs its slower Python loops")
