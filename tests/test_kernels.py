@@ -1,7 +1,7 @@
 """The frozen-RNN suffix kernel equals the model's own nn.GRU / nn.LSTM over the same packed
 suffixes: outputs and the gradient with respect to the intervened state, and the outputs of
 the evaluation path (a state that needs no gradient: no backward factors computed); with both
-builds of its step loops (alignment/loops.py: eager PyTorch, and compiled C++), at widths that
+builds of its step loops (alignment/kernels.py: eager PyTorch, and compiled C++), at widths that
 fill SIMD vectors and widths that leave a tail."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from mas_cli.models import build_model
 BUILDS = ["python", "compiled"]
 
 
-def build(name: str):
+def loops_built(name: str):
     if name == "python":
         return loops.PYTHON
     if loops.compiled() is None:
@@ -37,10 +37,10 @@ def test_the_compiled_loops_build_where_a_compiler_and_ninja_are_found():
     assert loops.fastest() is loops.compiled()
 
 
-@pytest.mark.parametrize("builds", BUILDS)
+@pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("arch", ["gru", "lstm"])
 @pytest.mark.parametrize("width", [16, 20, 32])
-def test_the_kernel_equals_the_models_own_rnn(arch, width, builds):
+def test_the_kernel_equals_the_models_own_rnn(arch, width, build):
     torch.manual_seed(0)
     model = build_model(arch, 9, {"width": width}).eval().requires_grad_(False)
     rng = np.random.default_rng(1)
@@ -55,7 +55,7 @@ def test_the_kernel_equals_the_models_own_rnn(arch, width, builds):
     expected_grad, state.grad = state.grad.clone(), None
 
     token_rows = pack_padded_sequence(tokens, lengths, batch_first=True)
-    kernel = Frozen(model, build(builds))
+    kernel = Frozen(model, loops_built(build))
     found = kernel.run(state, token_rows.data, token_rows.batch_sizes.tolist())
     (found * weights).sum().backward()
     torch.testing.assert_close(found, expected, atol=1e-5, rtol=1e-5)
@@ -65,9 +65,9 @@ def test_the_kernel_equals_the_models_own_rnn(arch, width, builds):
     torch.testing.assert_close(evaluated, expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("builds", BUILDS)
+@pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("arch", ["gru", "lstm"])
-def test_the_kernel_reorders_the_state_and_keeps_only_the_asked_rows(arch, builds):
+def test_the_kernel_reorders_the_state_and_keeps_only_the_asked_rows(arch, build):
     """`order` and `keep` equal indexing the state before and the outputs after, values and
     gradients (the gradient of rows not kept is zero; every state row gets its own gradient)."""
     torch.manual_seed(2)
@@ -86,7 +86,7 @@ def test_the_kernel_reorders_the_state_and_keeps_only_the_asked_rows(arch, build
     expected_grad, state.grad = state.grad.clone(), None
 
     token_rows = pack_padded_sequence(tokens, lengths, batch_first=True)
-    found = Frozen(model, build(builds)).run(state, token_rows.data, token_rows.batch_sizes.tolist(), order, keep)
+    found = Frozen(model, loops_built(build)).run(state, token_rows.data, token_rows.batch_sizes.tolist(), order, keep)
     (found * weights).sum().backward()
     torch.testing.assert_close(found, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(state.grad, expected_grad, atol=1e-5, rtol=1e-5)
@@ -117,7 +117,7 @@ def test_where_the_kernels_cannot_be_built_the_python_loops_run_and_the_user_is_
 
 def test_the_compiled_loops_refuse_a_layout_they_were_not_written_for():
     """They index raw memory: a wrong layout is an error, never a read past a tensor's end."""
-    kernel = build("compiled")
+    kernel = loops_built("compiled")
     gh, i_n, first, w_hh_t = torch.zeros(5, 12), torch.zeros(5, 4), torch.zeros(3, 4), torch.zeros(4, 12)
     with pytest.raises(RuntimeError, match="step sizes must shrink"):
         kernel.gru_forward(gh, i_n, first, w_hh_t, [3, 2, 0], False)

@@ -8,7 +8,7 @@ The models never change during alignment, so two things are fixed for the whole 
 one autograd Function. Per step, forward is one matmul and the gate update, which also yields the
 step's backward factors (the derivatives of the gates); each backward step is one matmul and
 the products with those factors, accumulating into the previous step's gradient in place. The
-step loops (loops.py) run compiled where a C++ compiler is found, else in eager PyTorch: at
+step loops (kernels.py) run compiled where a C++ compiler is found, else in eager PyTorch: at
 width 128 a step's matmul takes ~35 µs and every further small op ~5 µs, so the op count, not
 the arithmetic, sets the speed (docs/BENCHMARKS.md). PyTorch's own cell would record every
 small op of every step for autograd instead.
@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mas_cli.alignment import kernels as suffix_loops
+from mas_cli.alignment import kernels
 
 
 class Frozen:
@@ -32,10 +32,10 @@ class Frozen:
     doubling a weight is exact, so the gates that go through tanh (GRU n, LSTM g) are stored
     doubled. LSTM gates are stored forward in the order (i, f, o, g), so one sigmoid covers a
     step; backward keeps PyTorch's order (i, f, g, o) and the weights as they are. `loops`: the
-    build of the step loops (loops.py; default the fastest that builds here)."""
+    build of the step loops (kernels.py; default the fastest that builds here)."""
 
     def __init__(self, model, loops=None):
-        self.loops = loops or suffix_loops.fastest()
+        self.loops = loops or kernels.fastest()
         rnn = model.rnn
         self.lstm, hidden = isinstance(rnn, nn.LSTM), rnn.hidden_size
         rows = torch.arange(rnn.weight_hh_l0.shape[0])
@@ -101,15 +101,15 @@ class _GRUSuffix(torch.autograd.Function):
             gh, i_n, layout.first_state(state), frozen.w_hh_t, layout.sizes, backward
         )
         if backward:
-            ctx.layout, ctx.loops = layout, frozen.loops
-            ctx.save_for_backward(factors, z, frozen.w_hh)
+            ctx.layout, ctx.frozen = layout, frozen
+            ctx.save_for_backward(factors, z)
         return layout.kept(out)
 
     @staticmethod
     def backward(ctx, grad_out):
-        factors, z, w_hh = ctx.saved_tensors
+        factors, z = ctx.saved_tensors
         grad = ctx.layout.grad_buffer(grad_out, len(z))  # dh of each step, the next step's carry added in
-        state_grad = ctx.loops.gru_backward(grad, factors, z, w_hh, ctx.layout.sizes)
+        state_grad = ctx.frozen.loops.gru_backward(grad, factors, z, ctx.frozen.w_hh, ctx.layout.sizes)
         return ctx.layout.state_grad(state_grad), None, None, None
 
 
@@ -125,13 +125,13 @@ class _LSTMSuffix(torch.autograd.Function):
             acts, layout.first_state(state), frozen.w_hh_t, layout.sizes, backward
         )
         if backward:
-            ctx.layout, ctx.loops = layout, frozen.loops
-            ctx.save_for_backward(*factors, frozen.w_hh)
+            ctx.layout, ctx.frozen = layout, frozen
+            ctx.save_for_backward(*factors)
         return layout.kept(out)
 
     @staticmethod
     def backward(ctx, grad_out):
-        factors, through_c, forget, w_hh = ctx.saved_tensors
+        factors, through_c, forget = ctx.saved_tensors
         grad = ctx.layout.grad_buffer(grad_out, len(forget))  # dh of each step, the next step's carry added in
-        state_grad = ctx.loops.lstm_backward(grad, factors, through_c, forget, w_hh, ctx.layout.sizes)
+        state_grad = ctx.frozen.loops.lstm_backward(grad, factors, through_c, forget, ctx.frozen.w_hh, ctx.layout.sizes)
         return ctx.layout.state_grad(state_grad), None, None, None
