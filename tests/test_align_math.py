@@ -117,18 +117,18 @@ def _direction(source, target, site="hidden", n=48, seed=0):
     return build_direction(source, target, site, "count", n, np.random.default_rng(seed), "cpu")
 
 
-@pytest.mark.parametrize(
-    ("pair", "layers"),  # transformers with one layer above the site (fast path) and two (full re-run)
-    [
-        (("gru", "gru"), 2),
-        (("lstm", "gru"), 2),
-        (("gru", "lstm"), 2),
-        (("gru", "transformer"), 2),
-        (("transformer", "transformer"), 2),
-        (("gru", "transformer"), 3),
-        (("transformer", "transformer"), 3),
-    ],
-)
+FAST_PATH_CASES = [  # transformers with one layer above the site (fast path) and two (full re-run)
+    (("gru", "gru"), 2),
+    (("lstm", "gru"), 2),
+    (("gru", "lstm"), 2),
+    (("gru", "transformer"), 2),
+    (("transformer", "transformer"), 2),
+    (("gru", "transformer"), 3),
+    (("transformer", "transformer"), 3),
+]
+
+
+@pytest.mark.parametrize(("pair", "layers"), FAST_PATH_CASES)
 def test_fast_path_matches_the_straightforward_per_step_path(pair, layers):
     source, target = frozen(pair[0], seed=1, layers=layers), frozen(pair[1], seed=2, layers=layers)
     generator = torch.Generator().manual_seed(3)
@@ -142,6 +142,31 @@ def test_fast_path_matches_the_straightforward_per_step_path(pair, layers):
     mask = torch.from_numpy(cf.label_mask)
     torch.testing.assert_close(fast, slow[mask], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(labels, torch.from_numpy(targets_of(cf.tokens))[mask])
+
+
+@pytest.mark.parametrize(("pair", "layers"), FAST_PATH_CASES)
+def test_fast_path_gradients_match_the_straightforward_per_step_path(pair, layers):
+    """What training follows: the gradient of the scored logits with respect to both alignment
+    functions' parameters, through the fast path and through the per-step reference."""
+    source, target = frozen(pair[0], seed=1, layers=layers), frozen(pair[1], seed=2, layers=layers)
+    generator = torch.Generator().manual_seed(3)
+    functions = [OrthogonalAlignment(16, generator=generator) for _ in range(2)]  # source, target
+    cf = make_counterfactuals(TASK, 48, "count", np.random.default_rng(4))
+    data = build_direction(source, target, "hidden", "count", 48, np.random.default_rng(4), "cpu")
+    mask = torch.from_numpy(cf.label_mask)
+    weights = torch.randn(int(mask.sum()), len(TASK.vocab), generator=generator)
+
+    def gradients(logits):
+        return torch.autograd.grad((logits * weights).sum(), [p for f in functions for p in f.parameters()])
+
+    rows_s, rows_t = (f.aligned(5) for f in functions)
+    fast, _ = scored_in_order(target.model, source.model, data.take(np.arange(48)), rows_t, rows_s, "hidden")
+    rows_s, rows_t = (f.aligned(5) for f in functions)
+    tensors = [torch.from_numpy(a) for a in (cf.tokens, cf.tau, cf.source, cf.sigma)]
+    slow = reference_logits(target.model, source.model, *tensors, rows_t, rows_s)[mask]
+    for got, expected in zip(gradients(fast), gradients(slow)):
+        assert expected.abs().max() > 1e-3  # the loss does reach this parameter
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-3)
 
 
 @pytest.mark.parametrize("site", ["hidden", "embed"])

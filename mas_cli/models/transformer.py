@@ -107,8 +107,10 @@ class TransformerModel(SequenceModel):
 
         Positions before τ do not change (the mask is causal), so with one layer above the site
         only the positions from τ on are queried and only the scored ones go through the MLP;
-        keys and values come from the stored residuals, except at τ. With more layers above the
-        site the whole upper stack runs again (`features_above_site`)."""
+        keys and values come from the stored residuals, except at τ. What the stored residuals
+        give runs without autograd: backward computes no gradient for every position's key and
+        value, only for what the state feeds. With more layers above the site the whole upper
+        stack runs again (`features_above_site`)."""
         if self.config.layers != self.config.hidden_layer + 1:
             positions = (tau[:, None] + torch.arange(scored.shape[1], device=tau.device)).clamp(
                 max=residuals.shape[1] - 1
@@ -118,18 +120,27 @@ class TransformerModel(SequenceModel):
         block, base = self.blocks[self.config.hidden_layer], self.config.rope_base
         length, width = residuals.shape[1], residuals.shape[2]
         positions = tau[:, None] + torch.arange(scored.shape[1], device=tau.device)  # [B, S]
-        x = residuals.gather(1, positions.clamp(max=length - 1)[..., None].expand(-1, -1, width))
-        x = torch.cat([state[:, None], x[:, 1:]], 1)  # column 0 is the intervened site
-        (w_q, w_k, w_v), (b_q, b_k, b_v) = block.qkv.weight.chunk(3), block.qkv.bias.chunk(3)
-        q = rotate(F.linear(block.ln_attn(x), w_q, b_q), base, positions)
-        with torch.no_grad():  # the unintervened keys and values; no gradient reaches them
+        w_q, w_k, w_v = block.qkv.weight.chunk(3)
+        b_q, b_k, b_v = block.qkv.bias.chunk(3)
+        # The later columns' queries and every position's key and value, from the stored residuals
+        with torch.no_grad():
+            later = residuals.gather(1, positions[:, 1:].clamp(max=length - 1)[..., None].expand(-1, -1, width))
+            q_later = rotate(F.linear(block.ln_attn(later), w_q, b_q), base, positions[:, 1:])  # [B, S-1, W]
             normed = block.ln_attn(residuals)
-            keys, values = rotate(F.linear(normed, w_k, b_k), base), F.linear(normed, w_v, b_v)
-        normed_state = block.ln_attn(state)[:, None]
-        at_tau = F.one_hot(tau, length).bool()[..., None]  # [B, L, 1]
-        keys = torch.where(at_tau, rotate(F.linear(normed_state, w_k, b_k), base, tau[:, None]), keys)
-        values = torch.where(at_tau, F.linear(normed_state, w_v, b_v), values)
-        visible = torch.arange(length, device=tau.device)[None, None, :] <= positions[..., None]  # [B, S, L]
-        attended = F.scaled_dot_product_attention(q, keys, values, attn_mask=visible)
+            keys, values = rotate(F.linear(normed, w_k, b_k), base), F.linear(normed, w_v, b_v)  # [B, L, W]
+            later_scores = q_later @ keys.transpose(1, 2)  # [B, S-1, L]
+            kept_value = values[torch.arange(len(tau), device=tau.device), tau]  # the value at τ it replaces
+        # Where the state enters: its own query, its key and value at τ (and its residual, below)
+        q_tau, k_tau, v_tau = F.linear(block.ln_attn(state), block.qkv.weight, block.qkv.bias).chunk(3, dim=-1)
+        q_tau, k_tau = (rotate(x[:, None], base, tau[:, None])[:, 0] for x in (q_tau, k_tau))  # [B, W]
+        scores = torch.cat([(keys @ q_tau[..., None]).transpose(1, 2), later_scores], 1)  # [B, S, L]
+        on_tau = torch.cat([(q_tau * k_tau).sum(-1, keepdim=True), (q_later @ k_tau[..., None])[..., 0]], 1)
+        scores = scores.scatter(2, tau[:, None, None].expand(-1, scored.shape[1], 1), on_tau[..., None])
+        future = torch.arange(length, device=tau.device)[None, None, :] > positions[..., None]  # [B, S, L]
+        weights = (scores * width**-0.5).masked_fill(future, float("-inf")).softmax(-1)
+        # Σ_l p_l v_l with v_τ replaced: the stored values' sum, plus p_τ (v_τ − the stored v_τ)
+        on_tau_weight = weights.gather(2, tau[:, None, None].expand(-1, scored.shape[1], 1))  # [B, S, 1]
+        attended = weights @ values + on_tau_weight * (v_tau - kept_value)[:, None]
+        x = torch.cat([state[:, None], later], 1)  # column 0 is the intervened site
         h = x[scored] + block.proj(attended[scored])
         return self.ln_final(h + block.mlp(block.ln_mlp(h)))
