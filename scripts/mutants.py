@@ -179,6 +179,22 @@ MUTANTS = [
         ("tests/test_kernels.py",),
     ),
     Mutant(
+        "transformer_stored_value_at_tau",
+        "a transformer target attends to its stored value at τ instead of the intervened state's",
+        "mas_cli/models/transformer.py",
+        "        attended = weights @ values + on_tau_weight * (v_tau - kept_value)[:, None]",
+        "        attended = weights @ values + 0 * on_tau_weight * (v_tau - kept_value)[:, None]",
+        ("tests/test_align_math.py",),
+    ),
+    Mutant(
+        "transformer_key_at_tau_without_gradient",
+        "no gradient reaches the alignment through the intervened state's key at τ",
+        "mas_cli/models/transformer.py",
+        "(q_tau * k_tau).sum(-1, keepdim=True), (q_later @ k_tau[..., None])[..., 0]",
+        "(q_tau * k_tau.detach()).sum(-1, keepdim=True), (q_later @ k_tau.detach()[..., None])[..., 0]",
+        ("tests/test_align_math.py",),
+    ),
+    Mutant(
         "cka_uncentred",
         "linear CKA on uncentred activations",
         "mas_cli/correlative/measures.py",
