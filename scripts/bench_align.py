@@ -117,13 +117,31 @@ def python_loops(models):
             kernel.loops = kernels.fastest()
 
 
-def bench(steps: int, k: int, rounds: int) -> tuple[list[str], str]:
+PAIRS = [(0, 0), (0, 1), (1, 0), (1, 1)]  # gru→gru, gru→lstm, lstm→gru, lstm→lstm
+
+
+def the_setting(k: int) -> tuple[CountingTask, list[FrozenModel], Aligner]:
+    """The benchmark's fit: GRU and LSTM of random weights, the four directions, k aligned dims."""
     task = CountingTask()
     models = [frozen("gru", task, 0), frozen("lstm", task, 1)]
-    pairs = [(0, 0), (0, 1), (1, 0), (1, 1)]
     cfg = align_cfg(k)
-    directions = build_directions(models, pairs, "hidden", [Block("count", 0, k)], cfg.budget.align, 0, "cpu")
-    aligner = Aligner(cfg, models, directions, "cpu")
+    directions = build_directions(models, PAIRS, "hidden", [Block("count", 0, k)], cfg.budget.align, 0, "cpu")
+    return task, models, Aligner(cfg, models, directions, "cpu")
+
+
+def step_arguments(description: str) -> argparse.ArgumentParser:
+    """The options that say how a step is timed (this script and bench_align_parts.py)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--k", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    return parser
+
+
+def bench(steps: int, k: int, rounds: int) -> tuple[list[str], str]:
+    task, models, aligner = the_setting(k)
+    directions, pairs = aligner.directions, PAIRS
 
     # The work one fast step does, from the batches it draws: packed suffix tokens, scored predictions.
     flops = []
@@ -253,11 +271,7 @@ def width_sweep(widths: list[int], k: int, steps: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--k", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = step_arguments(__doc__.splitlines()[0])
     parser.add_argument("--widths", type=int, nargs="*", default=[128, 256, 512, 1024, 2048, 4096])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -19,18 +19,14 @@ projections, which the kernel looks up from a table instead).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
 import torch
-from bench_align import align_cfg, fit_step, frozen, matmul_gflops, per_token_flops, time_it
+from bench_align import fit_step, matmul_gflops, per_token_flops, step_arguments, the_setting, time_it
 
 from mas_cli.alignment import sites
-from mas_cli.alignment.directions import build_directions
 from mas_cli.alignment.engine import Aligner, _detached
 from mas_cli.alignment.sites import SuffixPlan, _concat, per_part_loss
-from mas_cli.alignment.swaps import Block
-from mas_cli.tasks import CountingTask
 
 WHOLE = "the whole step (Aligner.train_step)"
 
@@ -103,20 +99,10 @@ def target_parts(aligner: Aligner, target: int, batches, rows) -> tuple[dict, di
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--k", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    args = step_arguments(__doc__.splitlines()[0]).parse_args()
     torch.set_num_threads(args.threads)
-
-    task = CountingTask()
-    models = [frozen("gru", task, 0), frozen("lstm", task, 1)]
-    cfg = align_cfg(args.k)
-    pairs = [(0, 0), (0, 1), (1, 0), (1, 1)]
-    directions = build_directions(models, pairs, "hidden", [Block("count", 0, args.k)], cfg.budget.align, 0, "cpu")
-    aligner = Aligner(cfg, models, directions, "cpu")
+    _, models, aligner = the_setting(args.k)
+    directions = aligner.directions
     rows = [_detached(r) for r in aligner.aligned_rows()]  # leaves: each timed backward stops at them
     by_target: dict[int, list] = {}
     for i, d in enumerate(directions):
