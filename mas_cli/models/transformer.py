@@ -108,8 +108,8 @@ class TransformerModel(SequenceModel):
         Positions before τ do not change (the mask is causal), so with one layer above the site
         only the positions from τ on are queried and only the scored ones go through the MLP;
         keys and values come from the stored residuals, except at τ. What the stored residuals
-        give runs without autograd: backward computes no gradient for every position's key and
-        value, only for what the state feeds. With more layers above the site the whole upper
+        give runs without autograd, so backward computes gradients only for what the state feeds,
+        not for every position's key and value. With more layers above the site the whole upper
         stack runs again (`features_above_site`)."""
         if self.config.layers != self.config.hidden_layer + 1:
             positions = (tau[:, None] + torch.arange(scored.shape[1], device=tau.device)).clamp(
