@@ -102,10 +102,9 @@ def main() -> None:
     args = step_arguments(__doc__.splitlines()[0]).parse_args()
     torch.set_num_threads(args.threads)
     _, models, aligner = the_setting(args.k)
-    directions = aligner.directions
     rows = [_detached(r) for r in aligner.aligned_rows()]  # leaves: each timed backward stops at them
     by_target: dict[int, list] = {}
-    for i, d in enumerate(directions):
+    for i, d in enumerate(aligner.directions):
         by_target.setdefault(d.target, []).append((d, aligner._train_batch(i, d)))
 
     parts, matmuls, counted = {}, {}, 0

@@ -128,42 +128,42 @@ FAST_PATH_CASES = [  # transformers with one layer above the site (fast path) an
 ]
 
 
-@pytest.mark.parametrize(("pair", "layers"), FAST_PATH_CASES)
-def test_fast_path_matches_the_straightforward_per_step_path(pair, layers):
+def fast_and_reference(pair, layers: int, functions: list[OrthogonalAlignment]):
+    """One direction's scored logits through the fast path (with their labels) and through the
+    per-step reference at the same predictions, with the alignment functions (source, target)
+    at k 5; and its counterfactuals."""
     source, target = frozen(pair[0], seed=1, layers=layers), frozen(pair[1], seed=2, layers=layers)
-    generator = torch.Generator().manual_seed(3)
-    rows_s = OrthogonalAlignment(16, generator=generator).aligned(5)
-    rows_t = OrthogonalAlignment(16, generator=generator).aligned(5)
     cf = make_counterfactuals(TASK, 48, "count", np.random.default_rng(4))
     data = build_direction(source, target, "hidden", "count", 48, np.random.default_rng(4), "cpu")
+    rows_s, rows_t = (f.aligned(5) for f in functions)
     fast, labels = scored_in_order(target.model, source.model, data.take(np.arange(48)), rows_t, rows_s, "hidden")
+    rows_s, rows_t = (f.aligned(5) for f in functions)  # a graph of the reference's own
     tensors = [torch.from_numpy(a) for a in (cf.tokens, cf.tau, cf.source, cf.sigma)]
     slow = reference_logits(target.model, source.model, *tensors, rows_t, rows_s)
-    mask = torch.from_numpy(cf.label_mask)
-    torch.testing.assert_close(fast, slow[mask], atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(labels, torch.from_numpy(targets_of(cf.tokens))[mask])
+    return fast, labels, slow[torch.from_numpy(cf.label_mask)], cf
+
+
+@pytest.mark.parametrize(("pair", "layers"), FAST_PATH_CASES)
+def test_fast_path_matches_the_straightforward_per_step_path(pair, layers):
+    generator = torch.Generator().manual_seed(3)
+    functions = [OrthogonalAlignment(16, generator=generator) for _ in range(2)]  # source, target
+    fast, labels, slow, cf = fast_and_reference(pair, layers, functions)
+    torch.testing.assert_close(fast, slow, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(labels, torch.from_numpy(targets_of(cf.tokens))[torch.from_numpy(cf.label_mask)])
 
 
 @pytest.mark.parametrize(("pair", "layers"), FAST_PATH_CASES)
 def test_fast_path_gradients_match_the_straightforward_per_step_path(pair, layers):
     """What training follows: the gradient of the scored logits with respect to both alignment
     functions' parameters, through the fast path and through the per-step reference."""
-    source, target = frozen(pair[0], seed=1, layers=layers), frozen(pair[1], seed=2, layers=layers)
     generator = torch.Generator().manual_seed(3)
     functions = [OrthogonalAlignment(16, generator=generator) for _ in range(2)]  # source, target
-    cf = make_counterfactuals(TASK, 48, "count", np.random.default_rng(4))
-    data = build_direction(source, target, "hidden", "count", 48, np.random.default_rng(4), "cpu")
-    mask = torch.from_numpy(cf.label_mask)
-    weights = torch.randn(int(mask.sum()), len(TASK.vocab), generator=generator)
+    fast, _, slow, _ = fast_and_reference(pair, layers, functions)
+    weights = torch.randn(*fast.shape, generator=generator)
 
     def gradients(logits):
         return torch.autograd.grad((logits * weights).sum(), [p for f in functions for p in f.parameters()])
 
-    rows_s, rows_t = (f.aligned(5) for f in functions)
-    fast, _ = scored_in_order(target.model, source.model, data.take(np.arange(48)), rows_t, rows_s, "hidden")
-    rows_s, rows_t = (f.aligned(5) for f in functions)
-    tensors = [torch.from_numpy(a) for a in (cf.tokens, cf.tau, cf.source, cf.sigma)]
-    slow = reference_logits(target.model, source.model, *tensors, rows_t, rows_s)[mask]
     for got, expected in zip(gradients(fast), gradients(slow)):
         assert expected.abs().max() > 1e-3  # the loss does reach this parameter
         torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-3)

@@ -123,10 +123,11 @@ class TransformerModel(SequenceModel):
         w_q, w_k, w_v = block.qkv.weight.chunk(3)
         b_q, b_k, b_v = block.qkv.bias.chunk(3)
         # The later columns' queries and every position's key and value, from the stored residuals
+        later_rows = positions[:, 1:].clamp(max=length - 1)[..., None].expand(-1, -1, width)  # [B, S-1, W]
         with torch.no_grad():
-            later = residuals.gather(1, positions[:, 1:].clamp(max=length - 1)[..., None].expand(-1, -1, width))
-            q_later = rotate(F.linear(block.ln_attn(later), w_q, b_q), base, positions[:, 1:])  # [B, S-1, W]
+            later = residuals.gather(1, later_rows)
             normed = block.ln_attn(residuals)
+            q_later = rotate(F.linear(normed.gather(1, later_rows), w_q, b_q), base, positions[:, 1:])
             keys, values = rotate(F.linear(normed, w_k, b_k), base), F.linear(normed, w_v, b_v)  # [B, L, W]
             later_scores = q_later @ keys.transpose(1, 2)  # [B, S-1, L]
             kept_value = values[torch.arange(len(tau), device=tau.device), tau]  # the value at τ it replaces
@@ -135,11 +136,12 @@ class TransformerModel(SequenceModel):
         q_tau, k_tau = (rotate(x[:, None], base, tau[:, None])[:, 0] for x in (q_tau, k_tau))  # [B, W]
         scores = torch.cat([(keys @ q_tau[..., None]).transpose(1, 2), later_scores], 1)  # [B, S, L]
         on_tau = torch.cat([(q_tau * k_tau).sum(-1, keepdim=True), (q_later @ k_tau[..., None])[..., 0]], 1)
-        scores = scores.scatter(2, tau[:, None, None].expand(-1, scored.shape[1], 1), on_tau[..., None])
+        tau_column = tau[:, None, None].expand(-1, scored.shape[1], 1)  # [B, S, 1]: key position τ
+        scores = scores.scatter(2, tau_column, on_tau[..., None])
         future = torch.arange(length, device=tau.device)[None, None, :] > positions[..., None]  # [B, S, L]
         weights = (scores * width**-0.5).masked_fill(future, float("-inf")).softmax(-1)
         # Σ_l p_l v_l with v_τ replaced: the stored values' sum, plus p_τ (v_τ − the stored v_τ)
-        on_tau_weight = weights.gather(2, tau[:, None, None].expand(-1, scored.shape[1], 1))  # [B, S, 1]
+        on_tau_weight = weights.gather(2, tau_column)  # [B, S, 1]
         attended = weights @ values + on_tau_weight * (v_tau - kept_value)[:, None]
         x = torch.cat([state[:, None], later], 1)  # column 0 is the intervened site
         h = x[scored] + block.proj(attended[scored])
