@@ -19,6 +19,8 @@ from mas_cli.tasks.causal import TRANSFORMS
 from mas_cli.tasks.counting import CAUSAL_MODELS, VARIANTS
 
 MAX_SEED = 2**32 - 1  # numpy and torch both take seeds up to here
+# What mas writes under paths.root (store/__init__.py; Hydra's sweep records; pipeline logs)
+STORE_FOLDERS = ("models", "alignments", "similarity", "report", "pipeline/logs", "sweeps", "tensorboard")
 
 
 def require(ok: bool, message: str) -> None:
@@ -152,6 +154,15 @@ def validate_runtime(cfg: DictConfig, writes_root: bool = True) -> None:
     require(isinstance(root, str) and root.strip() != "", f"paths.root must name a folder, got {root!r}")
     if writes_root:
         check_writable(Path(root), existing_ok=True)
+        store_folders_are_real(Path(root))
+
+
+def store_folders_are_real(root: Path) -> None:
+    """The folders mas writes under paths.root are real folders, not planted links (store/links.py)."""
+    from mas_cli.store.links import real_folders_below
+
+    for folder in STORE_FOLDERS:
+        real_folders_below(root, root / folder)
 
 
 def check_writable(root: Path, existing_ok: bool = False) -> None:

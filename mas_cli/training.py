@@ -77,7 +77,7 @@ def train_model(cfg: DictConfig) -> TrainResult:
     wanted = store.fingerprint(cfg)
     if not cfg.force and (found := _reusable(entry, wanted)) is not None:
         return found
-    with store.exclusive(entry.path, lambda: path_line("waiting: another job is training", entry.path)):
+    with entry.exclusive(lambda: path_line("waiting: another job is training", entry.path)):
         entry.adopt_finished()
         if not cfg.force and (found := _reusable(entry, wanted)) is not None:
             return found

@@ -117,7 +117,8 @@ def load_frozen(spec: ModelSpec, entry: Path, device, allow_undertrained: bool) 
     """A store entry's model, its checksums verified, checked and frozen, on `device`."""
     from mas_cli.models import build_model
 
-    folder = store.Entry(entry, redo=f"retrain it with `{train_command(spec)} force=true`").current()
+    redo = f"retrain it with `{train_command(spec)} force=true`"
+    folder = store.Entry(entry, redo=redo, root=entry.parents[3]).current()
     if folder is None:
         raise StoreError(
             f"{spec.label} is not in the model store under {entry.parents[3]}; run `{train_command(spec)}`"

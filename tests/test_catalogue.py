@@ -8,61 +8,15 @@ start from a copy of a small trained store with one file spoiled.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
-import os
-import pickle
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-import mas_cli as mas
-from mas_cli import cli
-from tests.conftest import forge
-from tests.test_pipeline import PIPELINE_MISTAKES
+from tests.cli import assert_one_line, run, snapshot
+from tests.mistakes import PIPELINE_MISTAKES
 
 SMOKE = ["budget=smoke", 'train_overrides=["arch.width=16"]', "allow_undertrained=true"]
 pytestmark = pytest.mark.filterwarnings("ignore:Detected pickle protocol")
-
-
-def run(argv: list[str], cwd: Path) -> tuple[int, str]:
-    """(exit status, stderr) of `mas <argv>` run in this process from `cwd`."""
-    err, out, argv_before, here = io.StringIO(), io.StringIO(), sys.argv[:], os.getcwd()
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-            try:
-                cli.main(argv)
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv, _ = argv_before, os.chdir(here)
-    return code, err.getvalue()
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """Every path under root (links as their target) with its content's hash."""
-    found = {}
-    for path in sorted(root.rglob("*")):
-        if path.is_symlink():
-            found[str(path.relative_to(root))] = "-> " + os.readlink(path)
-        elif path.is_file():
-            found[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
-        else:
-            found[str(path.relative_to(root))] = "folder"
-    return found
-
-
-def assert_one_line(code: int, err: str, fragment: str) -> None:
-    lines = err.strip().splitlines()
-    assert code == 2, (code, err)
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    assert fragment in lines[0], lines[0]
 
 
 # ---- command lines: (id, argv, what the line says) --------------------------------------------
@@ -232,116 +186,3 @@ def test_every_mistake_is_one_line(empty_root, argv, fragment):
     assert snapshot(empty_root) == before  # nothing written, not even a lock or a sweep record
 
 
-def test_the_catalogue_holds_150_cases():
-    assert len(CASES) + len(SPOILED) >= 150
-
-
-# ---- a small trained store, one file spoiled per case ------------------------------------------
-@pytest.fixture(scope="session")
-def smoke_store(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("store") / "out"
-    smoke = dict(budget="smoke", allow_undertrained=True, train_overrides=["arch.width=16"])
-    mas.align(["gru", "lstm"], root=root, k=4, **smoke)
-    mas.similarity("gru", "lstm", root=root, **smoke)
-    return root
-
-
-class Planted:
-    """Unpickling this runs code: it writes a marker file."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
-def _run_dir(root: Path) -> Path:
-    return next((root / "alignments").glob("*/*"))
-
-
-def _sim_dir(root: Path) -> Path:
-    return next((root / "similarity").glob("*/*"))
-
-
-GRU = "models/count/gru/seed0"
-ALIGN = ["align", *SMOKE, "a=gru", "b=lstm", "k=4"]
-SIM = ["similarity", *SMOKE, "a=gru", "b=lstm"]
-TRAIN = ["train", "budget=smoke", "arch.width=16"]
-
-
-def spoil_file(where, name: str, data: bytes | None = None, consistent: bool = True):
-    """Replace one file of an entry; `consistent` also rewrites its recorded checksum."""
-
-    def spoil(root: Path, marker: Path) -> None:
-        entry = where(root) if callable(where) else root / where
-        content = data if data is not None else pickle.dumps(Planted(marker))
-        if consistent:
-            forge(entry, name, content)
-        else:
-            (entry.resolve() / name).write_bytes(content)
-
-    return spoil
-
-
-def planted_torch(where, name: str):
-    """A torch file (the zip format) whose pickle would run code."""
-
-    def spoil(root: Path, marker: Path) -> None:
-        import torch
-
-        buffer = io.BytesIO()
-        torch.save({"format": "mas-model/1", "state_dict": Planted(marker)}, buffer)
-        forge(where(root) if callable(where) else root / where, name, buffer.getvalue())
-
-    return spoil
-
-
-def lock_folder(root: Path, marker: Path) -> None:
-    shutil.rmtree(root / "models" / "count" / "gru")
-    (root / "models" / "count" / "gru" / "seed0.lock").mkdir(parents=True)
-
-
-def legacy(root: Path, marker: Path) -> None:
-    entry = root / GRU
-    target = entry.resolve()
-    entry.unlink()
-    shutil.copytree(target, entry)
-
-
-SPOILED = [
-    ("model-pickle", spoil_file(GRU, "model.pt"), TRAIN, "would run code when loaded"),
-    ("model-torch-pickle", planted_torch(GRU, "model.pt"), ALIGN, "would run code when loaded"),
-    ("alignment-pickle", spoil_file(_run_dir, "alignment.pt"), ALIGN, "would run code when loaded"),
-    ("alignment-torch-pickle", planted_torch(_run_dir, "alignment.pt"), ALIGN, "would run code when loaded"),
-    ("model-truncated", spoil_file(GRU, "model.pt", b"PK\x03\x04", consistent=False), TRAIN, "is corrupt"),
-    ("model-truncated-forged", spoil_file(GRU, "model.pt", b"PK\x03\x04"), ALIGN, "not a readable model file"),
-    ("model-empty", spoil_file(GRU, "model.pt", b"", consistent=False), ALIGN, "is corrupt"),
-    ("metrics-empty-object", spoil_file(GRU, "metrics.json", b"{}"), TRAIN, "lacks a valid"),
-    ("metrics-list", spoil_file(GRU, "metrics.json", b"[]"), TRAIN, "does not hold a JSON object"),
-    ("metrics-garbage", spoil_file(GRU, "metrics.json", b"\xff\xfe"), ALIGN, "is unreadable"),
-    ("metrics-edited", spoil_file(GRU, "metrics.json", b"{}", consistent=False), ALIGN, "is corrupt"),
-    ("iia-garbage", spoil_file(_run_dir, "iia.csv", b"\x00\x01garbage"), ALIGN, "iia.csv"),
-    ("iia-empty", spoil_file(_run_dir, "iia.csv", b""), ALIGN, "is unreadable"),
-    ("iia-edited", spoil_file(_run_dir, "iia.csv", b"src\n", consistent=False), ALIGN, "is corrupt"),
-    ("alignment-truncated", spoil_file(_run_dir, "alignment.pt", b"PK"), ALIGN, "not a readable alignment file"),
-    ("similarity-garbage", spoil_file(_sim_dir, "similarity.csv", b"x"), SIM, "similarity.csv"),
-    ("similarity-edited", spoil_file(_sim_dir, "similarity.csv", b"", consistent=False), SIM, "is corrupt"),
-    ("manifest-garbage", spoil_file(GRU, "manifest.json", b"nonsense", consistent=False), TRAIN, "is unreadable"),
-    ("lock-is-a-folder", lock_folder, TRAIN, "cannot take the lock"),
-    ("legacy-entry", legacy, TRAIN, "stored by an older mas"),
-    ("report-corrupt-run", spoil_file(_run_dir, "iia.csv", b"x", consistent=False), ["report"], "is corrupt"),
-]
-
-
-@pytest.mark.parametrize(("spoil", "argv", "fragment"), [s[1:] for s in SPOILED], ids=[s[0] for s in SPOILED])
-def test_spoiled_store_files_are_one_line_and_run_no_code(smoke_store, tmp_path, spoil, argv, fragment):
-    root = tmp_path / "out"
-    shutil.copytree(smoke_store, root, symlinks=True)
-    marker = tmp_path / "marker"
-    spoil(root, marker)
-    before = snapshot(root)
-    code, err = run([*argv, f"paths.root={root}"], tmp_path)
-    assert_one_line(code, err, fragment)
-    assert not marker.exists()  # no stored file ever runs code
-    assert snapshot(root) == before

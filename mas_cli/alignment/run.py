@@ -69,10 +69,10 @@ def align(cfg: DictConfig) -> AlignResult:
     models = [load_frozen(s, e, device, cfg.allow_undertrained) for s, e in zip(plan.specs, entries)]
     plan = plan.with_k(check_models(plan.cfg, [describe(m, cfg.site, cfg.causal_model) for m in models]))
     wanted = fingerprint_of(plan, [m.metrics.get("fingerprint") for m in models])
-    entry = store.Entry(plan.run_dir, redo="refit with force=true")
+    entry = store.Entry(plan.run_dir, redo="refit with force=true", root=cfg.paths.root)
     if not cfg.force and (found := _reusable(entry, plan, wanted)) is not None:
         return found
-    with store.exclusive(plan.run_dir, lambda: path_line("waiting: another job is fitting", plan.run_dir)):
+    with entry.exclusive(lambda: path_line("waiting: another job is fitting", plan.run_dir)):
         entry.adopt_finished()
         if not cfg.force and (found := _reusable(entry, plan, wanted)) is not None:
             return found

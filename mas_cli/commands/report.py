@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 from mas_cli.commands.common import command
 from mas_cli.config import check_writable, validate_runtime
 from mas_cli.errors import ConfigError
+from mas_cli.store.links import real_folder
 
 
 def output(cfg: DictConfig) -> Path:
@@ -22,6 +23,7 @@ def check(cfg: DictConfig) -> None:
     if not Path(cfg.source).is_dir():
         raise ConfigError(f"source={cfg.source} is not a folder; point it (or paths.root) at a results root")
     check_writable(output(cfg))
+    real_folder(output(cfg), "report")  # a planted link would send the report elsewhere
 
 
 @command("report", check=check)

@@ -86,10 +86,10 @@ def similarity(cfg: DictConfig) -> pd.DataFrame:
         **SIMILARITY.fingerprint(cfg),
         "models": [{"model": m.spec.label, "trained": m.metrics.get("fingerprint")} for m in models],
     }
-    entry = store.Entry(run_dir, redo="recompute with force=true")
+    entry = store.Entry(run_dir, redo="recompute with force=true", root=cfg.paths.root)
     if not cfg.force and (found := _reusable(entry, run_dir, wanted)) is not None:
         return found
-    with store.exclusive(run_dir, lambda: path_line("waiting: another job is computing", run_dir)):
+    with entry.exclusive(lambda: path_line("waiting: another job is computing", run_dir)):
         entry.adopt_finished()
         if not cfg.force and (found := _reusable(entry, run_dir, wanted)) is not None:
             return found

@@ -4,6 +4,7 @@ processes (`pipeline.jobs=N`, each with its share of the threads and its own log
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -39,7 +40,7 @@ def run_job(stage: str, label: str, config: dict, threads: int, log: str | None 
     """One job, from a plain (picklable) config. Bad input inside a job becomes its error, so the
     other jobs still run; anything else is a bug and propagates."""
     if log is not None:  # a worker process: the job's console output goes to its log file
-        console_module.console.file = open(log, "w")  # noqa: SIM115 (open for the worker's lifetime)
+        console_module.console.file = open_log(Path(log))
     torch.set_num_threads(threads)
     cfg = OmegaConf.create(config)
     start = time.perf_counter()
@@ -61,6 +62,14 @@ def run_job(stage: str, label: str, config: dict, threads: int, log: str | None 
             console_module.console.file.close()
 
 
+def open_log(path: Path):
+    """A job's log file, made anew: an old log (or a link planted in its place) is removed, never
+    written through, and the new file is created exclusively, not following links."""
+    path.unlink(missing_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    return os.fdopen(os.open(path, flags, 0o666), "w")
+
+
 def _plain(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
 
@@ -79,7 +88,7 @@ def run_jobs(
             outcomes.append(run_job(job.stage, job.label, _plain(job.config), threads))
             finished(outcomes[-1])
         return outcomes
-    log_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)  # a real folder: paths.root's folders are checked up front
     per_job = max(1, threads // workers)  # never more threads in total than asked for
     # spawn, not fork: torch's thread pools do not survive a fork
     context = multiprocessing.get_context("spawn")

@@ -53,7 +53,7 @@ def result_files(source: Path, name: str, exclude: Path | None) -> list[Path]:
         if (here / "summary.md").is_file():
             continue  # an earlier report (e.g. <root>/report when out= points elsewhere), not a run
         if here.is_symlink():
-            Entry(here).current()  # refuses a corrupt entry in one line
+            Entry(here, root=source).current()  # refuses a corrupt entry in one line
         found.append(here / name)
     return found
 

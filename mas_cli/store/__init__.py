@@ -55,7 +55,7 @@ def model_dir(root: str | Path, task: str, arch: str, seed: int) -> Path:
 
 
 def model_entry(root: str | Path, task: str, arch: str, seed: int) -> Entry:
-    return Entry(model_dir(root, task, arch, seed), redo="retrain with `mas train ... force=true`")
+    return Entry(model_dir(root, task, arch, seed), redo="retrain with `mas train ... force=true`", root=root)
 
 
 def fingerprint(cfg: DictConfig) -> dict:

@@ -25,6 +25,7 @@ from filelock import FileLock, Timeout
 
 from mas_cli.errors import StoreError
 from mas_cli.store.files import crash_point, fsync_dir, read_json, write_json
+from mas_cli.store.links import PLANTED, no_links_inside, real_file, real_folder, real_folders_below
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "mas-manifest/1"
@@ -39,10 +40,12 @@ def sha256(path: Path) -> str:
 
 
 class Entry:
-    def __init__(self, path: str | Path, redo: str = "add force=true"):
-        """`redo` is what a message tells the user to do with a corrupt entry."""
+    def __init__(self, path: str | Path, redo: str = "add force=true", root: str | Path | None = None):
+        """`redo` is what a message tells the user to do with a corrupt entry; `root` is the
+        store it lies in (the folders between the two must be real folders, links.py)."""
         self.path = Path(path)
         self.redo = redo
+        self.root = root
 
     def __repr__(self) -> str:
         return f"Entry({self.path})"
@@ -52,17 +55,33 @@ class Entry:
         return self.path.parent / f".{self.path.name}.work"
 
     def versions(self) -> list[tuple[int, Path]]:
-        """(number, folder) of every published version, oldest first."""
+        """(number, folder) of every published version, oldest first; each a real folder."""
         pattern = re.compile(rf"^\.{re.escape(self.path.name)}\.v(\d+)$")
+        real_folders_below(self.root, self.path.parent)
         if not self.path.parent.is_dir():
             return []
         found = [(int(m[1]), p) for p in self.path.parent.iterdir() if (m := pattern.match(p.name))]
+        for _, folder in found:
+            real_folder(folder, "version of an entry")
         return sorted(found)
+
+    def linked(self) -> Path | None:
+        """The version folder the public path names; None when it is not a link. A link to
+        anything but a version folder beside it is refused: mas never makes one."""
+        real_folders_below(self.root, self.path.parent)
+        if not self.path.is_symlink():
+            return None
+        target = os.readlink(self.path)
+        if not re.fullmatch(rf"\.{re.escape(self.path.name)}\.v\d+", target):
+            raise StoreError(f"{self.path} is a symbolic link to {target}, not to a version of its own; {PLANTED}")
+        version = self.path.parent / target
+        real_folder(version, "version of an entry")
+        return version
 
     def current(self) -> Path | None:
         """The complete version's folder, every checksum verified; None when there is none."""
-        if self.path.is_symlink():
-            target = self.path.parent / os.readlink(self.path)
+        target = self.linked()
+        if target is not None:
             self.verify(target)
             return target
         if self.path.exists():
@@ -83,6 +102,9 @@ class Entry:
             raise StoreError(f"{folder / MANIFEST} is not a mas manifest; {self.redo} to make {self.path} again")
         for name, expected in files.items():
             path = folder / name
+            if not isinstance(expected, dict) or Path(name).is_absolute() or ".." in Path(name).parts:
+                raise StoreError(f"{folder / MANIFEST} names a file outside its folder; {PLANTED}")
+            real_file(path)
             if not path.is_file():
                 raise StoreError(f"{self.path / name} is missing; {self.redo} to make it again")
             if path.stat().st_size != expected.get("size") or sha256(path) != expected.get("sha256"):
@@ -91,14 +113,37 @@ class Entry:
                     f"written); {self.redo} to make it again"
                 )
 
+    def check_paths(self) -> None:
+        """Every path this entry writes is where mas put it: no planted link or file (links.py)."""
+        self.linked()
+        self.versions()
+        real_folder(self.work, "work folder")
+        if self.work.is_dir():
+            no_links_inside(self.work)
+        staged = self.path.parent / f".{self.path.name}.link.tmp"
+        if staged.exists() and not staged.is_symlink():
+            raise StoreError(f"{staged} is not a link mas made; move it away")
+
+    @contextmanager
+    def exclusive(self, waiting: Callable[[], None]):
+        """`exclusive` on this entry, its paths checked before the lock file is made."""
+        self.check_paths()
+        real_file(Path(f"{self.path}.lock"))
+        with exclusive(self.path, waiting):
+            yield
+
     def start(self, fresh: bool = False) -> Path:
         """The work folder for a new version: kept from an interrupted run (its checkpoint
-        resumes), emptied when `fresh`; stray temporary files of a killed write are removed."""
+        resumes), emptied when `fresh`; stray temporary files of a killed write are removed.
+        A planted link or file anywhere on the way is refused before anything is touched."""
+        self.check_paths()
         if fresh and self.work.exists():
             shutil.rmtree(self.work)
         self.work.mkdir(parents=True, exist_ok=True)
-        for stray in self.work.rglob(".*.tmp"):
-            stray.unlink()
+        for here, _, files in os.walk(self.work):
+            for name in files:
+                if name.startswith(".") and name.endswith(".tmp"):
+                    (Path(here) / name).unlink()
         return self.work
 
     def adopt_finished(self) -> bool:
@@ -107,7 +152,7 @@ class Entry:
         if not versions:
             return False
         number, newest = versions[-1]
-        linked = self.path.parent / os.readlink(self.path) if self.path.is_symlink() else None
+        linked = self.linked()
         if linked is not None and linked.name == newest.name:
             return False
         try:
