@@ -29,4 +29,3 @@ PIPELINE_MISTAKES = [
     ("pipeline.ks_by_method.stitch=[]", "pipeline.ks_by_method.stitch must be a non-empty list"),
     ("pipeline.allow_undertrained=maybe", "pipeline.allow_undertrained must be true or false"),
 ]
-

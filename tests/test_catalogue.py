@@ -184,5 +184,3 @@ def test_every_mistake_is_one_line(empty_root, argv, fragment):
     code, err = run(argv if given_root else [*argv, "paths.root=out"], empty_root)
     assert_one_line(code, err, fragment)
     assert snapshot(empty_root) == before  # nothing written, not even a lock or a sweep record
-
-
