@@ -42,30 +42,52 @@ def compose_config(config_name: str, overrides: list[str], hydra_node: bool = Fa
         raise ConfigError(explain(exc, config_name, overrides)) from None
 
 
+RUNTIME_KEYS = ("budget", "paths", "device", "threads", "logger")  # what a config made inside a command inherits
+
+
 def inherit_runtime(parent: DictConfig, child: DictConfig) -> None:
     """A config composed inside another command (a model trained for `mas align`, each job of
     `mas pipeline`) runs with the parent's budget, output root, device and threads."""
-    for key in ("budget", "paths", "device", "threads", "logger"):
+    for key in RUNTIME_KEYS:
         value = parent[key]
         child[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
-def _suggest(word: str, options) -> str:
+@cache
+def config_groups() -> tuple[str, ...]:
+    """The config groups of conf/ (task, arch, budget, ...): what `group=option` may name."""
+    root = resources.files(CONF_MODULE)
+    return tuple(sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")))
+
+
+def leaves(value, prefix: str):
+    """(dotted key, value) of every leaf of a plain container (lists by index)."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from leaves(inner, f"{prefix}.{key}")
+    elif isinstance(value, list):
+        for i, inner in enumerate(value):
+            yield from leaves(inner, f"{prefix}.{i}")
+    else:
+        yield prefix, value
+
+
+def suggest(word: str, options) -> str:
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f"did you mean {close[0]}? " if close else ""
 
 
-def _keys(cfg, prefix: str = "") -> list[str]:
+def flat_keys(cfg, prefix: str = "") -> list[str]:
     """Every dotted key of a config (what an override may name)."""
     found = []
     for key, value in cfg.items():
         found.append(prefix + str(key))
         if isinstance(value, DictConfig):
-            found += _keys(value, f"{prefix}{key}.")
+            found += flat_keys(value, f"{prefix}{key}.")
     return found
 
 
-def _override_of(overrides: list[str], key: str) -> str:
+def override_of(overrides: list[str], key: str) -> str:
     return next((o for o in overrides if o.lstrip("+~").split("=")[0] == key), key)
 
 
@@ -79,7 +101,7 @@ def explain(exc: Exception, config_name: str, overrides: list[str]) -> str:
         found = re.search(r"Could not find '([^']+)'", text)
         group, _, option = (found[1] if found else "").rpartition("/")
         return (
-            f"{_override_of(overrides, group)}: there is no {group} '{option}'; {_suggest(option, exc.options)}"
+            f"{override_of(overrides, group)}: there is no {group} '{option}'; {suggest(option, exc.options)}"
             f"choose one of {', '.join(sorted(exc.options))}"
         )
     if name == "OverrideParseException":
@@ -98,9 +120,9 @@ def explain(exc: Exception, config_name: str, overrides: list[str]) -> str:
     overridden = re.search(r"Could not override '([^']+)'", text)
     if overridden:
         key = overridden[1]
-        known = _keys(compose_config(config_name, []))
+        known = flat_keys(compose_config(config_name, []))
         return (
-            f"{_override_of(overrides, key)}: {command} has no setting {key}; {_suggest(key, known)}"
+            f"{override_of(overrides, key)}: {command} has no setting {key}; {suggest(key, known)}"
             f"`{command} --help` lists them"
         )
     ambiguous = re.search(r"Ambiguous value for argument '([^']+)'", text)

@@ -8,17 +8,21 @@ command shares (task, arch, budget, runtime) and the models-on-demand keys.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig
 
-from mas_cli.composition import config_names
+from mas_cli.composition import RUNTIME_KEYS, config_names
 from mas_cli.errors import ConfigError
 from mas_cli.tasks.causal import TRANSFORMS
 from mas_cli.tasks.counting import CAUSAL_MODELS, VARIANTS
 
 MAX_SEED = 2**32 - 1  # numpy and torch both take seeds up to here
+NAME_MAX = 255  # bytes in one file or folder name on every common file system
+SET_BY_SPEC = {"task": "count_mod/gru", "arch": "lstm", "seed": "gru:1"}  # what a model spec `[task/]arch[:seed]` sets
+MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))  # beyond it torch spends minutes starting threads
 # What mas writes under paths.root (store/__init__.py; Hydra's sweep records; pipeline logs)
 STORE_FOLDERS = ("models", "alignments", "similarity", "report", "pipeline/logs", "sweeps", "tensorboard")
 
@@ -34,6 +38,10 @@ def is_int(value) -> bool:
 
 def positive_int(value, key: str) -> None:
     require(is_int(value) and value > 0, f"{key} must be a positive integer, got {value!r}")
+
+
+def at_least(value, key: str, low: int, why: str) -> None:
+    require(is_int(value) and value >= low, f"{key} must be an integer ≥ {low} ({why}), got {value!r}")
 
 
 def seed_value(value, key: str) -> None:
@@ -147,11 +155,15 @@ def validate_runtime(cfg: DictConfig, writes_root: bool = True) -> None:
 
         require(torch.cuda.is_available(), "device=cuda but no CUDA device is visible; use device=auto or cpu")
     positive_int(cfg.threads, "threads")
+    require(
+        cfg.threads <= MAX_THREADS, f"threads={cfg.threads} is more than this machine can use; at most {MAX_THREADS}"
+    )
     seed_value(cfg.seed, "seed")
     if cfg.get("logger") is not None:
         choice("logger", ("tensorboard",))(cfg.logger)
     root = cfg.paths.root
     require(isinstance(root, str) and root.strip() != "", f"paths.root must name a folder, got {root!r}")
+    check_name_lengths(Path(root), "paths.root")
     if writes_root:
         check_writable(Path(root), existing_ok=True)
         store_folders_are_real(Path(root))
@@ -165,20 +177,46 @@ def store_folders_are_real(root: Path) -> None:
         real_folders_below(root, root / folder)
 
 
-def check_writable(root: Path, existing_ok: bool = False) -> None:
-    """paths.root must be creatable and writable (or, with `existing_ok`, an existing folder);
-    checked without leaving anything behind."""
+def check_name_lengths(path: Path, key: str) -> None:
+    """No name in `path` is longer than file systems allow (the system's own error is a traceback
+    in whatever first touches the path)."""
+    longest = max((len(part.encode()) for part in path.parts), default=0)
+    require(
+        longest <= NAME_MAX,
+        f"{key}: a name in it is {longest} bytes, longer than the file system allows ({NAME_MAX}); shorten it",
+    )
+
+
+def check_writable(root: Path, existing_ok: bool = False, key: str = "paths.root") -> None:
+    """The folder `key` names must be creatable and writable (or, with `existing_ok`, an existing
+    folder); checked without leaving anything behind."""
+    check_name_lengths(root, key)
     if existing_ok and root.is_dir():
         return
     existing = root
     while not existing.exists():
         existing = existing.parent
-    require(existing.is_dir(), f"paths.root={root}: {existing} is a file, not a folder; choose another paths.root")
+    require(existing.is_dir(), f"{key}={root}: {existing} is a file, not a folder; choose another {key}")
     try:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError:
-        raise ConfigError(f"paths.root={root} is not writable ({existing}); choose a folder you can write to") from None
+        raise ConfigError(f"{key}={root} is not writable ({existing}); choose a folder you can write to") from None
+
+
+def check_report_folder(out: Path, key: str, fix: str) -> None:
+    """The folder a report is written into can be written, and is not a planted link (the
+    report would land wherever it points); `fix` is what a refusal suggests."""
+    from mas_cli.store.links import real_folder
+
+    if not fix:
+        check_writable(out, key=key)
+    else:
+        try:
+            check_writable(out, key=key)
+        except ConfigError:
+            raise ConfigError(f"{out} is not writable; {fix}") from None
+    real_folder(out, "report")
 
 
 def validate_train(cfg: DictConfig) -> None:
@@ -197,6 +235,17 @@ def validate_models_on_demand(cfg: DictConfig) -> None:
         f"train_overrides must be a list of `mas train` overrides such as '[\"arch.width=64\"]', "
         f"got {cfg.train_overrides!r}",
     )
+    for override in cfg.train_overrides:
+        key = override.lstrip("+~").split("=")[0]
+        require(
+            key not in SET_BY_SPEC,
+            f"train_overrides {override}: the model spec sets {key} (a={SET_BY_SPEC.get(key)}); drop it there",
+        )
+        require(
+            key.split(".")[0] not in RUNTIME_KEYS,
+            f"train_overrides {override}: models trained on demand take {key.split('.')[0]} from this run; "
+            f"set it on the command line ({key}=...)",
+        )
     validate_budget(cfg.budget)
     validate_runtime(cfg)
 

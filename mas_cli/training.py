@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from mas_cli import store
 from mas_cli.config import refuse_other_settings
 from mas_cli.console import StepProgress, console, path_line
-from mas_cli.errors import StoreError, UnsafeFileError
+from mas_cli.errors import ConfigError, StoreError, UnsafeFileError
 from mas_cli.evaluation import EvalSet, task_accuracy
 from mas_cli.memory import release_if_grown
 from mas_cli.models import SequenceModel, build_model, model_spec
@@ -131,6 +131,11 @@ class Trainer:
                 progress.advance(self.step)
                 if self.step % self.budget.val_every == 0 or self.step == self.budget.max_steps:
                     row = self._validate(loss, time.perf_counter() - started)
+                    if not math.isfinite(row["loss"]):  # nothing useful can follow; nothing is published
+                        raise ConfigError(
+                            f"training diverged by step {self.step} (loss {row['loss']}); lower budget.lr "
+                            f"(now {self.budget.lr})"
+                        )
                     tracking.scalars(self.step, {k: v for k, v in row.items() if k not in ("step", "wall_s")})
                     reached = row["val_task_acc"] >= self.budget.criterion
                     accuracy = row["val_task_acc"]
@@ -220,6 +225,7 @@ class Trainer:
             "wall_s": round(wall_s, 2),
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "device": str(self.device),
+            "threads": torch.get_num_threads(),  # as trained: another count changes the weights by ~1e-7
             "fingerprint": self.fingerprint,
         }
         cpu_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}

@@ -47,6 +47,24 @@ class FrozenModel:
     model: object  # a models.SequenceModel in eval mode, requires_grad False
     task: Task  # the task the model was trained on (its own vocabulary and causal model)
     metrics: dict  # the store entry's metrics.json, including the training fingerprint
+    weights: str = ""  # store.weights_digest of its weights: what a result was computed from
+
+    def identity(self) -> dict:
+        """What a result computed from this model records of it (alignment and similarity
+        fingerprints): its label, its training settings and the digest of its weights."""
+        return {"model": self.spec.label, "trained": self.metrics.get("fingerprint"), "weights": self.weights}
+
+
+def refuse_changed_models(place: Path, found: dict, models: list[FrozenModel], redo: str) -> None:
+    """A result whose models were retrained or replaced since it was computed is refused in one
+    line naming the first such model (found: the result's stored fingerprint)."""
+    recorded = {m.get("model"): m.get("weights") for m in found.get("models", []) if isinstance(m, dict)}
+    for m in models:
+        if recorded.get(m.spec.label) != m.weights:
+            raise ConfigError(
+                f"{place} was computed from other weights of {m.spec.label} (retrained or replaced since); "
+                f"add force=true to {redo} it, or choose another paths.root"
+            )
 
 
 def train_command(spec: ModelSpec) -> str:
@@ -143,4 +161,4 @@ def load_frozen(spec: ModelSpec, entry: Path, device, allow_undertrained: bool) 
             f"retrain it with `{train_command(spec)} force=true`"
         ) from None
     model.eval().requires_grad_(False).to(device)
-    return FrozenModel(spec, entry, model, task, metrics)
+    return FrozenModel(spec, entry, model, task, metrics, store.weights_digest(payload["state_dict"]))

@@ -17,8 +17,7 @@ Prints a markdown table (for docs/BENCHMARKS.md): ms per step (median of `--roun
 rounds of `--steps` steps each), the speed-up, the model
 FLOPs a step does (forward + input-gradient backward, counted from the shapes it ran) and the
 achieved GFLOP/s beside the machine's fp32 matmul throughput measured in the same run; the same
-fast step with align_fn=gram_schmidt and linear, with the suffix kernel's Python loops instead of
-its compiled ones (alignment/kernels.py), and without the frozen-RNN suffix kernel
+fast step with align_fn=gram_schmidt and linear, and without the frozen-RNN suffix kernel
 (alignment/recurrent.py: the models' own packed nn.GRU / nn.LSTM instead); then a width sweep
 (128 → 4096) of the alignment functions alone: the full orthogonal map (O(d³) per step) against Gram–Schmidt (O(k·d));
 last, one line `align step: <ms> ms, <GFLOP/s> GFLOP/s, <pct> % of peak <GFLOP/s> GFLOP/s`.
@@ -38,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from mas_cli.alignment import kernels, sites
+from mas_cli.alignment import sites
 from mas_cli.alignment.directions import build_directions
 from mas_cli.alignment.engine import Aligner
 from mas_cli.alignment.functions import make_alignment
@@ -102,19 +101,6 @@ def align_cfg(k: int, align_fn: str = "orthogonal"):
     top = {"k": k, "site": "hidden", "seed": 0, "orthogonal_map": "cayley", "normalize": "rms", "align_fn": align_fn}
     top |= {"method": "mas", "swap_by_task": {}}
     return OmegaConf.create({**top, "budget": {"align": settings}})
-
-
-@contextlib.contextmanager
-def python_loops(models):
-    """The suffix kernel runs its eager PyTorch loops while inside."""
-    frozen_kernels = [sites.frozen(m.model) for m in models]
-    for kernel in frozen_kernels:
-        kernel.loops = kernels.PYTHON
-    try:
-        yield
-    finally:
-        for kernel in frozen_kernels:
-            kernel.loops = kernels.fastest()
 
 
 PAIRS = [(0, 0), (0, 1), (1, 0), (1, 1)]  # gru→gru, gru→lstm, lstm→gru, lstm→lstm
@@ -188,8 +174,7 @@ def bench(steps: int, k: int, rounds: int) -> tuple[list[str], str]:
 
     slow = time_it(baseline_step, max(3, steps // 4))
     work = statistics.mean(flops)
-    # The fast step, and beside it the same step with the other alignment functions, with the
-    # suffix kernel's Python loops instead of its compiled ones (alignment/kernels.py), and with
+    # The fast step, and beside it the same step with the other alignment functions, and with
     # the models' own packed nn.GRU / nn.LSTM instead of the suffix kernel: in alternating rounds,
     # each the median of `steps` steps, with the matmul peak measured in every round (the
     # machine's speed drifts between minutes; each figure is the median over the rounds).
@@ -199,8 +184,6 @@ def bench(steps: int, k: int, rounds: int) -> tuple[list[str], str]:
             Aligner(align_cfg(k, align_fn), models, directions, "cpu"),
             contextlib.nullcontext,
         )
-    if kernels.compiled() is not None:
-        variants["mas, suffix kernel with its Python loops (not compiled)"] = (aligner, lambda: python_loops(models))
     variants["mas, without the suffix kernel (packed nn.GRU / nn.LSTM)"] = (
         aligner,
         lambda: mock.patch.object(sites, "suffix_kernel_for", lambda target, state: False),

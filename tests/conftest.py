@@ -66,6 +66,18 @@ def forge(entry, name: str, data: bytes) -> None:
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
+def publish_entry(entry: Path, files: dict[str, str]) -> None:
+    """A store entry holding `files` (name -> text), published as mas publishes its results (a
+    checksummed version folder behind a link): what `mas report` reads."""
+    from mas_cli.store import Entry, write_text
+
+    published = Entry(entry)
+    work = published.start(fresh=True)
+    for name, text in files.items():
+        write_text(work / name, text)
+    published.publish(list(files))
+
+
 def result_files(root, name: str = "iia.csv") -> list[Path]:
     """Every complete result file under a root, by its public path (as `mas report` finds them)."""
     from mas_cli.reporting.collect import result_files as found

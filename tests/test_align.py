@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import mas_cli as mas
 from mas_cli.alignment import interventions
 from mas_cli.alignment.directions import build_directions
 from mas_cli.alignment.engine import Aligner
@@ -93,14 +94,27 @@ def test_a_retrained_model_is_refused_and_force_refits(tmp_path):
     assert set(first.rows.method) == {"das"} and len(first.rows) == 2
     other = run_align(tmp_path, "a=gru", "budget.align.lr=0.01")  # another setting: its own run directory
     assert other.run_dir.parent.name.endswith("-align.lr_0.01") and not other.reused
-    retrain = ["train", "arch.width=16", "budget=smoke", "budget.lr=0.01", "force=true", f"paths.root={tmp_path}"]
-    assert run_cli(*retrain, cwd=tmp_path).returncode == 0
-    with pytest.raises(ConfigError, match=r"models.*force=true"):
-        run_align(tmp_path, "a=gru")
+    retrain = ["train", "arch.width=16", "budget=smoke", "force=true", f"paths.root={tmp_path}"]
+    assert run_cli(*retrain, cwd=tmp_path).returncode == 0  # the same settings: the very same weights
+    assert run_align(tmp_path, "a=gru").reused  # computed from exactly these weights: still valid
+    assert run_cli(*retrain, "threads=1", cwd=tmp_path).returncode == 0  # weights differ by ~1e-7
+    again = ["align", *TINY, "a=gru", f"paths.root={tmp_path}"]
+    refused = run_cli(*again, cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    assert "computed from other weights of count/gru/0 (retrained or replaced since)" in refused.stderr
+    assert "add force=true" in refused.stderr
+    replaced = tmp_path / "elsewhere"  # the entry replaced by a copy of another store's model (threads=2)
+    assert run_cli(*retrain[:-1], f"paths.root={replaced}", cwd=tmp_path).returncode == 0
+    gru = tmp_path / "models" / "count" / "gru" / "seed0"
     refit = run_align(tmp_path, "a=gru", "force=true")
-    assert not refit.reused
-    trained = read_alignment(refit.run_dir / "alignment.pt")["fingerprint"]["models"][0]["trained"]
-    assert trained["budget"]["lr"] == 0.01
+    assert not refit.reused and run_align(tmp_path, "a=gru").reused
+    shutil.copytree((replaced / "models/count/gru/seed0").resolve(), gru.parent / ".seed0.v9")
+    gru.unlink()
+    gru.symlink_to(".seed0.v9")
+    with pytest.raises(ConfigError, match=r"other weights of count/gru/0.*force=true"):
+        run_align(tmp_path, "a=gru")
+    with pytest.raises(ConfigError, match=r"other weights of count/gru/0"):
+        mas.load_alignment(refit.run_dir)  # never applied to weights it was not fitted on
 
 
 def test_three_models_give_a_three_by_three_table_from_one_fit(tmp_path):

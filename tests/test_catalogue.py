@@ -39,6 +39,7 @@ def cases() -> list[tuple[str, list[str], str]]:
         if command != "report":
             found.append((f"{command}-budget", [command, "budget=huge"], "there is no budget 'huge'"))
             found.append((f"{command}-budget-lr", [command, "budget.lr=0"], "budget.lr must be positive"))
+        found += hostile(command)
     train = [
         ("arch=gur", "did you mean gru?"),
         ("task=nosuch", "there is no task 'nosuch'"),
@@ -132,14 +133,29 @@ def cases() -> list[tuple[str, list[str], str]]:
         (["-m", "a=gru", "k=4,0"], "k must be a positive integer"),
     ]
     found += [(f"align-{i}-{' '.join(a)[:30]}", ["align", *SMOKE, *a], m) for i, (a, m) in enumerate(align)]
+    align += [  # models trained on demand take their task, arch and seed from the spec, runtime from the run
+        (["a=gru", 'train_overrides=["arch=lstm"]'], "the model spec sets arch"),
+        (["a=gru", 'train_overrides=["seed=3"]'], "the model spec sets seed"),
+        (["a=gru", 'train_overrides=["task=count_mod"]'], "the model spec sets task"),
+        (["a=gru", 'train_overrides=["+arch=lstm"]'], "the model spec sets arch"),
+        (["a=gru", 'train_overrides=["budget=paper"]'], "take budget from this run"),
+        (["a=gru", 'train_overrides=["budget.lr=0.1"]'], "take budget from this run"),
+        (["a=gru", 'train_overrides=["paths.root=elsewhere"]'], "take paths from this run"),
+        (["a=gru", 'train_overrides=["threads=1"]'], "take threads from this run"),
+        (["a=gru", "budget.align.lr=1e999"], "budget.align.lr must be a finite number"),
+        (["a=gru", "b=lstm", "method=clmas", "cl.eps=inf"], "cl.eps must be a finite number"),
+    ]
     similarity = [
+        (["a=gru", "b=lstm", "rows=1"], "rows must be an integer ≥ 3"),
+        (["a=gru", "b=lstm", "rows=2"], "rows must be an integer ≥ 3"),
+        (["a=gru", "b=lstm", 'train_overrides=["arch=lstm"]'], "the model spec sets arch"),
         ([], "name two models"),
         (["a=gru"], "name two models"),
         (["a=gru", "b=gru"], "a and b are the same model"),
         (["a=gru", "b=lstm", "site=middle"], "site must be one of embed, hidden"),
         (["a=gru", "b=lstm", "per_count=0"], "per_count must be a positive integer"),
         (["a=gru", "b=lstm", "subsets=0"], "subsets must be a positive integer"),
-        (["a=gru", "b=lstm", "rows=x"], "rows must be a positive integer"),
+        (["a=gru", "b=lstm", "rows=x"], "rows must be an integer ≥ 3"),
         (["a=gru", "b=lstm", "zscore=maybe"], "zscore must be true or false"),
         (["a=gru", "b=arithmetic/gru"], "lacks the Multi-Object stimuli"),
         (["a=gru", "b=lstm", "auto_train=false"], "is not in the model store"),
@@ -163,6 +179,41 @@ def cases() -> list[tuple[str, list[str], str]]:
     ]
     found += [(f"pipeline-{a[:40]}", ["pipeline", *a.split(" ")], m) for a, m in pipeline]
     return found
+
+
+def hostile(command: str) -> list[tuple[str, list[str], str]]:
+    """What a careless hand types into any command: Hydra's deletions, interpolations that do not
+    resolve, `+`/`++` typos, values read as inf, absurd thread counts, line breaks, folders Hydra
+    cannot make, names longer than a file system allows, empty sweeps."""
+    long_name = "x" * 300
+    found = [
+        ("delete-seed", ["~seed"], f"~seed: mas {command} reads every setting it declares; drop the deletion"),
+        ("delete-device", ["~device"], f"~device: mas {command} reads every setting it declares"),
+        ("delete-group", ["~budget"] if command != "report" else ["~threads"], "reads every setting it declares"),
+        ("env-unset", ["seed=${oc.env:MAS_CATALOGUE_UNSET}"], "cannot resolve it"),
+        ("env-unset-root", ["paths.root=${oc.env:MAS_CATALOGUE_UNSET}"], "cannot resolve it"),
+        ("interpolation-key", ["seed=${nosuch.key}"], "cannot resolve it"),
+        ("interpolation-self", ["seed=${seed}"], "cannot resolve it"),
+        ("add-typo", ["+paths.rot=x"], f"mas {command} has no setting paths.rot; did you mean paths.root?"),
+        ("force-add-typo", ["++paths.rot=x"], f"mas {command} has no setting paths.rot"),
+        ("add-unknown", ["+nosuch=1"], f"mas {command} has no setting nosuch"),
+        ("threads-huge", ["threads=10000"], "threads=10000 is more than this machine can use"),
+        ("newline", ["seed=1\n2"], "cannot read the override"),
+        ("run-dir", ["hydra.run.dir=/proc/mas-nope"], "hydra.run.dir=/proc/mas-nope cannot be made"),
+        ("sweep-dir", ["-m", "hydra.sweep.dir=/proc/mas-nope", "threads=1,2"], "hydra.sweep.dir=/proc/mas-nope"),
+        ("empty-range", ["-m", "seed=range(0,0)"], "seed=range(0,0) sweeps over no value"),
+        ("empty-range-down", ["-m", "seed=range(5,2)"], "seed=range(5,2) sweeps over no value"),
+        ("long-root", [f"paths.root={long_name}"], "longer than the file system allows"),
+    ]
+    if command != "report":
+        found += [
+            ("lr-inf", ["budget.lr=1e400"], "budget.lr must be a finite number, got inf"),
+            ("lr-nan", ["budget.lr=nan"], "budget.lr must be a finite number, got nan"),
+            ("lr-neg-inf", ["budget.lr=-inf"], "must be a finite number"),
+        ]
+    else:
+        found += [("long-out", [f"out={long_name}"], "longer than the file system allows")]
+    return [(f"{command}-{name}", [command, *argv], message) for name, argv, message in found]
 
 
 CASES = cases()

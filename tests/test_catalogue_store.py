@@ -123,7 +123,33 @@ SPOILED = [
     ("lock-is-a-folder", lock_folder, TRAIN, "seed0.lock is not a file"),
     ("legacy-entry", legacy, TRAIN, "stored by an older mas"),
     ("report-corrupt-run", spoil_file(_run_dir, "iia.csv", b"x", consistent=False), ["report"], "is corrupt"),
+    # the tables `mas report` reads, forged with consistent checksums: each checked before use
+    ("report-items-garbage", spoil_file(_run_dir, "items.csv", b"\x00\x01garbage"), ["report"], "items.csv"),
+    ("report-items-columns", spoil_file(_run_dir, "items.csv", b"a,b\n1,2\n"), ["report"], "lacks the column"),
+    ("report-items-empty", spoil_file(_run_dir, "items.csv", b""), ["report"], "items.csv is unreadable"),
+    ("report-curve-garbage", spoil_file(_run_dir, "curve.csv", b"\xff\xfe"), ["report"], "curve.csv is unreadable"),
+    ("report-curve-columns", spoil_file(_run_dir, "curve.csv", b"step\n1\n"), ["report"], "lacks the column"),
+    ("report-model-curve", spoil_file(GRU, "curve.csv", b"a\n1\n"), ["report"], "lacks the column"),
+    (
+        "report-model-curve-text",
+        spoil_file(GRU, "curve.csv", b"step,loss,val_task_acc\n1,x,y\n"),
+        ["report"],
+        "numbers",
+    ),
+    ("report-iia-label", lambda r, m: edit_iia(r, src="not-a-label"), ["report"], "task/arch/seed labels"),
+    ("report-iia-label-slashes", lambda r, m: edit_iia(r, trg="a/b/c/d"), ["report"], "task/arch/seed labels"),
+    ("report-iia-text", lambda r, m: edit_iia(r, iia="high"), ["report"], "column iia holds something other"),
+    ("report-iia-columns", spoil_file(_run_dir, "iia.csv", b"src,trg\ncount/gru/0,count/gru/0\n"), ["report"], "lacks"),
+    ("report-similarity-text", spoil_file(_sim_dir, "similarity.csv", b"x,y\n1,2\n"), ["report"], "lacks"),
 ]
+
+
+def edit_iia(root: Path, **columns) -> None:
+    """The run's iia.csv with some columns set to another value (checksums forged to match)."""
+    import pandas as pd
+
+    path = _run_dir(root) / "iia.csv"
+    forge(_run_dir(root), "iia.csv", pd.read_csv(path).assign(**columns).to_csv(index=False).encode())
 
 
 @pytest.mark.parametrize(("spoil", "argv", "fragment"), [s[1:] for s in SPOILED], ids=[s[0] for s in SPOILED])
@@ -258,3 +284,26 @@ def test_planted_links_are_refused_and_nothing_outside_changes(smoke_store, tmp_
     assert_one_line(code, err, fragment)
     assert snapshot(victim) == outside  # nothing written into, or deleted from, the linked folder
     assert snapshot(root) == before
+
+
+# ---- what `mas report` walks: never out of the root, never in a loop, never a copy twice -------
+def test_the_report_walks_no_link_but_an_entrys_own(smoke_store, tmp_path, capsys):
+    from mas_cli.reporting import write_report
+
+    root = tmp_path / "out"
+    shutil.copytree(smoke_store, root, symlinks=True)
+    run_dir = _run_dir(root)
+    (root / "alignments" / "loop").symlink_to("..")  # a loop: followed, the walk never ends
+    (root / "alignments" / "elsewhere").symlink_to(tmp_path / "victim")  # out of the root
+    victim_folder(tmp_path / "victim")
+    shutil.copytree(run_dir.resolve(), run_dir.parent / "backup")  # a copied run: not a second run
+    rows = write_report(root, root / "report")
+    assert rows.run.nunique() == 1 and rows.run.iloc[0] == str(run_dir.relative_to(root))
+    said = capsys.readouterr().out
+    assert "not read: 3 folder(s) or link(s)" in said
+
+
+def test_a_report_over_proc_ends_in_one_line(tmp_path):
+    """/proc: a huge tree full of links (/proc/self, every process's cwd and root)."""
+    code, err = run(["report", "paths.root=/proc", f"out={tmp_path / 'report'}"], tmp_path)
+    assert_one_line(code, err, "/proc")  # a folder it may not read, or no result: either way one line

@@ -21,6 +21,7 @@ import pytest
 import torch
 
 import mas_cli as mas
+from mas_cli.commands.common import INTERRUPTED
 from mas_cli.store import Entry
 
 SMOKE = ["budget=smoke", 'train_overrides=["arch.width=16"]', "allow_undertrained=true"]
@@ -133,3 +134,31 @@ def test_killed_at_sample_points_the_store_stays_consistent(bases, tmp_path, sce
 def test_killed_at_every_write_point_the_store_stays_consistent(bases, tmp_path, scenario):
     points = kill_everywhere(bases, tmp_path, scenario, every_point=True)
     print(f"{scenario}: killed at {points} write points, every rerun reproduced the uninterrupted results")
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_ctrl_c_during_a_pipeline_is_one_line_and_the_rerun_completes(bases, tmp_path, jobs):
+    """Ctrl-C reaches every process of the terminal's group: the pipeline and its workers."""
+    import signal
+    import time
+
+    argv = [*PIPELINE, f"pipeline.jobs={jobs}", "threads=2"]
+    reference = tmp_path / "reference"
+    assert mas_run(argv, reference).returncode == 0
+    root, log = tmp_path / "interrupted", tmp_path / "points.log"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MAS_CRASH")}, "MAS_CRASH_LOG": str(log)}
+    command = [sys.executable, "-m", "mas_cli.cli", *argv, f"paths.root={root}"]
+    running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (log.exists() and "after replace model.pt" in log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.01)  # interrupted once the first model file is written, mid-pipeline
+    os.killpg(running.pid, signal.SIGINT)
+    _, err = running.communicate(timeout=120)
+    assert running.returncode == 130, err
+    assert err.strip().splitlines() == [f"error: {INTERRUPTED}"]
+    for entry in entries(root):  # nothing incomplete looks complete
+        Entry(entry).current()
+    again = mas_run(argv, root)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert results(root) == results(reference)

@@ -1,46 +1,22 @@
 """The frozen-RNN suffix kernel equals the model's own nn.GRU / nn.LSTM over the same packed
 suffixes: outputs and the gradient with respect to the intervened state, and the outputs of
-the evaluation path (a state that needs no gradient: no backward factors computed); with both
-builds of its step loops (alignment/kernels.py: eager PyTorch, and compiled C++), at widths that
-fill SIMD vectors and widths that leave a tail."""
+the evaluation path (a state that needs no gradient: no backward factors computed), at several
+widths."""
 
 from __future__ import annotations
-
-import shutil
 
 import numpy as np
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
-from torch.utils import cpp_extension
 
-from mas_cli.alignment import kernels as loops
 from mas_cli.alignment.recurrent import Frozen
 from mas_cli.models import build_model
 
-BUILDS = ["python", "compiled"]
 
-
-def loops_built(name: str):
-    if name == "python":
-        return loops.PYTHON
-    if loops.compiled() is None:
-        pytest.skip(f"the compiled loops do not build here ({loops.why_not_compiled})")
-    return loops.compiled()
-
-
-def test_the_compiled_loops_build_where_a_compiler_and_ninja_are_found():
-    """Where the tools are, a failed build is a defect, not a fallback (it would only be slower)."""
-    if shutil.which("c++") is None or not cpp_extension.is_ninja_available():
-        pytest.skip("no C++ compiler or ninja here")
-    assert loops.compiled() is not None, loops.why_not_compiled
-    assert loops.fastest() is loops.compiled()
-
-
-@pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("arch", ["gru", "lstm"])
 @pytest.mark.parametrize("width", [16, 20, 32])
-def test_the_kernel_equals_the_models_own_rnn(arch, width, build):
+def test_the_kernel_equals_the_models_own_rnn(arch, width):
     torch.manual_seed(0)
     model = build_model(arch, 9, {"width": width}).eval().requires_grad_(False)
     rng = np.random.default_rng(1)
@@ -55,7 +31,7 @@ def test_the_kernel_equals_the_models_own_rnn(arch, width, build):
     expected_grad, state.grad = state.grad.clone(), None
 
     token_rows = pack_padded_sequence(tokens, lengths, batch_first=True)
-    kernel = Frozen(model, loops_built(build))
+    kernel = Frozen(model)
     found = kernel.run(state, token_rows.data, token_rows.batch_sizes.tolist())
     (found * weights).sum().backward()
     torch.testing.assert_close(found, expected, atol=1e-5, rtol=1e-5)
@@ -65,9 +41,8 @@ def test_the_kernel_equals_the_models_own_rnn(arch, width, build):
     torch.testing.assert_close(evaluated, expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("arch", ["gru", "lstm"])
-def test_the_kernel_reorders_the_state_and_keeps_only_the_asked_rows(arch, build):
+def test_the_kernel_reorders_the_state_and_keeps_only_the_asked_rows(arch):
     """`order` and `keep` equal indexing the state before and the outputs after, values and
     gradients (the gradient of rows not kept is zero; every state row gets its own gradient)."""
     torch.manual_seed(2)
@@ -86,7 +61,7 @@ def test_the_kernel_reorders_the_state_and_keeps_only_the_asked_rows(arch, build
     expected_grad, state.grad = state.grad.clone(), None
 
     token_rows = pack_padded_sequence(tokens, lengths, batch_first=True)
-    found = Frozen(model, loops_built(build)).run(state, token_rows.data, token_rows.batch_sizes.tolist(), order, keep)
+    found = Frozen(model).run(state, token_rows.data, token_rows.batch_sizes.tolist(), order, keep)
     (found * weights).sum().backward()
     torch.testing.assert_close(found, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(state.grad, expected_grad, atol=1e-5, rtol=1e-5)
@@ -97,33 +72,3 @@ def test_a_state_row_without_a_step_is_refused():
     model = build_model("gru", 9, {"width": 16}).eval().requires_grad_(False)
     with pytest.raises(ValueError, match="at least one step"):
         Frozen(model).run(torch.zeros(3, 16), torch.zeros(2, dtype=torch.long), [2])
-
-
-def test_where_the_kernels_cannot_be_built_the_python_loops_run_and_the_user_is_told(monkeypatch, capsys):
-    def no_compiler(*args, **kwargs):
-        raise RuntimeError("c++: error: no such compiler")
-
-    monkeypatch.setattr(cpp_extension, "load", no_compiler)
-    loops.compiled.cache_clear()
-    try:
-        assert loops.fastest() is loops.PYTHON
-        assert loops.why_not_compiled == "c++: error: no such compiler"
-        assert "did not build; it runs its slower Python loops" in capsys.readouterr().out
-        model = build_model("gru", 9, {"width": 16}).eval().requires_grad_(False)
-        assert Frozen(model).loops is loops.PYTHON
-    finally:
-        loops.compiled.cache_clear()  # the next use builds (or finds) the real kernels again
-
-
-def test_the_compiled_loops_refuse_a_layout_they_were_not_written_for():
-    """They index raw memory: a wrong layout is an error, never a read past a tensor's end."""
-    kernel = loops_built("compiled")
-    gh, i_n, first, w_hh_t = torch.zeros(5, 12), torch.zeros(5, 4), torch.zeros(3, 4), torch.zeros(4, 12)
-    with pytest.raises(RuntimeError, match="step sizes must shrink"):
-        kernel.gru_forward(gh, i_n, first, w_hh_t, [3, 2, 0], False)
-    with pytest.raises(RuntimeError, match="wrong shape"):
-        kernel.gru_forward(gh, i_n, first, w_hh_t, [3, 1], False)  # 4 packed rows named, 5 given
-    with pytest.raises(RuntimeError, match="every state row"):
-        kernel.gru_forward(gh, i_n, first, w_hh_t, [2, 2, 1], False)
-    with pytest.raises(RuntimeError, match="float32"):
-        kernel.lstm_forward(torch.zeros(5, 8, dtype=torch.float64), torch.zeros(3, 4), torch.zeros(2, 8), [3, 2], False)

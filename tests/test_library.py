@@ -159,3 +159,18 @@ def test_every_package_is_installed():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in ROOT.glob("mas_cli/**/__init__.py")}
     assert found | {"mas_cli.conf", "mas_cli.tasks"} == listed
+
+
+def test_the_readme_counts_what_it_counts():
+    """Counts the README states are the repository's own: the planted faults of scripts/mutants.py."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mutants", ROOT / "scripts" / "mutants.py")
+    mutants = importlib.util.module_from_spec(spec)
+    sys.modules["mutants"] = mutants  # its dataclasses look their module up
+    try:
+        spec.loader.exec_module(mutants)
+    finally:
+        del sys.modules["mutants"]
+    readme = (ROOT / "README.md").read_text()
+    assert f"plants\n  {len(mutants.MUTANTS)} named faults" in readme

@@ -178,7 +178,7 @@ def test_cli_runs_in_parallel_reuses_finished_work_and_adds_only_a_new_seed(tmp_
     assert all(len(line) <= 80 for line in first.stdout.splitlines()), first.stdout  # a pipe: 80 columns
     out = tmp_path / "out"
     assert (out / "report" / "summary.md").is_file()
-    assert (out / "report" / "heatmap-mas-hidden-count-k16-count_gru_count_lstm.png").is_file()
+    assert (out / "report" / "heatmap-mas-hidden-count-k16.png").is_file()
     assert sorted(p.name for p in (out / "pipeline" / "logs").iterdir()) == [
         "train-count_gru_0.log",
         "train-count_lstm_0.log",

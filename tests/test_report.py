@@ -11,14 +11,18 @@ import mas_cli as mas
 from mas_cli.errors import ConfigError
 from mas_cli.reporting import collect, write_report
 from mas_cli.reporting.cells import cells, tables
-from tests.conftest import run_cli
+from mas_cli.reporting.collect import collect_items
+from mas_cli.reporting.figures import figure_groups
+from tests.conftest import publish_entry, run_cli
 
 PNG = b"\x89PNG\r\n\x1a\n"
 G0, G1, L0, L1 = "count/gru/0", "count/gru/1", "count/lstm/0", "count/lstm/1"
 
 
-def fake_run(root, name: str, iia: dict[tuple[str, str], float], **settings) -> None:
-    """An iia.csv as `mas align` writes it, with the given validation IIA per (src, trg)."""
+def fake_run(root, name: str, iia: dict[tuple[str, str], float], items: bool = False, **settings) -> None:
+    """An iia.csv as `mas align` writes it, with the given validation IIA per (src, trg); with
+    `items`, its items.csv (10 items per direction, the first round(10 · IIA) right) and
+    curve.csv (that IIA at steps 50 and 100) too."""
     setting = {"method": "mas", "site": "hidden", "swap": "count", "k": 16, "seed": 0, "budget": "quick"}
     setting |= {"normalize": "rms", "orthogonal_map": "cayley", "align_fn": "orthogonal"} | settings
     models = "+".join(sorted({m for pair in iia for m in pair}))
@@ -31,8 +35,23 @@ def fake_run(root, name: str, iia: dict[tuple[str, str], float], **settings) -> 
                 | {"iia_none": 0.1, "tok_acc": 1.0, "loss": 0.1, "n": 500, "steps": 100, "stop": "every direction"}
                 | {"src_trained": True, "trg_trained": True}
             )
-    (root / name).mkdir(parents=True)
-    pd.DataFrame(rows).to_csv(root / name / "iia.csv", index=False)
+    files = {"iia.csv": pd.DataFrame(rows).to_csv(index=False)}
+    if items:
+        per_item = [
+            {"src": s, "trg": t, "variable": "count", "item": i, "read": "count", "before": 1 + i % 5, "after": 1 + i}
+            | {"correct": i < round(10 * v), "correct_none": False}
+            for (s, t), v in iia.items()
+            for i in range(10)
+        ]
+        curve = [
+            {"step": step, "src": s, "trg": t, "variable": "count", "split": split, "iia": v}
+            for (s, t), v in iia.items()
+            for step in (50, 100)
+            for split in ("train", "val")
+        ]
+        files |= {"items.csv": pd.DataFrame(per_item).to_csv(index=False)}
+        files |= {"curve.csv": pd.DataFrame(curve).to_csv(index=False)}
+    publish_entry(root / name, files)
 
 
 def cell(table: pd.DataFrame, **where) -> pd.Series:
@@ -114,7 +133,7 @@ def test_report_writes_summary_rows_heatmaps_and_a_k_curve(tmp_path):
     out = tmp_path / "report"
     names = {p.name for p in out.iterdir()}
     assert {"summary.md", "summary.csv", "iia.csv", "iia-vs-k-hidden-count.png"} <= names
-    assert {"heatmap-mas-hidden-count-k16-task_default-count_gru_count_lstm.png"} <= names
+    assert {"heatmap-mas-hidden-count-k16-task_default.png"} <= names  # what differs between heatmaps
     assert all(set(n) <= set("abcdefghijklmnopqrstuvwxyz0123456789.-_") for n in names)  # no spaces, no ~
     assert all((out / n).read_bytes().startswith(PNG) for n in names if n.endswith(".png"))
     summary = (out / "summary.md").read_text()
@@ -126,6 +145,27 @@ def test_report_writes_summary_rows_heatmaps_and_a_k_curve(tmp_path):
     assert "\\begin{tabular}" in page and "| method |" in page  # LaTeX and Markdown snippets
     assert write_report(tmp_path, out).run.nunique() == 3  # not its own output
     assert pd.read_csv(out / "summary.csv").causal_model.nunique() == 2
+
+
+def test_no_figure_pools_runs_that_differ_in_one_setting(tmp_path):
+    # one setting each, every other the same: the fit's design, normalize, the latent weight
+    fake_run(tmp_path, "gg", {(G0, G0): 1.0, (G0, G1): 1.0}, items=True)
+    fake_run(tmp_path, "gl", {(G0, G0): 0.6, (G0, L0): 0.2}, items=True)
+    fake_run(tmp_path, "none", {(G0, G0): 0.3, (G0, L0): 0.1}, items=True, normalize="none")
+    fake_run(tmp_path, "eps1", {(G0, G0): 0.9, (G0, L0): 0.5}, items=True, method="clmas", cl_eps=1.0)
+    fake_run(tmp_path, "eps10", {(G0, G0): 0.8, (G0, L0): 0.4}, items=True, method="clmas", cl_eps=10.0)
+    fake_run(tmp_path, "das-rms", {(G0, G0): 0.7}, method="das")
+    fake_run(tmp_path, "das-none", {(G0, G0): 0.2}, method="das", normalize="none")
+    write_report(tmp_path, tmp_path / "report")
+    names = sorted(p.name for p in (tmp_path / "report").glob("*.png"))
+    for kind, expected in (("heatmap-", 5), ("iia-by-count-", 5), ("curves-", 5), ("das-", 2)):
+        assert len([n for n in names if n.startswith(kind)]) == expected, (kind, names)
+    items = collect_items(tmp_path)
+    for setting, part in figure_groups(items):  # each figure's rows come from one run
+        assert part.run.nunique() == 1, setting
+    gg = next(part for _, part in figure_groups(items) if set(part.run) == {"gg"})
+    assert gg.correct.mean() == 1.0  # the gru-gru fit alone, not mixed with gru-lstm
+    assert all(len(n) <= 80 for n in names)
 
 
 def test_cells_of_one_pair_have_no_spread():
@@ -162,10 +202,8 @@ def test_cli_reports_real_alignment_runs(tmp_path):
 
 def test_a_root_with_only_similarity_results_gets_a_report(tmp_path):
     sim = tmp_path / "similarity" / "embed-s0" / "x"
-    sim.mkdir(parents=True)
-    pd.DataFrame(
-        [{"src": "count/gru/0", "trg": "count/gru/1", "site": "embed", "measure": "cka", "value": 0.9, "sd": 0.0}]
-    ).to_csv(sim / "similarity.csv", index=False)
+    row = {"src": "count/gru/0", "trg": "count/gru/1", "site": "embed", "measure": "cka", "value": 0.9, "sd": 0.0}
+    publish_entry(sim, {"similarity.csv": pd.DataFrame([row]).to_csv(index=False)})
     rows = write_report(tmp_path, tmp_path / "report")
     assert rows.empty
     assert "count/gru/0 ~ count/gru/1 | embed | 0.9" in (tmp_path / "report" / "summary.md").read_text()

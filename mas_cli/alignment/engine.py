@@ -27,7 +27,7 @@ from mas_cli.alignment.interventions import Interventions, build_functions
 from mas_cli.alignment.plan import latent_weight
 from mas_cli.alignment.sites import per_part_loss
 from mas_cli.console import StepProgress, console
-from mas_cli.errors import StoreError, UnsafeFileError
+from mas_cli.errors import ConfigError, StoreError, UnsafeFileError
 from mas_cli.memory import release_free_heap, release_if_grown
 from mas_cli.tracking import Tracker
 from mas_cli.zoo import FrozenModel
@@ -106,6 +106,11 @@ class Aligner(Interventions):
     # ---- validation and the stopping rules ------------------------------------------------
     def validate(self, train_loss: float, elapsed: float) -> bool:
         """Append curve rows; True when training should stop."""
+        if not np.isfinite(train_loss):  # nothing useful can follow; nothing is published
+            raise ConfigError(
+                f"the alignment diverged by step {self.step} (loss {train_loss}); lower budget.align.lr "
+                f"(now {self.settings.lr})"
+            )
         with torch.no_grad():
             rows = self.aligned_rows()
         val = [self.evaluate(d, d.val, rows=rows) for d in self.directions]

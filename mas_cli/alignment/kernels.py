@@ -1,13 +1,9 @@
-"""The step loops of the frozen-RNN suffix kernel (recurrent.py), in two interchangeable builds
-with the same arguments and results:
+"""The step loops of the frozen-RNN suffix kernel (recurrent.py), in eager PyTorch: each step is
+its one matmul and a few in-place elementwise ops, no autograd. (A C++ build of these loops gave
+1.10× on a whole default fit and cost a compiler, a first-run build and a build lock; it was
+removed: docs/BENCHMARKS.md.)
 
-  * `compiled()`: frozen_kernels.cpp, built once per machine by PyTorch's extension builder (a C++
-    compiler and ninja; ~15 s, kept in PyTorch's extensions cache). A step is its matmul and one
-    fused SIMD pass over the gates, the new state and the backward factors.
-  * `PYTHON`: the same loops in eager PyTorch, the reference the compiled build is tested
-    against (tests/test_kernels.py) and the fallback where no compiler is found.
-
-Layout (both): packed suffixes, time-major, rows sorted longest first; step t holds the first
+Layout: packed suffixes, time-major, rows sorted longest first; step t holds the first
 sizes[t] rows of the batch, and packed row p of step t ≥ 1 continues row p − sizes[t − 1].
 Gate pre-activations arrive as recurrent.py's `Frozen` stores them (tanh(x) = 2σ(2x) − 1: the
 tanh gates doubled; LSTM forward order (i, f, o, g)); the backward factors come back in PyTorch's
@@ -16,18 +12,8 @@ gate order, to multiply W_hh as it is.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import os
-import shutil
-import sys
-import types
-from pathlib import Path
-
 import numpy as np
 import torch
-
-from mas_cli.console import console
 
 _MINUS_ONE = torch.tensor(-1.0)
 
@@ -143,79 +129,3 @@ def lstm_backward(grad, d_gates_dx, through_c, forget, w_hh, sizes: list[int]):
             torch.mm(flat, w_hh, out=first[:, :hidden])
             torch.mul(dc, step_forget, out=first[:, hidden:])
     return first
-
-
-PYTHON = types.SimpleNamespace(
-    name="python",
-    gru_forward=gru_forward,
-    gru_backward=gru_backward,
-    lstm_forward=lstm_forward,
-    lstm_backward=lstm_backward,
-)
-
-
-FLAGS = ["-O3", "-fopenmp"]  # OpenMP: ATen's parallel_for, as PyTorch itself is built
-VECTOR_FLAGS = ["-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"]  # ATen's 8-lane vectors
-SOURCE = Path(__file__).with_name("frozen_kernels.cpp")
-why_not_compiled = ""  # why compiled() gave None, in one line
-
-
-@functools.cache
-def compiled():
-    """The compiled loops, built on first use into PyTorch's extensions cache, in a folder named
-    by a digest of the source, the flags and the PyTorch and Python versions: a change rebuilds,
-    and processes that need the same build wait for each other on PyTorch's lock file. None
-    where they cannot be built (no compiler, no ninja, no writable cache); the reason is kept in
-    `why_not_compiled`."""
-    global why_not_compiled
-    try:
-        from torch.utils import cpp_extension
-
-        flags = FLAGS + (VECTOR_FLAGS if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") else [])
-        _put_pip_ninja_on_path()
-        digest = hashlib.sha256(
-            SOURCE.read_bytes() + " ".join([*flags, torch.__version__, sys.version]).encode()
-        ).hexdigest()
-        folder = _extensions_root() / f"mas_frozen_kernels_{digest[:16]}"
-        if not any(folder.glob("*.so")):
-            console.print("compiling the alignment kernels for this machine (once; ~15 s)")
-        folder.mkdir(parents=True, exist_ok=True)
-        cpp_extension.load(
-            "mas_frozen_kernels",
-            [str(SOURCE)],
-            extra_cflags=flags,
-            extra_ldflags=["-fopenmp"],
-            build_directory=str(folder),
-            is_python_module=False,
-        )
-        ops = torch.ops.mas_frozen_kernels
-    except Exception as error:  # any failure to build leaves the Python loops: same results, slower
-        lines = str(error).strip().splitlines() or [type(error).__name__]
-        why_not_compiled = next((line for line in lines if "error:" in line), lines[-1]).strip()
-        console.print("alignment: the compiled kernels did not build; it runs its slower Python loops")
-        console.print(f"  ({why_not_compiled[:74]})")
-        return None
-    names = ("gru_forward", "gru_backward", "lstm_forward", "lstm_backward")
-    return types.SimpleNamespace(name="compiled", **{name: getattr(ops, name) for name in names})
-
-
-def _extensions_root() -> Path:
-    """Where PyTorch keeps the extensions it builds (its own default, or TORCH_EXTENSIONS_DIR)."""
-    if os.environ.get("TORCH_EXTENSIONS_DIR"):
-        return Path(os.environ["TORCH_EXTENSIONS_DIR"])
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "torch_extensions"
-
-
-def _put_pip_ninja_on_path() -> None:
-    """The `ninja` package's binary lies beside the environment's Python, which is not on PATH
-    when a user runs .venv/bin/mas without activating the environment."""
-    if shutil.which("ninja") is None:
-        import ninja
-
-        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
-
-
-def fastest():
-    """The compiled loops where they build, else the Python ones."""
-    return compiled() or PYTHON

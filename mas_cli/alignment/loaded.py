@@ -26,7 +26,7 @@ from mas_cli.alignment.settings import swap_map
 from mas_cli.alignment.swaps import variable_blocks
 from mas_cli.errors import ConfigError, StoreError
 from mas_cli.specs import ModelSpec
-from mas_cli.zoo import FrozenModel, load_frozen
+from mas_cli.zoo import FrozenModel, load_frozen, refuse_changed_models
 
 
 @dataclass
@@ -113,17 +113,18 @@ class Alignment:
 def load_alignment(run_dir: Path, device: str = "cpu") -> Alignment:
     """The alignment fitted in `run_dir` (<root>/alignments/<settings>/<models>/), with its
     models loaded from the same root's model store."""
-    folder = store.Entry(run_dir, redo="refit with force=true").current()
+    root = run_dir.parents[2]
+    folder = store.Entry(run_dir, redo="refit with force=true", root=root).current()
     if folder is None:
         raise ConfigError(f"{run_dir} holds no complete alignment; fit it with mas align")
     payload = read_alignment(folder / "alignment.pt")
     cfg = OmegaConf.create(payload["config"])
-    root = run_dir.parents[2]
     specs = [ModelSpec.from_label(label) for label in payload["models"]]
     models = []
     for spec in specs:
         entry = store.model_dir(root, spec.task, spec.arch, spec.seed)
         models.append(load_frozen(spec, entry, torch.device(device), allow_undertrained=True))
+    refuse_changed_models(run_dir, payload["fingerprint"], models, "refit")  # never applied to other weights
     blocks = variable_blocks(cfg, min(m.model.site_width(cfg.site) for m in models))
     span = max(b.stop for b in blocks)
     functions = build_functions(models, cfg, device, span, fit=False)

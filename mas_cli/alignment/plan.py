@@ -18,7 +18,7 @@ from mas_cli.errors import ConfigError
 from mas_cli.specs import ModelSpec, parse_spec
 from mas_cli.zoo import Described
 
-ALIGNMENT_FORMAT = "mas-alignment/2"
+ALIGNMENT_FORMAT = "mas-alignment/3"  # 3: the models' weight digests in the fingerprint
 
 
 @dataclass(frozen=True)
@@ -128,13 +128,14 @@ def check_models(cfg: DictConfig, described: list[Described]) -> int:
     return k
 
 
-def fingerprint_of(plan: Plan, trained: list[dict | None]) -> dict:
-    """What the result depends on: every alignment setting in effect (registry), the models with
-    their training fingerprints, and the directions. A stored run is reused only on a match."""
+def fingerprint_of(plan: Plan, models: list[dict]) -> dict:
+    """What the result depends on: every alignment setting in effect (registry), the models (each
+    its label, training fingerprint and weights digest: FrozenModel.identity), and the directions.
+    A stored run is reused only on a match."""
     return {
         "format": ALIGNMENT_FORMAT,
         **ALIGN.fingerprint(plan.cfg),
-        "models": [{"model": s.label, "trained": t} for s, t in zip(plan.specs, trained)],
+        "models": models,
         "pairs": [list(p) for p in plan.pairs],
         "latent_pairs": [list(p) for p in plan.latent_pairs],
     }

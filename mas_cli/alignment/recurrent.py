@@ -7,13 +7,11 @@ The models never change during alignment, so two things are fixed for the whole 
 `run` steps the suffixes after τ (packed: longest first, so no step is spent on padding) inside
 one autograd Function. Per step, forward is one matmul and the gate update, which also yields the
 step's backward factors (the derivatives of the gates); each backward step is one matmul and
-the products with those factors, accumulating into the previous step's gradient in place. The
-step loops (kernels.py) run compiled where a C++ compiler is found, else in eager PyTorch: at
-width 128 a step's matmul takes ~35 µs and every further small op ~5 µs, so the op count, not
-the arithmetic, sets the speed (docs/BENCHMARKS.md). PyTorch's own cell would record every
-small op of every step for autograd instead.
-tests/test_kernels.py checks values and gradients of both builds against the model's own
-nn.GRU / nn.LSTM.
+the products with those factors, accumulating into the previous step's gradient in place (the
+step loops: kernels.py). At width 128 a step's matmul takes ~35 µs and every further small op
+~5 µs, so the op count, not the arithmetic, sets the speed (docs/BENCHMARKS.md). PyTorch's own
+cell would record every small op of every step for autograd instead.
+tests/test_kernels.py checks values and gradients against the model's own nn.GRU / nn.LSTM.
 """
 
 from __future__ import annotations
@@ -31,11 +29,9 @@ class Frozen:
     tanh(x) is computed as 2σ(2x) − 1: PyTorch's CPU tanh takes ~4× as long as its sigmoid, and
     doubling a weight is exact, so the gates that go through tanh (GRU n, LSTM g) are stored
     doubled. LSTM gates are stored forward in the order (i, f, o, g), so one sigmoid covers a
-    step; backward keeps PyTorch's order (i, f, g, o) and the weights as they are. `loops`: the
-    build of the step loops (kernels.py; default the fastest that builds here)."""
+    step; backward keeps PyTorch's order (i, f, g, o) and the weights as they are."""
 
-    def __init__(self, model, loops=None):
-        self.loops = loops or kernels.fastest()
+    def __init__(self, model):
         rnn = model.rnn
         self.lstm, hidden = isinstance(rnn, nn.LSTM), rnn.hidden_size
         rows = torch.arange(rnn.weight_hh_l0.shape[0])
@@ -97,9 +93,7 @@ class _GRUSuffix(torch.autograd.Function):
         gh = frozen.table.index_select(0, tokens)  # [P, 3H]: i_r + b_r, i_z + b_z, 2 b_n
         i_n = frozen.table_n.index_select(0, tokens)  # [P, H]: 2 i_n
         backward = ctx.needs_input_grad[0]  # evaluation: no backward will come, no factors
-        out, factors, z = frozen.loops.gru_forward(
-            gh, i_n, layout.first_state(state), frozen.w_hh_t, layout.sizes, backward
-        )
+        out, factors, z = kernels.gru_forward(gh, i_n, layout.first_state(state), frozen.w_hh_t, layout.sizes, backward)
         if backward:
             ctx.layout, ctx.frozen = layout, frozen
             ctx.save_for_backward(factors, z)
@@ -109,7 +103,7 @@ class _GRUSuffix(torch.autograd.Function):
     def backward(ctx, grad_out):
         factors, z = ctx.saved_tensors
         grad = ctx.layout.grad_buffer(grad_out, len(z))  # dh of each step, the next step's carry added in
-        state_grad = ctx.frozen.loops.gru_backward(grad, factors, z, ctx.frozen.w_hh, ctx.layout.sizes)
+        state_grad = kernels.gru_backward(grad, factors, z, ctx.frozen.w_hh, ctx.layout.sizes)
         return ctx.layout.state_grad(state_grad), None, None, None
 
 
@@ -121,9 +115,7 @@ class _LSTMSuffix(torch.autograd.Function):
     def forward(ctx, state, tokens, layout: _Layout, frozen: Frozen):
         acts = frozen.table.index_select(0, tokens)  # [P, 4H]: x W_ihᵀ + both biases
         backward = ctx.needs_input_grad[0]
-        out, *factors = frozen.loops.lstm_forward(
-            acts, layout.first_state(state), frozen.w_hh_t, layout.sizes, backward
-        )
+        out, *factors = kernels.lstm_forward(acts, layout.first_state(state), frozen.w_hh_t, layout.sizes, backward)
         if backward:
             ctx.layout, ctx.frozen = layout, frozen
             ctx.save_for_backward(*factors)
@@ -133,5 +125,5 @@ class _LSTMSuffix(torch.autograd.Function):
     def backward(ctx, grad_out):
         factors, through_c, forget = ctx.saved_tensors
         grad = ctx.layout.grad_buffer(grad_out, len(forget))  # dh of each step, the next step's carry added in
-        state_grad = ctx.frozen.loops.lstm_backward(grad, factors, through_c, forget, ctx.frozen.w_hh, ctx.layout.sizes)
+        state_grad = kernels.lstm_backward(grad, factors, through_c, forget, ctx.frozen.w_hh, ctx.layout.sizes)
         return ctx.layout.state_grad(state_grad), None, None, None

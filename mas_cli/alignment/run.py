@@ -36,7 +36,7 @@ from mas_cli.specs import ModelSpec
 from mas_cli.stats import wilson
 from mas_cli.tracking import tracker
 from mas_cli.training import resolve_device
-from mas_cli.zoo import Described, FrozenModel, ModelsOnDemand, load_frozen, variables_of
+from mas_cli.zoo import Described, FrozenModel, ModelsOnDemand, load_frozen, refuse_changed_models, variables_of
 
 RUN_FILES = ["alignment.pt", "config.yaml", "curve.csv", "items.csv", "iia.csv"]
 
@@ -68,22 +68,23 @@ def align(cfg: DictConfig) -> AlignResult:
     device = resolve_device(cfg.device)
     models = [load_frozen(s, e, device, cfg.allow_undertrained) for s, e in zip(plan.specs, entries)]
     plan = plan.with_k(check_models(plan.cfg, [describe(m, cfg.site, cfg.causal_model) for m in models]))
-    wanted = fingerprint_of(plan, [m.metrics.get("fingerprint") for m in models])
+    wanted = fingerprint_of(plan, [m.identity() for m in models])
     entry = store.Entry(plan.run_dir, redo="refit with force=true", root=cfg.paths.root)
-    if not cfg.force and (found := _reusable(entry, plan, wanted)) is not None:
+    if not cfg.force and (found := _reusable(entry, plan, wanted, models)) is not None:
         return found
     with entry.exclusive(lambda: path_line("waiting: another job is fitting", plan.run_dir)):
         entry.adopt_finished()
-        if not cfg.force and (found := _reusable(entry, plan, wanted)) is not None:
+        if not cfg.force and (found := _reusable(entry, plan, wanted, models)) is not None:
             return found
         return fit(plan, entry, models, wanted, device)
 
 
-def _reusable(entry: store.Entry, plan: Plan, wanted: dict) -> AlignResult | None:
+def _reusable(entry: store.Entry, plan: Plan, wanted: dict, models: list[FrozenModel]) -> AlignResult | None:
     folder = entry.current()
     if folder is None:
         return None
     found = read_alignment(folder / "alignment.pt")["fingerprint"]
+    refuse_changed_models(plan.run_dir, found, models, "refit")
     refuse_other_settings(plan.run_dir, found, wanted, "an alignment fitted", "refit")
     path_line("reusing (complete; force=true refits):", plan.run_dir)
     return AlignResult(plan.run_dir, read_iia(folder / "iia.csv"), plan.specs, reused=True)

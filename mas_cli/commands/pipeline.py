@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from omegaconf import DictConfig
 
 from mas_cli.commands.common import command, configure_runtime
-from mas_cli.config import validate_runtime
+from mas_cli.config import check_report_folder, validate_runtime
 
 
-@command("pipeline", check=validate_runtime)
+def check(cfg: DictConfig) -> None:
+    validate_runtime(cfg)
+    if cfg.pipeline.report is True:  # written last: a store the user may only read would fail only then
+        fix = "add pipeline.report=false to only reuse its results, or mas report out=<a folder you can write>"
+        check_report_folder(Path(cfg.paths.root) / "report", "pipeline.report", fix)
+
+
+@command("pipeline", check=check)
 def main(cfg: DictConfig) -> dict:
     from mas_cli.pipeline.plan import plan_pipeline
 

@@ -7,9 +7,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from mas_cli.commands.common import command
-from mas_cli.config import check_writable, validate_runtime
+from mas_cli.config import check_report_folder, validate_runtime
 from mas_cli.errors import ConfigError
-from mas_cli.store.links import real_folder
 
 
 def output(cfg: DictConfig) -> Path:
@@ -22,8 +21,7 @@ def check(cfg: DictConfig) -> None:
     validate_runtime(cfg, writes_root=False)  # the report reads the root and writes only `out`
     if not Path(cfg.source).is_dir():
         raise ConfigError(f"source={cfg.source} is not a folder; point it (or paths.root) at a results root")
-    check_writable(output(cfg))
-    real_folder(output(cfg), "report")  # a planted link would send the report elsewhere
+    check_report_folder(output(cfg), "out", "")
 
 
 @command("report", check=check)

@@ -85,8 +85,10 @@ def shared_progress(progress: Progress) -> Iterator[Progress]:
 
 
 def fail(message: str, code: int = 2) -> None:
-    """The one-line error for bad input: no traceback, exit status 2."""
-    print(f"error: {message}", file=sys.stderr)
+    """The one-line error for bad input: no traceback, exit status 2. A line break inside the
+    message (an override the user typed with one, say) is shown as \\n: one line, always."""
+    one_line = str(message).strip().replace("\r", "\\r").replace("\n", "\\n")
+    print(f"error: {one_line}", file=sys.stderr)
     raise SystemExit(code)
 
 

@@ -17,7 +17,15 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from mas_cli import store
-from mas_cli.config import boolean, choice, positive_int, refuse_other_settings, seed_value, validate_models_on_demand
+from mas_cli.config import (
+    at_least,
+    boolean,
+    choice,
+    positive_int,
+    refuse_other_settings,
+    seed_value,
+    validate_models_on_demand,
+)
 from mas_cli.console import path_line
 from mas_cli.errors import ConfigError, StoreError
 from mas_cli.records import write_records
@@ -25,9 +33,9 @@ from mas_cli.registry import Registry, Setting
 from mas_cli.specs import ModelSpec, parse_spec
 from mas_cli.tasks import Task
 from mas_cli.tasks.counting import CountingTask
-from mas_cli.zoo import ModelsOnDemand, load_frozen
+from mas_cli.zoo import ModelsOnDemand, load_frozen, refuse_changed_models
 
-SIMILARITY_FORMAT = "mas-similarity/1"
+SIMILARITY_FORMAT = "mas-similarity/2"  # 2: the models' weight digests in the fingerprint
 
 SIMILARITY = Registry(
     "similarity",
@@ -36,7 +44,9 @@ SIMILARITY = Registry(
         Setting("seed", lambda v, cfg: seed_value(v, "seed"), group=False),  # stimuli draws: replicates
         Setting("per_count", lambda v, cfg: positive_int(v, "per_count"), tag="per_count"),
         Setting("subsets", lambda v, cfg: positive_int(v, "subsets"), tag="subsets"),
-        Setting("rows", lambda v, cfg: positive_int(v, "rows"), tag="rows"),
+        Setting(
+            "rows", lambda v, cfg: at_least(v, "rows", 3, "RSA correlates the distances of 3 rows or more"), tag="rows"
+        ),
         Setting("zscore", boolean("zscore"), tag="zscore"),
     ],
     base="{site}-s{seed}",
@@ -84,14 +94,14 @@ def similarity(cfg: DictConfig) -> pd.DataFrame:
     wanted = {
         "format": SIMILARITY_FORMAT,
         **SIMILARITY.fingerprint(cfg),
-        "models": [{"model": m.spec.label, "trained": m.metrics.get("fingerprint")} for m in models],
+        "models": [m.identity() for m in models],
     }
     entry = store.Entry(run_dir, redo="recompute with force=true", root=cfg.paths.root)
-    if not cfg.force and (found := _reusable(entry, run_dir, wanted)) is not None:
+    if not cfg.force and (found := _reusable(entry, run_dir, wanted, models)) is not None:
         return found
     with entry.exclusive(lambda: path_line("waiting: another job is computing", run_dir)):
         entry.adopt_finished()
-        if not cfg.force and (found := _reusable(entry, run_dir, wanted)) is not None:
+        if not cfg.force and (found := _reusable(entry, run_dir, wanted, models)) is not None:
             return found
         for m in models:
             check_vocabulary(m.spec, m.task)
@@ -111,11 +121,12 @@ def similarity(cfg: DictConfig) -> pd.DataFrame:
         return rows
 
 
-def _reusable(entry: store.Entry, run_dir: Path, wanted: dict) -> pd.DataFrame | None:
+def _reusable(entry: store.Entry, run_dir: Path, wanted: dict, models: list) -> pd.DataFrame | None:
     folder = entry.current()
     if folder is None:
         return None
     found = store.read_json(folder / "fingerprint.json", "recompute it with force=true")
+    refuse_changed_models(run_dir, found, models, "recompute")
     refuse_other_settings(run_dir, found, wanted, "a similarity computed", "recompute")
     try:
         rows = pd.read_csv(folder / "similarity.csv")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -42,7 +43,7 @@ def run_job(stage: str, label: str, config: dict, threads: int, log: str | None 
     if log is not None:  # a worker process: the job's console output goes to its log file
         console_module.console.file = open_log(Path(log))
     torch.set_num_threads(threads)
-    cfg = OmegaConf.create(config)
+    cfg = OmegaConf.create({**config, "threads": threads})  # each result's config.yaml says what ran
     start = time.perf_counter()
     try:
         if stage == "train":
@@ -92,7 +93,8 @@ def run_jobs(
     per_job = max(1, threads // workers)  # never more threads in total than asked for
     # spawn, not fork: torch's thread pools do not survive a fork
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context, initializer=_leave_ctrl_c)
+    try:
         futures = [
             pool.submit(run_job, job.stage, job.label, _plain(job.config), per_job, str(log_dir / _log_name(job)))
             for job in jobs
@@ -100,4 +102,17 @@ def run_jobs(
         for future in as_completed(futures):
             outcomes.append(future.result())
             finished(outcomes[-1])
+    except KeyboardInterrupt:  # stop the workers now: what they finished is kept, the rest resumes
+        workers_running = list((getattr(pool, "_processes", None) or {}).values())  # no public way before 3.14
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in workers_running:
+            process.terminate()
+        raise
+    pool.shutdown()
     return outcomes
+
+
+def _leave_ctrl_c() -> None:
+    """A worker ignores Ctrl-C (the terminal sends it to every process of the group): the main
+    process decides, and stops the workers itself, so no worker prints a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

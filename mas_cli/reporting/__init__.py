@@ -25,9 +25,10 @@ from pathlib import Path
 import pandas as pd
 
 from mas_cli import store
+from mas_cli.console import console
 from mas_cli.errors import ConfigError
 from mas_cli.reporting.cells import summary_rows, tables
-from mas_cli.reporting.collect import collect, collect_curves, collect_items, collect_similarity
+from mas_cli.reporting.collect import collect, collect_curves, collect_items, collect_similarity, store_entries
 from mas_cli.reporting.curves import alignment_curves, das_bars, iia_by_count, training_curves
 from mas_cli.reporting.figures import heatmaps, k_curves
 from mas_cli.reporting.html import index_html
@@ -50,9 +51,17 @@ def write_report(source: Path, out: Path) -> pd.DataFrame:
             f"no iia.csv or similarity.csv under {source}; run `mas align` first "
             "or point paths.root at a results folder"
         )
+    skipped = store_entries(source, out)[1]
+    if skipped:
+        console.print(
+            f"not read: {len(skipped)} folder(s) or link(s) under {source} holding results that are not store "
+            f"entries (copies of a run, links out of the root), e.g. {skipped[0]}"
+        )
     val = rows[rows.split == "val"] if not rows.empty else rows
     found = tables(val, sim)
+    # everything is read (and checked) before anything is written: a bad stored file leaves no half report
     training, fits = collect_curves(source, exclude=out)
+    items = collect_items(source, exclude=out) if not val.empty else pd.DataFrame()
     figures = {
         "Heatmaps": [],
         "DAS per model": [],
@@ -62,11 +71,10 @@ def write_report(source: Path, out: Path) -> pd.DataFrame:
         "Alignment curves": [],
     }
     if not val.empty:
-        keys = varying(val) + (["fit"] if "fit" not in varying(val) else [])
-        figures["Heatmaps"] = heatmaps(val[val.method != "das"], keys, out)
+        figures["Heatmaps"] = heatmaps(val[val.method != "das"], out)
         figures["DAS per model"] = das_bars(val, out)
         figures["IIA against k"] = k_curves(val, varying(val), out)
-        figures["IIA by value"] = iia_by_count(collect_items(source, exclude=out), out)
+        figures["IIA by value"] = iia_by_count(items, out)
         figures["Alignment curves"] = alignment_curves(fits, out)
         _write_csv(out / "iia.csv", rows)
     if not sim.empty:

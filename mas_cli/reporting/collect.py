@@ -22,6 +22,7 @@ from mas_cli.registry import NOT_USED
 from mas_cli.store import Entry
 
 ALWAYS = ["method", "site", "variable", "k"]  # the setting columns every table shows
+RESULTS = {"iia.csv", "similarity.csv", "curve.csv", "items.csv"}  # what the report reads
 
 
 def grouping() -> list[str]:
@@ -40,37 +41,96 @@ def fit_design(models: str) -> str:
     return " + ".join(f"{kind}×{n}" if n > 1 else kind for kind, n in sorted(counts.items()))
 
 
-def result_files(source: Path, name: str, exclude: Path | None) -> list[Path]:
-    """Every `name` file under `source` as its public path (store entries are links to hidden
-    version folders, which are skipped), but none under `exclude` (a report's own folder) and
-    none of an earlier report; each entry's checksums are verified on the way."""
-    found = []
-    for folder, subfolders, files in os.walk(source, followlinks=True):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+MAX_DEPTH = 5  # store entries lie at most this deep below a root (models/<task>/<arch>/seed<s>)
+
+
+def store_entries(source: Path, exclude: Path | None) -> tuple[list[Path], list[Path]]:
+    """(every store entry under `source`, by its public path; folders holding results that are not
+    store entries). The walk follows no link but an entry's own (to its version folder beside
+    it), so it never leaves the root or loops; copies of a run (a backup folder) and links that
+    are not entries are not read: they would count a run twice or read outside the root."""
+    entries, skipped = [], []
+    source = Path(source)
+    if Entry(source).linked_or_none() is not None:
+        return [source], []
+    outside = exclude.resolve() if exclude is not None else None
+    for folder, subfolders, files in os.walk(source, followlinks=False, onerror=_unreadable):
         here = Path(folder)
-        if name not in files or (exclude is not None and here.resolve().is_relative_to(exclude.resolve())):
+        depth = len(here.relative_to(source).parts)
+        if outside is not None and here.resolve().is_relative_to(outside):
+            subfolders[:] = []
             continue
-        if (here / "summary.md").is_file():
-            continue  # an earlier report (e.g. <root>/report when out= points elsewhere), not a run
-        if here.is_symlink():
-            Entry(here, root=source).current()  # refuses a corrupt entry in one line
-        found.append(here / name)
+        if (here / "summary.md").is_file():  # an earlier report (e.g. <root>/report when out= points elsewhere)
+            subfolders[:] = []
+            continue
+        if depth > 0 and RESULTS & set(files):
+            skipped.append(here)
+        for name in sorted(subfolders):
+            if (here / name).is_symlink():
+                (entries if Entry(here / name).linked_or_none() is not None else skipped).append(here / name)
+        subfolders[:] = sorted(
+            d for d in subfolders if not d.startswith(".") and not (here / d).is_symlink() and depth < MAX_DEPTH
+        )
+    return entries, skipped
+
+
+def _unreadable(error: OSError) -> None:
+    """A folder the walk may not read is an error, never silently a smaller report (one that
+    vanished while walked is simply gone)."""
+    if isinstance(error, PermissionError):
+        raise error
+
+
+def result_files(source: Path, name: str, exclude: Path | None) -> list[Path]:
+    """Every `name` file of a store entry under `source`, by its public path (store_entries),
+    each entry's checksums verified on the way (a corrupt one is refused in one line)."""
+    found = []
+    for entry in store_entries(source, exclude)[0]:
+        version = Entry(entry).current()
+        if version is not None and (version / name).is_file():
+            found.append(entry / name)
     return found
+
+
+LABEL = r"[^/]+/[^/]+/\d+"  # a model's label: task/arch/seed
+REFIT, RECOMPUTE = "refit that run with `mas align ... force=true`", "recompute it with `mas similarity ... force=true`"
+# What each stored table must hold for the report to read it (store files are untrusted input)
+COLUMNS = {
+    "iia.csv": {"src", "trg", "split", "iia", "variable", "method", "site", "k"},
+    "similarity.csv": {"src", "trg", "measure", "value", "site"},
+    "items.csv": {"src", "trg", "variable", "read", "before", "after", "correct", "correct_none"},
+    "model curve.csv": {"step", "loss", "val_task_acc"},
+    "alignment curve.csv": {"step", "src", "trg", "split", "iia"},
+}
+NUMBERS = {"iia", "value", "step", "loss", "val_task_acc", "iia_none", "iia_lo", "iia_hi"}
+
+
+def read_table(path: Path, kind: str, fix: str) -> pd.DataFrame:
+    """A stored CSV table, checked: readable, the columns of its kind, numbers where numbers
+    belong, model labels `task/arch/seed`; anything else is one line ending with `fix`."""
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
+        raise ConfigError(f"{path} is unreadable; {fix}") from None
+    missing = COLUMNS[kind] - set(frame.columns)
+    if missing:
+        raise ConfigError(f"{path} lacks the column(s) {', '.join(sorted(missing))} of a {kind}; {fix}")
+    for column in NUMBERS & set(frame.columns):
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            raise ConfigError(f"{path}: column {column} holds something other than numbers; {fix}")
+    for side in ("src", "trg"):
+        if side in frame and not frame[side].astype(str).str.fullmatch(LABEL).all():
+            raise ConfigError(f"{path}: column {side} holds something other than task/arch/seed labels; {fix}")
+    return frame
 
 
 def _read_all(source: Path, name: str, exclude: Path | None, fix: str) -> list[pd.DataFrame]:
     """Every `name` file under `source`, each with a `run` column: its directory relative to
     `source`."""
-    frames = []
-    for path in result_files(source, name, exclude):
-        try:
-            frame = pd.read_csv(path)
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
-            raise ConfigError(f"{path} is unreadable; {fix}") from None
-        if not {"src", "trg"} <= set(frame.columns):
-            raise ConfigError(f"{path} lacks the src and trg columns of a result; {fix}")
-        frames.append(frame.assign(run=str(path.parent.relative_to(source))))
-    return frames
+    return [
+        read_table(path, name, fix).assign(run=str(path.parent.relative_to(source)))
+        for path in result_files(source, name, exclude)
+    ]
 
 
 def _fill(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -82,7 +142,7 @@ def _fill(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 def collect(source: Path, exclude: Path | None = None) -> pd.DataFrame:
     """All rows of every `iia.csv` under `source` (empty when there is none)."""
-    frames = _read_all(source, "iia.csv", exclude, "refit that run with `mas align ... force=true`")
+    frames = _read_all(source, "iia.csv", exclude, REFIT)
     if not frames:
         return pd.DataFrame()
     rows = pd.concat(frames, ignore_index=True)
@@ -104,7 +164,7 @@ def collect(source: Path, exclude: Path | None = None) -> pd.DataFrame:
 
 def collect_similarity(source: Path, exclude: Path | None = None) -> pd.DataFrame:
     """All rows of every `similarity.csv` (RSA, CKA) under `source` (empty when there is none)."""
-    frames = _read_all(source, "similarity.csv", exclude, "recompute it with `mas similarity ... force=true`")
+    frames = _read_all(source, "similarity.csv", exclude, RECOMPUTE)
     if not frames:
         return pd.DataFrame()
     return _fill(pd.concat(frames, ignore_index=True), similarity_grouping())
@@ -115,11 +175,20 @@ def collect_items(source: Path, exclude: Path | None = None) -> pd.DataFrame:
     run's settings joined from its iia.csv."""
     frames = []
     for path in result_files(source, "items.csv", exclude):
-        items = pd.read_csv(path)
-        settings = pd.read_csv(path.parent / "iia.csv", nrows=1)
-        keep = [c for c in ("method", "site", "k", "budget", "causal_model", "normalize") if c in settings]
-        frames.append(items.assign(run=str(path.parent.relative_to(source)), **settings.iloc[0][keep].to_dict()))
+        items = read_table(path, "items.csv", REFIT)
+        settings = settings_of(read_table(path.parent / "iia.csv", "iia.csv", REFIT), path.parent.relative_to(source))
+        frames.append(items.assign(run=str(path.parent.relative_to(source)), **settings))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def settings_of(iia: pd.DataFrame, run: Path) -> dict:
+    """A run's grouping settings (every column that keeps results apart, the fit's design
+    included; not the variable, which its items and curves carry per row), read from its
+    iia.csv: what its items and curves are kept apart by."""
+    run_wide = [c for c in grouping() if c not in ("fit", "variable")]
+    first = _fill(iia.head(1).copy(), run_wide).iloc[0]
+    models = first["models"] if "models" in first else run.name.replace(".", "/")
+    return {**{c: first[c] for c in run_wide}, "fit": fit_design(models)}
 
 
 def collect_curves(source: Path, exclude: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -127,12 +196,14 @@ def collect_curves(source: Path, exclude: Path | None = None) -> tuple[pd.DataFr
     of every run: IIA per direction and split by step)."""
     training, fits = [], []
     for path in result_files(source, "curve.csv", exclude):
-        frame = pd.read_csv(path).assign(run=str(path.parent.relative_to(source)))
-        if "val_task_acc" in frame:
-            task, arch, seed = path.parent.relative_to(source).parts[-3:]
-            training.append(frame.assign(model=f"{task}/{arch}/{seed.removeprefix('seed')}"))
-        elif "iia" in frame:
-            fits.append(frame)
+        run = path.parent.relative_to(source)
+        if (path.parent / "iia.csv").is_file():  # an alignment run's curve
+            frame = read_table(path, "alignment curve.csv", REFIT).assign(run=str(run))
+            fits.append(frame.assign(**settings_of(read_table(path.parent / "iia.csv", "iia.csv", REFIT), run)))
+        else:  # a model's training curve: the entry is models/<task>/<arch>/seed<s>
+            frame = read_table(path, "model curve.csv", "retrain that model with `mas train ... force=true`")
+            task, arch, seed = (["?"] * 3 + list(run.parts))[-3:]
+            training.append(frame.assign(run=str(run), model=f"{task}/{arch}/{seed.removeprefix('seed')}"))
     return (
         pd.concat(training, ignore_index=True) if training else pd.DataFrame(),
         pd.concat(fits, ignore_index=True) if fits else pd.DataFrame(),

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mas_cli.reporting.figures import pyplot, safe, save
+from mas_cli.reporting.figures import figure_groups, file_name, pyplot, safe, save
 from mas_cli.stats import wilson
 
 MOST_FITS = 24  # alignment-curve figures at most (the rest are listed, not drawn)
@@ -43,14 +43,13 @@ def training_curves(curves: pd.DataFrame, out: Path) -> list[str]:
 
 
 def alignment_curves(curves: pd.DataFrame, out: Path) -> list[str]:
-    """IIA per direction against step, one figure per setting (every run of it: the fits of one
-    setting over other models): validation solid, training dashed."""
+    """IIA per direction against step, one figure per fit (run): validation solid, training
+    dashed. A direction is one line of one run, never a mean over runs."""
     if curves.empty:
         return []
     plt = pyplot()
     names = []
-    setting = curves.run.str.rsplit("/", n=1).str[0]  # alignments/<settings>
-    for name, part in list(curves.assign(setting=setting).groupby("setting", sort=True))[:MOST_FITS]:
+    for name, part in list(curves.groupby("run", sort=True))[:MOST_FITS]:
         fig, ax = plt.subplots(figsize=(6.5, 4))
         colours = plt.get_cmap("tab20").colors
         variables = part.variable if "variable" in part else pd.Series("", index=part.index)
@@ -80,8 +79,7 @@ def das_bars(val: pd.DataFrame, out: Path) -> list[str]:
         return []
     plt = pyplot()
     names = []
-    keys = [c for c in ("site", "variable", "causal_model") if c in das]
-    for values, part in das.groupby(keys, sort=False):
+    for setting, part in figure_groups(das, exclude=("k", "fit")):  # bars: one per model and k
         per_model = part.groupby(["src", "k"]).agg(iia=("iia", "mean"), none=("iia_none", "mean")).reset_index()
         models, ks = sorted(per_model.src.unique()), sorted(per_model.k.unique())
         width = 0.8 / len(ks)
@@ -95,9 +93,10 @@ def das_bars(val: pd.DataFrame, out: Path) -> list[str]:
         ax.set_xticks(np.arange(len(models)), models, rotation=45, ha="right")
         ax.set_ylim(0, 1.02)
         ax.set_ylabel("validation IIA (black: without intervention)")
-        ax.set_title("DAS: " + ", ".join(f"{k} {v}" for k, v in zip(keys, values)), fontsize=9)
+        shown = {k: v for k, v in setting.items() if k != "method"}
+        ax.set_title("DAS: " + ", ".join(f"{k} {v}" for k, v in shown.items()), fontsize=9)
         ax.legend(fontsize=7, loc="lower right", ncol=min(len(ks), 6))
-        names.append(save(fig, out / f"das-{'-'.join(safe(v) for v in values)}.png"))
+        names.append(save(fig, out / file_name("das", shown)))
         plt.close(fig)
     return names
 
@@ -120,8 +119,7 @@ def iia_by_count(items: pd.DataFrame, out: Path) -> list[str]:
     plt = pyplot()
     names = []
     items = items.assign(distance=(items.before - items.after).abs(), within=items.src == items.trg)
-    keys = [c for c in ("method", "site", "variable", "k") if c in items]
-    for values, part in items.groupby(keys, sort=False):
+    for setting, part in figure_groups(items):
         fig, panels = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
         for ax, column, label in zip(panels, ("after", "distance"), ("swapped-in value", "|original − swapped|")):
             for within, style in ((True, "-"), (False, "--")):
@@ -138,7 +136,7 @@ def iia_by_count(items: pd.DataFrame, out: Path) -> list[str]:
             ax.set_ylim(0, 1.02)
         panels[0].set_ylabel("validation IIA (95 % interval over items)")
         panels[1].legend(fontsize=7, loc="lower left")
-        fig.suptitle("IIA by value: " + ", ".join(f"{k} {v}" for k, v in zip(keys, values)))
-        names.append(save(fig, out / f"iia-by-count-{'-'.join(safe(v) for v in values)}.png"))
+        fig.suptitle("IIA by value: " + ", ".join(f"{k} {v}" for k, v in setting.items()))
+        names.append(save(fig, out / file_name("iia-by-count", setting)))
         plt.close(fig)
     return names

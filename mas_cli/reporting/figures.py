@@ -12,6 +12,7 @@ import pandas as pd
 
 from mas_cli import store
 from mas_cli.reporting.cells import cells
+from mas_cli.reporting.collect import ALWAYS, grouping
 
 
 def safe(value) -> str:
@@ -36,18 +37,34 @@ def save(fig, path: Path) -> str:
     return path.name
 
 
+def figure_groups(frame: pd.DataFrame, exclude: tuple[str, ...] = ()):
+    """(setting, rows) per figure: the rows are split by every column that keeps results apart
+    (collect.grouping(): each registry setting, the variable, the fit's design), as the tables
+    are, so no figure pools different fits; `setting` names only the columns that differ
+    between the figures (and method, site, variable and k), so titles and names stay short."""
+    keys = [c for c in grouping() if c in frame and c not in exclude]
+    shown = [c for c in keys if c in ALWAYS or frame[c].nunique(dropna=False) > 1]
+    for values, part in frame.groupby(keys, sort=False, dropna=False):
+        setting = dict(zip(keys, values if isinstance(values, tuple) else (values,)))
+        yield {c: setting[c] for c in shown}, part
+
+
+def file_name(prefix: str, setting: dict) -> str:
+    """A figure's file name from its setting: `<prefix>-<value>-...`, k as `k<k>`."""
+    return "-".join([prefix, *(f"k{v}" if k == "k" else safe(v) for k, v in setting.items())]) + ".png"
+
+
 def _described(setting: dict) -> str:
     return ", ".join(f"{key} {value}" for key, value in setting.items() if key not in ("method", "fit"))
 
 
-def heatmaps(val: pd.DataFrame, keys: list[str], out: Path) -> list[str]:
-    """One m × m validation-IIA heatmap (rows source, columns target) per setting `keys`; a
-    direction fitted in several runs of the setting shows its mean. Fits of the same setting that
-    cover only some directions (pairwise fits, DAS) leave the others empty, not zero."""
+def heatmaps(val: pd.DataFrame, out: Path) -> list[str]:
+    """One m × m validation-IIA heatmap (rows source, columns target) per setting and fit design
+    (figure_groups); a direction fitted in several runs of it (other alignment seeds) shows its
+    mean. Fits that cover only some directions (pairwise fits) leave the others empty, not zero."""
     plt = pyplot()
     names = []
-    for values, part in val.groupby(keys, sort=False):
-        setting = dict(zip(keys, values))
+    for setting, part in figure_groups(val):
         grid = part.pivot_table(index="src", columns="trg", values="iia", aggfunc="mean")
         labels = sorted(set(grid.index) | set(grid.columns))
         grid = grid.reindex(index=labels, columns=labels).to_numpy(dtype=float)
@@ -61,14 +78,10 @@ def heatmaps(val: pd.DataFrame, keys: list[str], out: Path) -> list[str]:
                 ax.text(j, i, f"{value:.2f}", ha="center", va="center", color="white" if value < 0.6 else "black")
         ax.set_xlabel("target")
         ax.set_ylabel("source")
-        ax.set_title(
-            f"{setting['method'].upper()} validation IIA, fit {setting.get('fit', '')}\n({_described(setting)})"
-        )
+        fit = part.fit.iloc[0]
+        ax.set_title(f"{setting['method'].upper()} validation IIA, fit {fit}\n({_described(setting)})")
         fig.colorbar(image, ax=ax, fraction=0.046)
-        name = "-".join(f"k{v}" if k == "k" else safe(v) for k, v in setting.items() if k != "fit")
-        if "fit" in setting:
-            name += f"-{safe(setting['fit'])}"
-        names.append(save(fig, out / f"heatmap-{name}.png"))
+        names.append(save(fig, out / file_name("heatmap", setting)))
         plt.close(fig)
     return names
 

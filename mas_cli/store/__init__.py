@@ -37,6 +37,7 @@ __all__ = [
     "model_entry",
     "read_json",
     "read_metrics",
+    "weights_digest",
     "save_torch",
     "write_bytes",
     "write_json",
@@ -64,6 +65,23 @@ def fingerprint(cfg: DictConfig) -> dict:
     groups = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("task", "arch", "budget")}
     groups["budget"].pop("align", None)
     return {**groups, "seed": cfg.seed}
+
+
+def weights_digest(state_dict: dict) -> str:
+    """SHA-256 of a model's weights (names, dtypes, shapes and bytes, in name order): what a
+    result was computed from. Results record it, so a model retrained or replaced since (even by
+    ~1e-7, as another thread count gives) is noticed; a retraining that gives the very same
+    weights keeps them valid."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{tensor.dtype}:{tuple(state_dict[name].shape)};".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())  # any dtype, bfloat16 included
+    return digest.hexdigest()
 
 
 def read_metrics(folder: Path) -> dict:

@@ -78,6 +78,14 @@ class Entry:
         real_folder(version, "version of an entry")
         return version
 
+    def linked_or_none(self) -> Path | None:
+        """`linked()`, with None where the path is not an entry link at all (a reader that walks
+        a tree skips such links instead of refusing them)."""
+        try:
+            return self.linked()
+        except StoreError:
+            return None
+
     def current(self) -> Path | None:
         """The complete version's folder, every checksum verified; None when there is none."""
         target = self.linked()
