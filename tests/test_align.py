@@ -19,6 +19,7 @@ from mas_cli.alignment.swaps import Block
 from mas_cli.errors import ConfigError, StoreError
 from mas_cli.results import matrix_of
 from mas_cli.zoo import load_frozen
+from tests.cli import assert_one_line, run
 from tests.conftest import compose_config, forge, result_files, run_cli
 
 TINY = ["budget=smoke", 'train_overrides=["arch.width=16"]', "allow_undertrained=true", "k=4"]
@@ -95,16 +96,14 @@ def test_a_retrained_model_is_refused_and_force_refits(tmp_path):
     other = run_align(tmp_path, "a=gru", "budget.align.lr=0.01")  # another setting: its own run directory
     assert other.run_dir.parent.name.endswith("-align.lr_0.01") and not other.reused
     retrain = ["train", "arch.width=16", "budget=smoke", "force=true", f"paths.root={tmp_path}"]
-    assert run_cli(*retrain, cwd=tmp_path).returncode == 0  # the same settings: the very same weights
+    assert run(retrain, tmp_path)[0] == 0  # the same settings (2 threads): the very same weights
     assert run_align(tmp_path, "a=gru").reused  # computed from exactly these weights: still valid
     assert run_cli(*retrain, "threads=1", cwd=tmp_path).returncode == 0  # weights differ by ~1e-7
-    again = ["align", *TINY, "a=gru", f"paths.root={tmp_path}"]
-    refused = run_cli(*again, cwd=tmp_path)
-    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
-    assert "computed from other weights of count/gru/0 (retrained or replaced since)" in refused.stderr
-    assert "add force=true" in refused.stderr
-    replaced = tmp_path / "elsewhere"  # the entry replaced by a copy of another store's model (threads=2)
-    assert run_cli(*retrain[:-1], f"paths.root={replaced}", cwd=tmp_path).returncode == 0
+    code, err = run(["align", *TINY, "a=gru", f"paths.root={tmp_path}"], tmp_path)
+    assert_one_line(code, err, "computed from other weights of count/gru/0 (retrained or replaced since)")
+    assert "add force=true" in err
+    replaced = tmp_path / "elsewhere"  # the entry replaced by a copy of another store's model (2 threads)
+    assert run([*retrain[:-1], f"paths.root={replaced}"], tmp_path)[0] == 0
     gru = tmp_path / "models" / "count" / "gru" / "seed0"
     refit = run_align(tmp_path, "a=gru", "force=true")
     assert not refit.reused and run_align(tmp_path, "a=gru").reused

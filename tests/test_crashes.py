@@ -136,7 +136,7 @@ def test_killed_at_every_write_point_the_store_stays_consistent(bases, tmp_path,
     print(f"{scenario}: killed at {points} write points, every rerun reproduced the uninterrupted results")
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize("jobs", [1, pytest.param(2, marks=pytest.mark.slow)])  # 2: parallel workers, 35 s
 def test_ctrl_c_during_a_pipeline_is_one_line_and_the_rerun_completes(bases, tmp_path, jobs):
     """Ctrl-C reaches every process of the terminal's group: the pipeline and its workers."""
     import signal

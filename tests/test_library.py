@@ -174,3 +174,23 @@ def test_the_readme_counts_what_it_counts():
         del sys.modules["mutants"]
     readme = (ROOT / "README.md").read_text()
     assert f"plants\n  {len(mutants.MUTANTS)} named faults" in readme
+
+
+def test_nothing_is_compiled_and_no_compiler_is_needed(tmp_path):
+    """No C++ anywhere: an alignment on a machine without any compiler says nothing of compiling."""
+    sources = "\n".join(p.read_text() for p in (ROOT / "mas_cli").rglob("*.py"))
+    assert not list((ROOT / "mas_cli").rglob("*.cpp")) and "cpp_extension" not in sources
+    env = {"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path)}  # no c++, no cc, no ninja
+    argv = [
+        "align",
+        "a=gru",
+        "b=lstm",
+        "k=4",
+        "budget=smoke",
+        "allow_undertrained=true",
+        'train_overrides=["arch.width=16"]',
+    ]
+    done = subprocess.run([sys.executable, "-m", "mas_cli.cli", *argv, "paths.root=out"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "compil" not in (done.stdout + done.stderr).lower()

@@ -165,3 +165,21 @@ def test_interrupted_force_run_leaves_the_old_entry_complete(small_train_cfg, mo
     assert complete(old.entry)
     assert store.read_metrics(old.entry)["wall_s"] == old.metrics["wall_s"]
     assert train_model(small_train_cfg()).reused  # the old entry, still complete
+
+
+def test_a_diverging_run_is_refused_and_publishes_nothing(small_train_cfg):
+    """A learning rate that ends in NaN weights is told in one line; no NaN model is ever stored."""
+    cfg = small_train_cfg("budget.lr=1e20")
+    with pytest.raises(ConfigError, match=r"training diverged by step 10 \(loss nan\); lower budget.lr"):
+        train_model(cfg)
+    assert not complete(store.model_dir(cfg.paths.root, "count", "gru", 0))
+
+
+def test_the_threads_a_model_was_trained_with_are_recorded(small_train_cfg):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = train_model(small_train_cfg())
+    finally:
+        torch.set_num_threads(before)
+    assert result.metrics["threads"] == 1
