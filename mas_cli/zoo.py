@@ -9,7 +9,7 @@ immediate.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -48,6 +48,16 @@ class FrozenModel:
     task: Task  # the task the model was trained on (its own vocabulary and causal model)
     metrics: dict  # the store entry's metrics.json, including the training fingerprint
     weights: str = ""  # store.weights_digest of its weights: what a result was computed from
+    _continuations: dict = field(default_factory=dict, repr=False)
+
+    def at(self, site: str):
+        """How alignment reads and continues this model at `site` (continuation/: the zoo's fast
+        path where one exists, the generic hook path otherwise), made once per site."""
+        if site not in self._continuations:
+            from mas_cli.continuation import continuation_for
+
+            self._continuations[site] = continuation_for(self.model, site)
+        return self._continuations[site]
 
     def identity(self) -> dict:
         """What a result computed from this model records of it (alignment and similarity

@@ -18,7 +18,7 @@ rounds of `--steps` steps each), the speed-up, the model
 FLOPs a step does (forward + input-gradient backward, counted from the shapes it ran) and the
 achieved GFLOP/s beside the machine's fp32 matmul throughput measured in the same run; the same
 fast step with align_fn=gram_schmidt and linear, and without the frozen-RNN suffix kernel
-(alignment/recurrent.py: the models' own packed nn.GRU / nn.LSTM instead); then a width sweep
+(continuation/recurrent.py: the models' own packed nn.GRU / nn.LSTM instead); then a width sweep
 (128 → 4096) of the alignment functions alone: the full orthogonal map (O(d³) per step) against Gram–Schmidt (O(k·d));
 last, one line `align step: <ms> ms, <GFLOP/s> GFLOP/s, <pct> % of peak <GFLOP/s> GFLOP/s`.
 """
@@ -37,13 +37,14 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from mas_cli.alignment import sites
 from mas_cli.alignment.directions import build_directions
 from mas_cli.alignment.engine import Aligner
 from mas_cli.alignment.functions import make_alignment
 from mas_cli.alignment.intervention import swap
-from mas_cli.alignment.reference import reference_logits
 from mas_cli.alignment.swaps import Block
+from mas_cli.continuation import continuation_for
+from mas_cli.continuation import recurrent as recurrent_path
+from mas_cli.continuation.hooks import patched
 from mas_cli.memory import release_if_grown
 from mas_cli.models import build_model
 from mas_cli.specs import ModelSpec
@@ -101,6 +102,14 @@ def align_cfg(k: int, align_fn: str = "orthogonal"):
     top = {"k": k, "site": "hidden", "seed": 0, "orthogonal_map": "cayley", "normalize": "rms", "align_fn": align_fn}
     top |= {"method": "mas", "swap_by_task": {}}
     return OmegaConf.create({**top, "budget": {"align": settings}})
+
+
+def generic_logits(target, source, tokens, tau, source_tokens, sigma, rows_t, rows_s):
+    """Logits [B, L, V] of the target on `tokens` with its hidden site at τ swapped, everything by
+    the generic hook path from position 0 (the baseline: no precomputation, no fast path)."""
+    read_t, read_s = (continuation_for(m, "hidden", fast=False) for m in (target, source))
+    state = swap(read_t.collect_at(tokens, tau), read_s.collect_at(source_tokens, sigma), rows_t, rows_s)
+    return patched(target, read_t.module, "output", tokens, torch.arange(len(tokens)), tau, state)
 
 
 PAIRS = [(0, 0), (0, 1), (1, 0), (1, 1)]  # gru→gru, gru→lstm, lstm→gru, lstm→lstm
@@ -164,7 +173,7 @@ def bench(steps: int, k: int, rounds: int) -> tuple[list[str], str]:
             tokens = cf.tokens[pick][:, : int((cf.tokens[pick] != 0).sum(1).max())]
             sources = cf.source[pick][:, : int((cf.source[pick] != 0).sum(1).max())]
             tensors = [torch.from_numpy(a) for a in (tokens, cf.tau[pick], sources, cf.sigma[pick])]
-            logits = reference_logits(models[t].model, models[s].model, *tensors, rows[t], rows[s])
+            logits = generic_logits(models[t].model, models[s].model, *tensors, rows[t], rows[s])
             scored = torch.from_numpy(cf.label_mask[pick][:, : tokens.shape[1]])
             targets = torch.roll(tensors[0], -1, 1)
             loss = loss + F.cross_entropy(logits[scored], targets[scored])
@@ -186,7 +195,7 @@ def bench(steps: int, k: int, rounds: int) -> tuple[list[str], str]:
         )
     variants["mas, without the suffix kernel (packed nn.GRU / nn.LSTM)"] = (
         aligner,
-        lambda: mock.patch.object(sites, "suffix_kernel_for", lambda target, state: False),
+        lambda: mock.patch.object(recurrent_path, "suffix_kernel_runs", lambda model, state: False),
     )
     times: dict[str, list[float]] = {name: [] for name in variants}
     peaks = []

@@ -26,7 +26,8 @@ from bench_align import fit_step, matmul_gflops, per_token_flops, step_arguments
 
 from mas_cli.alignment import sites
 from mas_cli.alignment.engine import Aligner, _detached
-from mas_cli.alignment.sites import SuffixPlan, _concat, per_part_loss
+from mas_cli.alignment.sites import _concat, per_part_loss
+from mas_cli.continuation.recurrent import SuffixPlan, frozen
 
 WHOLE = "the whole step (Aligner.train_step)"
 
@@ -56,7 +57,7 @@ def target_parts(aligner: Aligner, target: int, batches, rows) -> tuple[dict, di
     batch = _concat([b for _, b in batches])
     state = interchange().detach().requires_grad_()
     plan = SuffixPlan.of(batch)
-    kernel = sites.frozen(model)
+    kernel = frozen(model)
     with torch.no_grad():
         packed = kernel.run(state, plan.tokens, plan.batch_sizes, plan.order, plan.scored)
     first = (batch.labels[:, 0] >= 0).nonzero()[:, 0]  # rows whose state's own prediction is scored

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from mas_cli.models.base import RecurrentModel
+from mas_cli.models.base import SequenceModel
 from mas_cli.tasks import CountingTask
 
 WIDTH = 5
@@ -61,7 +60,17 @@ class PhaseReadout(nn.Module):
         return logits
 
 
-class PlantedCounter(RecurrentModel):
+class Accumulate(nn.Module):
+    """The planted recurrence: the state after a token is the state before it plus the token's step."""
+
+    def forward(self, step: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        return state + step
+
+
+class PlantedCounter(SequenceModel):
+    """A model of the generic kind (no fast path): its hidden site is `cell`'s output after each
+    token, its embed site the step each token adds."""
+
     def __init__(self, task: CountingTask, seed: int, reads_phase: bool = False):
         super().__init__()
         vocab = task.vocab
@@ -88,25 +97,19 @@ class PlantedCounter(RecurrentModel):
             self.readout = PhaseReadout(self.rotation, len(vocab), (vocab.id("D0"), vocab.id("R"), vocab.id("EOS")))
         else:
             self.readout = CountReadout(self.rotation, len(vocab), vocab.id("R"), vocab.id("EOS"))
-        self.config = type("Config", (), {"width": width})()
+        self.cell = Accumulate()
+        self.width = width
 
-    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.step_in_site(tokens)
+    def site_paths(self) -> dict[str, str]:
+        return {"hidden": "cell", "embed": "step_in_site"}
 
-    def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.embed(tokens).cumsum(1)  # h after each token: the sum of its steps
-
-    def state_after(self, tokens: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
-        return self.hidden_states(tokens)[torch.arange(len(tokens)), at]
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        steps = self.step_in_site(tokens)
+        state, states = steps.new_zeros(len(tokens), self.width), []
+        for t in range(tokens.shape[1]):
+            state = self.cell(steps[:, t], state)
+            states.append(state)
+        return self.readout(torch.stack(states, 1))
 
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.hidden_states(tokens)
-
-    def state_features(self, state: torch.Tensor) -> torch.Tensor:
-        return state
-
-    def run_packed(self, inputs: PackedSequence, state: torch.Tensor | None = None) -> torch.Tensor:
-        steps, lengths = pad_packed_sequence(inputs, batch_first=True)
-        state = steps.new_zeros(len(steps), WIDTH) if state is None else state
-        after = state[:, None] + steps.cumsum(1)
-        return pack_padded_sequence(after, lengths, batch_first=True).data
+        return self.step_in_site(tokens).cumsum(1)  # h after each token: the sum of its steps

@@ -1,5 +1,6 @@
-"""Exact tests of the intervention math: alignment functions, the swap, the fast path against the
-straightforward one, and a planted code that MAS/DAS must recover."""
+"""Exact tests of the intervention math: alignment functions, the swap, the fast paths against the
+generic hook path through the whole step (data, interchange, continuation, both alignment
+functions' gradients), and a planted code that MAS/DAS must recover."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from mas_cli.alignment.directions import build_directions
 from mas_cli.alignment.engine import Aligner
 from mas_cli.alignment.functions import AlignedRows, OrthogonalAlignment
 from mas_cli.alignment.intervention import stitch, swap
-from mas_cli.alignment.reference import interchange, logits_from_embeddings, reference_logits, unrolled_states
 from mas_cli.alignment.settings import ORTHOGONAL_MAPS
-from mas_cli.alignment.sites import SITE_PATHS, Part
+from mas_cli.alignment.sites import Part, site_path
 from mas_cli.alignment.swaps import Block
+from mas_cli.continuation import continuation_for
 from mas_cli.models import build_model
 from mas_cli.specs import ModelSpec
 from mas_cli.tasks import CountingTask, make_counterfactuals, targets_of
@@ -26,11 +27,26 @@ from tests.planted import PlantedCounter
 TASK = CountingTask(name="count", variant="multi_object", void_p=0.2)
 
 
-def frozen(arch: str, width: int = 16, seed: int = 0, task=TASK, layers: int = 2) -> FrozenModel:
+def frozen(arch: str, width: int = 16, seed: int = 0, task=TASK, layers: int = 2, fast: bool = True) -> FrozenModel:
+    """A random model of `arch`; `fast=False` reads and continues it by the generic hook path only."""
     torch.manual_seed(seed)
     model = build_model(arch, len(task.vocab), {"width": width, "layers": layers, "hidden_layer": 1})
     model.eval().requires_grad_(False)
-    return FrozenModel(ModelSpec(task.name, arch, seed), None, model, task, {})
+    found = FrozenModel(ModelSpec(task.name, arch, seed), None, model, task, {})
+    if not fast:
+        found._continuations.update({site: continuation_for(model, site, fast=False) for site in ("hidden", "embed")})
+    return found
+
+
+def interchange(h_target, h_source, a_target, a_source, k: int, keep_target: bool = True):
+    """The formula as written, through the full alignment space: A_t⁻¹((1 − M_k) ⊙ A_t(h_t) +
+    M_k ⊙ A_s(h_s)); keep_target=False is stitching's zero mask (the first term dropped)."""
+    z_target, z_source = a_target(h_target), a_source(h_source)
+    mask = torch.zeros(z_target.shape[-1], dtype=z_target.dtype)
+    mask[:k] = 1
+    z_source = torch.nn.functional.pad(z_source, (0, max(z_target.shape[-1] - z_source.shape[-1], 0)))
+    kept = (1 - mask) * z_target if keep_target else torch.zeros_like(z_target)
+    return a_target.inverse(kept + mask * z_source[..., : z_target.shape[-1]])
 
 
 def align_cfg(k: int, site: str = "hidden", seed: int = 0, normalize: str = "rms", **settings):
@@ -101,14 +117,14 @@ def test_stitching_discards_the_target_and_at_full_width_is_the_composed_map(wid
         torch.testing.assert_close(stitched, a_t.inverse(a_s(h_s)), atol=1e-5, rtol=0)
 
 
-def predictions(target, rows_t, parts, site):
+def predictions(target: FrozenModel, rows_t, parts, site):
     """The engine's scored predictions of a target at `site` after the plain swap."""
-    return SITE_PATHS[site](target, rows_t, parts, swap)
+    return site_path(site)(target.at(site), rows_t, parts, swap)
 
 
-def scored_in_order(target, source, batch, rows_t, rows_s, site):
+def scored_in_order(target: FrozenModel, source: FrozenModel, batch, rows_t, rows_s, site):
     """(logits, labels) of one direction's scored predictions, item by item, in position order."""
-    found = predictions(target, rows_t, [Part(batch, source, rows_s)], site)
+    found = predictions(target, rows_t, [Part(batch, source.at(site), rows_s)], site)
     order = torch.argsort(found.item * 10_000 + found.column)
     return found.logits[order], found.labels[order]
 
@@ -129,18 +145,19 @@ FAST_PATH_CASES = [  # transformers with one layer above the site (fast path) an
 
 
 def fast_and_reference(pair, layers: int, functions: list[OrthogonalAlignment]):
-    """One direction's scored logits through the fast path (with their labels) and through the
-    per-step reference at the same predictions, with the alignment functions (source, target)
-    at k 5; and its counterfactuals."""
-    source, target = frozen(pair[0], seed=1, layers=layers), frozen(pair[1], seed=2, layers=layers)
+    """One direction's scored logits through the fast paths (with their labels) and through the
+    generic hook path (every activation read and every continuation run by hooks) at the same
+    predictions, with the alignment functions (source, target) at k 5; and its counterfactuals."""
+    found = []
+    for fast in (True, False):
+        source = frozen(pair[0], seed=1, layers=layers, fast=fast)
+        target = frozen(pair[1], seed=2, layers=layers, fast=fast)
+        data = build_direction(source, target, "hidden", "count", 48, np.random.default_rng(4), "cpu")
+        rows_s, rows_t = (f.aligned(5) for f in functions)  # each path its own graph
+        found.append(scored_in_order(target, source, data.take(np.arange(48)), rows_t, rows_s, "hidden"))
     cf = make_counterfactuals(TASK, 48, "count", np.random.default_rng(4))
-    data = build_direction(source, target, "hidden", "count", 48, np.random.default_rng(4), "cpu")
-    rows_s, rows_t = (f.aligned(5) for f in functions)
-    fast, labels = scored_in_order(target.model, source.model, data.take(np.arange(48)), rows_t, rows_s, "hidden")
-    rows_s, rows_t = (f.aligned(5) for f in functions)  # a graph of the reference's own
-    tensors = [torch.from_numpy(a) for a in (cf.tokens, cf.tau, cf.source, cf.sigma)]
-    slow = reference_logits(target.model, source.model, *tensors, rows_t, rows_s)
-    return fast, labels, slow[torch.from_numpy(cf.label_mask)], cf
+    (fast, labels), (slow, _) = found
+    return fast, labels, slow, cf
 
 
 @pytest.mark.parametrize(("pair", "layers"), FAST_PATH_CASES)
@@ -177,22 +194,15 @@ def test_directions_run_together_give_what_each_gives_alone(arch, site):
     rows_t = OrthogonalAlignment(16, generator=generator).aligned(4)
     rows = [OrthogonalAlignment(16, generator=generator).aligned(4) for _ in sources]
     batches = [_direction(s, target, site, seed=i).take(np.arange(10 + 20 * i)) for i, s in enumerate(sources)]
-    parts = [Part(b, s.model, r) for b, s, r in zip(batches, sources, rows)]
-    together = predictions(target.model, rows_t, parts, site)
+    parts = [Part(b, s.at(site), r) for b, s, r in zip(batches, sources, rows)]
+    together = predictions(target, rows_t, parts, site)
     for i, part in enumerate(parts):
-        alone = predictions(target.model, rows_t, [part], site)
+        alone = predictions(target, rows_t, [part], site)
         mine = together.part == i
         key_together = torch.argsort(together.item[mine] * 10_000 + together.column[mine])
         key_alone = torch.argsort(alone.item * 10_000 + alone.column)
         torch.testing.assert_close(together.logits[mine][key_together], alone.logits[key_alone], atol=1e-5, rtol=1e-5)
         assert torch.equal(together.labels[mine][key_together], alone.labels[key_alone])
-
-
-@pytest.mark.parametrize("arch", ["gru", "lstm", "transformer"])
-def test_unrolled_states_match_the_models_own_hidden_states(arch):
-    model = frozen(arch).model
-    tokens = torch.from_numpy(TASK.sample(6, np.random.default_rng(0)).tokens)
-    torch.testing.assert_close(unrolled_states(model, tokens), model.hidden_states(tokens), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("site", ["hidden", "embed"])
@@ -201,7 +211,7 @@ def test_k_zero_leaves_the_target_as_if_unintervened(arch, site):
     model = frozen(arch)
     data = _direction(frozen("gru", seed=5), model, site)
     rows = AlignedRows(torch.zeros(0, 16), torch.zeros(16), torch.ones(()))
-    logits, _ = scored_in_order(model.model, frozen("gru", seed=5).model, data.take(np.arange(48)), rows, rows, site)
+    logits, _ = scored_in_order(model, frozen("gru", seed=5), data.take(np.arange(48)), rows, rows, site)
     cf = make_counterfactuals(TASK, 48, "count", np.random.default_rng(0), same_position=site == "embed")
     plain = model.model(torch.from_numpy(cf.tokens))[torch.from_numpy(cf.label_mask)]
     torch.testing.assert_close(logits, plain, atol=1e-4, rtol=1e-4)
@@ -297,7 +307,7 @@ def test_embed_site_matches_running_the_model_on_swapped_embeddings(arch):
     generator = torch.Generator().manual_seed(5)
     rows_s, rows_t = (OrthogonalAlignment(16, generator=generator).aligned(6) for _ in range(2))
     data = _direction(source, target, "embed", seed=6)
-    fast, labels = scored_in_order(target.model, source.model, data.take(np.arange(48)), rows_t, rows_s, "embed")
+    fast, labels = scored_in_order(target, source, data.take(np.arange(48)), rows_t, rows_s, "embed")
     cf = make_counterfactuals(TASK, 48, "count", np.random.default_rng(6), same_position=True)
     tokens = torch.from_numpy(cf.tokens)
     sources = torch.from_numpy(cf.source[:, : tokens.shape[1]])
@@ -306,7 +316,8 @@ def test_embed_site_matches_running_the_model_on_swapped_embeddings(arch):
     up_to_tau = (torch.arange(tokens.shape[1])[None, :] <= torch.from_numpy(cf.tau)[:, None])[..., None]
     swapped = torch.where(up_to_tau, swap(e_target, e_source, rows_t, rows_s), e_target)
     mask = torch.from_numpy(cf.label_mask)
-    torch.testing.assert_close(fast, logits_from_embeddings(target.model, swapped)[mask], atol=1e-4, rtol=1e-4)
+    plain = target.model.readout(target.model.features_from_embeddings(swapped))  # the model run on them
+    torch.testing.assert_close(fast, plain[mask], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(labels, torch.from_numpy(targets_of(cf.tokens))[mask])
 
 

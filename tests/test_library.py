@@ -92,7 +92,14 @@ FORBIDDEN = {
     "mas_cli.correlative": ("mas_cli.alignment", "mas_cli.pipeline", "mas_cli.reporting", "mas_cli.api"),
     "mas_cli.reporting": ("mas_cli.pipeline", "mas_cli.api"),
     "mas_cli.pipeline": ("mas_cli.api",),
-    "mas_cli.config": ("mas_cli.alignment", "mas_cli.models", "mas_cli.zoo"),
+    "mas_cli.config": ("mas_cli.alignment", "mas_cli.models", "mas_cli.zoo", "mas_cli.continuation"),
+    "mas_cli.continuation": (
+        "mas_cli.alignment",
+        "mas_cli.zoo",
+        "mas_cli.training",
+        "mas_cli.pipeline",
+        "mas_cli.reporting",
+    ),
 }
 
 

@@ -1,5 +1,5 @@
-"""Model zoo: shapes, both alignment sites, and the continue-from-state contract (of the plain
-reference path the engine's fast paths are tested against)."""
+"""Model zoo: shapes, both named sites, the plain forward equal to the fused features, and the
+continue-from-state contract of the generic hook path (which the fast paths are tested against)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from mas_cli.alignment.reference import continue_from, logits_from_embeddings
 from mas_cli.composition import config_names
+from mas_cli.continuation import continuation_for
+from mas_cli.continuation.hooks import patched
 from mas_cli.models import ARCHITECTURES, build_model, model_spec
 from mas_cli.tasks import CountingTask
 
@@ -35,28 +36,35 @@ def test_every_arch_option_in_conf_is_an_architecture():
 def test_shapes_and_sites(model, tokens):
     batch, length = tokens.shape
     assert model(tokens).shape == (batch, length, len(TASK.vocab))
-    assert model.embed(tokens).shape == (batch, length, model.site_width("embed"))
-    assert model.hidden_states(tokens).shape == (batch, length, model.site_width("hidden"))
-    assert model.site_width("hidden") == WIDTH
+    for site in ("hidden", "embed"):
+        generic = continuation_for(model, site, fast=False)
+        assert generic.collect_all(tokens).shape == (batch, length, WIDTH) and generic.width() == WIDTH
 
 
-def test_continue_from_own_state_reproduces_the_forward_pass(model, tokens):
+def test_the_plain_forward_equals_the_fused_features(model, tokens):
+    """`forward` is the definition hooks follow (an RNN steps through its cell); training reads the
+    fused kernels' features: the two are the same function."""
+    torch.testing.assert_close(model(tokens), model.readout(model.features(tokens)), atol=1e-5, rtol=1e-5)
+
+
+def continued(model, tokens, tau, state):
+    """Logits when the hidden site at tau[b] becomes state[b] (the generic hook path)."""
+    generic = continuation_for(model, "hidden", fast=False)
+    return patched(model, generic.module, "output", tokens, torch.arange(len(tokens)), tau, state)
+
+
+def test_continuing_from_its_own_state_reproduces_the_forward_pass(model, tokens):
     tau = torch.from_numpy(np.random.default_rng(1).integers(0, 20, len(tokens)))
-    state = model.hidden_states(tokens)[torch.arange(len(tokens)), tau]
-    after = torch.arange(tokens.shape[1])[None, :] >= tau[:, None]
-    continued = continue_from(model, state, tokens, tau)
-    torch.testing.assert_close(continued[after], model(tokens)[after], atol=1e-5, rtol=1e-5)
+    state = continuation_for(model, "hidden", fast=False).collect_at(tokens, tau)
+    torch.testing.assert_close(continued(model, tokens, tau, state), model(tokens), atol=1e-5, rtol=1e-5)
 
 
-def test_continue_from_uses_the_given_state(model, tokens):
+def test_continuing_from_another_state_changes_only_what_follows(model, tokens):
     tau = torch.full((len(tokens),), 3)
-    state = model.hidden_states(tokens)[:, 3]
-    moved = continue_from(model, state + 1.0, tokens, tau)
+    state = continuation_for(model, "hidden", fast=False).collect_at(tokens, tau)
+    moved = continued(model, tokens, tau, state + 1.0)
+    torch.testing.assert_close(moved[:, :3], model(tokens)[:, :3])
     assert not torch.allclose(moved[:, 3:], model(tokens)[:, 3:])
-
-
-def test_embed_site_round_trip(model, tokens):
-    torch.testing.assert_close(logits_from_embeddings(model, model.embed(tokens)), model(tokens))
 
 
 def test_model_is_causal(model, tokens):

@@ -3,10 +3,11 @@ level, token accuracy, task accuracy), on real trained models (tests/trained.py)
 
 The oracle is written from first principles, item by item: counterfactuals from the causal
 model, the intervened state from the alignment formula written out with full matrices,
-A_t⁻¹((1 − M) ⊙ A_t(h_t) + M ⊙ A_s(h_s)), the target run from position 0 one step at a time
-(no packing, no suffix-only path, no merged directions), and every trial scored by the one plain
-all-or-nothing function `tasks.trial_correct`, as task accuracy is. The engine must agree
-exactly: the same items are right or wrong.
+A_t⁻¹((1 − M) ⊙ A_t(h_t) + M ⊙ A_s(h_s)), the target's plain forward pass from position 0 with
+its site read and replaced by a hook written here (no packing, no suffix-only path, no merged
+directions, nothing of the engine's own paths: it works for any architecture that names its
+sites), and every trial scored by the one plain all-or-nothing function `tasks.trial_correct`,
+as task accuracy is. The engine must agree exactly: the same items are right or wrong.
 """
 
 from __future__ import annotations
@@ -16,59 +17,48 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 import mas_cli as mas
 from mas_cli.evaluation import EvalSet, task_accuracy
 from mas_cli.tasks import make_counterfactuals, targets_of, trial_correct
 
 
-# ---- the target run from position 0, one step at a time ----------------------------------------
-def recurrent_logits(model, embeddings: torch.Tensor, at=None, state=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits [N, L, V], site [N, L, D]) of a GRU/LSTM stepped over input embeddings [N, L, E];
-    where at[i] == t, the site (h, or [h; c] for the LSTM) becomes state[i] after step t."""
-    rnn = model.rnn
-    lstm = isinstance(rnn, nn.LSTM)
-    cell = (nn.LSTMCell if lstm else nn.GRUCell)(rnn.input_size, rnn.hidden_size)
-    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-        getattr(cell, name).data.copy_(getattr(rnn, f"{name}_l0"))
-    n, length, _ = embeddings.shape
-    h = c = torch.zeros(n, rnn.hidden_size)
-    outputs, sites = [], []
-    for t in range(length):
-        if lstm:
-            h, c = cell(embeddings[:, t], (h, c))
-        else:
-            h = cell(embeddings[:, t], h)
-        if at is not None:
-            here = (at == t)[:, None]
-            h = torch.where(here, state[:, : rnn.hidden_size], h)
-            if lstm:
-                c = torch.where(here, state[:, rnn.hidden_size :], c)
-        outputs.append(h)
-        sites.append(torch.cat([h, c], -1) if lstm else h)
-    return model.readout(torch.stack(outputs, 1)), torch.stack(sites, 1)
+# ---- the target run from position 0, its site read and replaced by a hook written here ------------
+def hooked_run(model, tokens: torch.Tensor, site: str, edit=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits [N, L, V], the site at every position [N, L, D]) of the plain forward pass
+    model(tokens), the site's module named by the model itself. A site module that runs once per
+    position gives [N, D] per call (call t: position t), one that runs once gives [N, L, D]; where
+    `edit(value, t)` is given (t None for a single call), what it returns replaces the value."""
+    root = model.site_root() if hasattr(model, "site_root") else model
+    module = root.get_submodule(model.site_paths()[site])
+    seen = []
+
+    def hook(_module, _args, output):
+        value = output[0] if isinstance(output, tuple) else output
+        if edit is not None:
+            value = edit(value, len(seen) if value.dim() == 2 else None)
+        seen.append(value)
+        return (value, *output[1:]) if isinstance(output, tuple) else value
+
+    handle = module.register_forward_hook(hook)
+    try:
+        logits = model(tokens)
+    finally:
+        handle.remove()
+    return logits, torch.stack(seen, 1) if seen[0].dim() == 2 else seen[0]
 
 
-def transformer_logits(model, embeddings: torch.Tensor, at=None, state=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits, site: the residual after layer 1) of the transformer; where given, the residual
-    at position at[i] becomes state[i] before the layer above it runs."""
-    lower, upper = model.blocks[:1], model.blocks[1:]
-    x = embeddings
-    for block in lower:
-        x = block(x)
-    site = x
-    if at is not None:
-        x = x.clone()
-        x[torch.arange(len(x)), at] = state
-    for block in upper:
-        x = block(x)
-    return model.readout(model.ln_final(x)), site
+def replaced_at(at: torch.Tensor, state: torch.Tensor):
+    """An edit that writes state[i] at position at[i] of row i."""
 
+    def edit(value, t):
+        if t is not None:  # one call per position
+            return torch.where((at == t)[:, None], state, value)
+        value = value.clone()
+        value[torch.arange(len(value)), at] = state
+        return value
 
-def run(model, embeddings, at=None, state=None):
-    step = recurrent_logits if hasattr(model, "rnn") else transformer_logits
-    return step(model, embeddings, at, state)
+    return edit
 
 
 # ---- the alignment formula, written out ----------------------------------------------------------
@@ -95,7 +85,7 @@ def oracle_blocks(cfg, models) -> list[tuple[str, int, int]]:
     variables = list(cfg.swap) if not isinstance(cfg.swap, str) else [cfg.swap]
     blocks = [(v, j * cfg.k, (j + 1) * cfg.k) for j, v in enumerate(variables)]
     if cfg.null_block:
-        blocks.append(("null_block", blocks[-1][2], min(m.model.site_width(cfg.site) for m in models)))
+        blocks.append(("null_block", blocks[-1][2], min(m.at(cfg.site).width() for m in models)))
     return blocks
 
 
@@ -116,20 +106,21 @@ def oracle(fit, source: int, target: int, block: int = 0, intervene: bool = True
     tau, sigma = torch.from_numpy(cf.tau), torch.from_numpy(cf.sigma)
     zero_mask = cfg.method == "stitch"
     if site == "hidden":
-        _, source_sites = run(s_model.model, s_model.model.embed(source_tokens))
-        _, target_sites = run(t_model.model, t_model.model.embed(tokens))
+        _, source_sites = hooked_run(s_model.model, source_tokens, site)
+        _, target_sites = hooked_run(t_model.model, tokens, site)
         rows = torch.arange(len(tokens))
         h_source, h_target = source_sites[rows, sigma], target_sites[rows, tau]
         state = intervened(f[target], f[source], h_target, h_source, first, stop, zero_mask) if intervene else h_target
-        logits, _ = run(t_model.model, t_model.model.embed(tokens), tau, state)
+        logits, _ = hooked_run(t_model.model, tokens, site, replaced_at(tau, state))
     else:  # every input embedding up to τ, the source's at the same positions
         width = tokens.shape[1]
         padded = torch.zeros_like(tokens)
         padded[:, : min(width, source_tokens.shape[1])] = source_tokens[:, :width]
-        e_target, e_source = t_model.model.embed(tokens), s_model.model.embed(padded)
+        e_target, e_source = hooked_run(t_model.model, tokens, site)[1], hooked_run(s_model.model, padded, site)[1]
         swapped = intervened(f[target], f[source], e_target, e_source, first, stop, zero_mask)
         up_to_tau = (torch.arange(width)[None, :] <= tau[:, None])[..., None]
-        logits, _ = run(t_model.model, torch.where(up_to_tau & intervene, swapped, e_target))
+        written = torch.where(up_to_tau & intervene, swapped, e_target)
+        logits, _ = hooked_run(t_model.model, tokens, site, lambda value, t: written)
     predictions = logits.argmax(-1).numpy()
     right = trial_correct(predictions, cf.tokens, cf.label_mask)
     tokens_right = (predictions == targets_of(cf.tokens))[cf.label_mask]
@@ -182,7 +173,7 @@ def test_the_engine_blocks_equal_the_oracle(fits):
     from mas_cli.alignment.swaps import variable_blocks
 
     al = mas.load_alignment(fits["blocks"].run_dir)
-    smallest = min(m.model.site_width(al.cfg.site) for m in al.models)
+    smallest = min(m.at(al.cfg.site).width() for m in al.models)
     found = [(b.variable, b.first, b.stop) for b in variable_blocks(al.cfg, smallest)]
     assert found == oracle_blocks(al.cfg, al.models)
 
@@ -205,7 +196,7 @@ def test_task_accuracy_equals_the_oracle(trained_root, arch):
     found_task, found_tokens = task_accuracy(model, data)
     tokens = data.tokens
     with torch.no_grad():
-        predictions = run(model, model.embed(tokens))[0].argmax(-1).numpy()
+        predictions = model(tokens).argmax(-1).numpy()
     mask = wider.response_mask(tokens.numpy())
     right = trial_correct(predictions, tokens.numpy(), mask)
     assert 0 < right.mean() < 1

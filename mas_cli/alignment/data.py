@@ -3,13 +3,15 @@ depend on the alignment functions, computed once before training (the models are
 
 Two kinds of items, one per site, each with its own meaning of a label column:
 
-    HiddenItems (site=hidden)  column j is the prediction made at τ + j (column 0: from the
-                               intervened state itself)
-        source_state [N, d_s]  source hidden site at σ
-        target_state [N, d_t]  target hidden site at τ (the counterfactual prefix equals the base's)
-        inputs       [N, C-1]  RNN targets: the tokens after τ, so a step runs only the suffix
-        residuals    [N, L, d] transformer targets: the layer-1 residual stream of the
-                               counterfactual input; a step runs only the layer above the site
+    HiddenItems (every site but embed)  column j is the prediction made at τ + j (column 0:
+                               from the intervened state itself)
+        source_state [N, d_s]  source site at σ
+        target_state [N, d_t]  target site at τ (the counterfactual prefix equals the base's)
+        and what the target's continuation keeps (continuation/: `prepare`):
+        tokens       [N, L]    the counterfactual input (the generic path runs it whole)
+        inputs       [N, C-1]  zoo RNN targets: the tokens after τ, so a step runs only the suffix
+        residuals    [N, L, d] zoo transformer targets: the residual stream at the site; a step
+                               runs only the layers above it
     EmbedItems (site=embed)    column j is the prediction made at position j
         inputs, source_tokens [N, C]   counterfactual and source tokens (σ = τ)
 
@@ -27,7 +29,6 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import torch
 
-from mas_cli.models.base import RecurrentModel
 from mas_cli.tasks import Counterfactuals, make_counterfactuals, targets_of
 from mas_cli.tasks.vocab import PAD
 
@@ -41,8 +42,9 @@ class HiddenItems:
     labels: torch.Tensor  # [N, C] target token or UNSCORED; column j = position τ + j
     source_state: torch.Tensor  # [N, d_s]
     target_state: torch.Tensor  # [N, d_t]
-    inputs: torch.Tensor | None = None  # [N, C - 1] suffix tokens (RNN targets)
-    residuals: torch.Tensor | None = None  # [N, L, d_t] (transformer targets)
+    tokens: torch.Tensor | None = None  # [N, L] the counterfactual input (generic targets)
+    inputs: torch.Tensor | None = None  # [N, C - 1] suffix tokens (zoo RNN targets)
+    residuals: torch.Tensor | None = None  # [N, L, d_t] (zoo transformer targets)
     latent: torch.Tensor | None = None  # [N, d_t] matched natural latent (latent directions)
     has_latent: torch.Tensor | None = None  # [N] bool: a latent was matched
 
@@ -51,8 +53,8 @@ class HiddenItems:
         label columns (at least 2: the state's own prediction and one suffix step, for packing)."""
         columns = max(columns, 2)
         found = {"labels": columns, "inputs": columns - 1}
-        if self.residuals is not None:  # positions up to the last label column of any item
-            found["residuals"] = int((self.tau[rows] + self.extent[rows]).max())
+        last = int((self.tau[rows] + self.extent[rows]).max())  # positions up to any item's last label
+        found |= {"residuals": last, "tokens": last}
         return found
 
 
@@ -109,31 +111,11 @@ class DirectionData:
 
 
 @torch.no_grad()
-def in_chunks(run, tokens: torch.Tensor, *per_row: torch.Tensor, chunk: int = 2000) -> torch.Tensor:
-    """run(tokens[part], *per_row[part]) over chunks of rows, concatenated (bounded memory)."""
-    parts = [run(tokens[i : i + chunk], *(x[i : i + chunk] for x in per_row)) for i in range(0, len(tokens), chunk)]
-    return torch.cat(parts)
-
-
-def site_at(model, tokens: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
-    """The hidden site at position at[b] of each row, [N, d]. RNNs run each prefix only up to
-    at[b]; a transformer runs its lower layers over the whole row."""
-    if isinstance(model, RecurrentModel):
-        return in_chunks(model.state_after, tokens, at)
-
-    def gathered(part: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
-        return model.hidden_states(part)[torch.arange(len(part), device=part.device), where]
-
-    return in_chunks(gathered, tokens, at)
-
-
-@torch.no_grad()
 def natural_activations(model, site: str, n: int, rng: np.random.Generator, device) -> torch.Tensor:
     """The site's activations [P, d] at every non-pad position of n natural sequences of the
     model's own task (what an alignment function's normalisation is fitted to)."""
     tokens = torch.from_numpy(model.task.sample(n, rng, "all").tokens).to(device)
-    site_values = model.model.embed(tokens) if site == "embed" else model.model.hidden_states(tokens)
-    return site_values[tokens != PAD]
+    return model.at(site).collect_all(tokens)[tokens != PAD]
 
 
 def counterfactuals_for(
@@ -195,21 +177,13 @@ def direction_data(cf: Counterfactuals, source, target, site: str, device, bank=
     clipped = np.minimum(columns, cf.tokens.shape[1] - 1)
     suffix_labels = np.where(columns < cf.tokens.shape[1], np.take_along_axis(labels, clipped, 1), UNSCORED)
     extent = last_scored - cf.tau + 1
-    if isinstance(target.model, RecurrentModel):
-        target_state, residuals = site_at(target.model, tokens, tensor(cf.tau)), None
-    else:  # the whole residual stream is kept: a step re-runs only the layer above the site
-        residuals = in_chunks(target.model.hidden_states, tokens)
-        target_state = residuals[torch.arange(len(tokens), device=residuals.device), tensor(cf.tau)]
     items = HiddenItems(
         tau=tensor(cf.tau),
         extent=tensor(extent),
         labels=tensor(suffix_labels),
-        source_state=site_at(source.model, tensor(cf.source), tensor(cf.sigma)),
-        target_state=target_state,
-        residuals=residuals,
+        source_state=source.at(site).collect_at(tensor(cf.source), tensor(cf.sigma)),
+        **target.at(site).prepare(tokens, tensor(cf.tau)),
     )
-    if residuals is None:  # RNN targets: the tokens after τ
-        items.inputs = tensor(np.take_along_axis(cf.tokens, np.minimum(clipped + 1, cf.tokens.shape[1] - 1), 1))
     if bank is not None:
         items.latent, found = bank.match(cf.values, rng)
         items.has_latent = torch.as_tensor(found, device=device)

@@ -24,7 +24,7 @@ from mas_cli.alignment.functions import AlignedRows, make_alignment
 from mas_cli.alignment.intervention import Interchange, interchange_of
 from mas_cli.alignment.latents import latent_loss
 from mas_cli.alignment.methods import METHODS
-from mas_cli.alignment.sites import SITE_PATHS, Part, Predictions
+from mas_cli.alignment.sites import Part, Predictions, site_path
 from mas_cli.alignment.swaps import Block, row_variable
 from mas_cli.evaluation import trial_verdicts
 from mas_cli.zoo import FrozenModel
@@ -49,7 +49,7 @@ def build_functions(models: list[FrozenModel], cfg: DictConfig, device, span: in
     generator = torch.Generator().manual_seed(cfg.seed)
     functions = nn.ModuleList()
     for i, m in enumerate(models):
-        width = m.model.site_width(cfg.site)
+        width = m.at(cfg.site).width()
         function = make_alignment(cfg.align_fn, width, span, cfg.orthogonal_map, generator).to(device)
         if fit:
             natural = natural_activations(
@@ -74,7 +74,7 @@ class Interventions:
         """`cfg` is the run's resolved config (alignment/plan.py: method as run, k a number); `span`
         the aligned coordinates every step needs (up to the end of the last variable block)."""
         self.cfg, self.models, self.functions, self.span = cfg, models, functions, span
-        self.site_path = SITE_PATHS[cfg.site]
+        self.site_path = site_path(cfg.site)
         self.interchange = interchange_of(METHODS[cfg.method].zero_mask)
 
     def aligned_rows(self) -> list[AlignedRows]:
@@ -87,9 +87,12 @@ class Interventions:
         """Scored predictions of one target for the batches of several directions into it (all
         swapping the same block)."""
         block = batches[0][0].block
-        parts = [Part(batch, self.models[d.source].model, for_block(rows[d.source], block)) for d, batch in batches]
+        parts = [
+            Part(batch, self.models[d.source].at(self.cfg.site), for_block(rows[d.source], block))
+            for d, batch in batches
+        ]
         interchange: Interchange = interchange or self.interchange
-        return self.site_path(self.models[target].model, for_block(rows[target], block), parts, interchange)
+        return self.site_path(self.models[target].at(self.cfg.site), for_block(rows[target], block), parts, interchange)
 
     def latent_loss(self, d: Direction, batch, rows: list[AlignedRows]) -> torch.Tensor:
         """L_CL of one direction's batch over the items with a matched latent, on the site as the

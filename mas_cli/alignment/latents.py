@@ -54,7 +54,7 @@ def build_bank(model, n: int, rng: np.random.Generator, device) -> LatentBank:
     causal = model.task.causal_model()
     sequences = model.task.sample(n, rng, "all")
     values = natural_values(causal, sequences)
-    states = model.model.hidden_states(torch.from_numpy(sequences.tokens).to(device))  # [N, L, d]
+    states = model.at("hidden").collect_all(torch.from_numpy(sequences.tokens).to(device))  # [N, L, d]
     has_state = np.ones(sequences.tokens.shape, dtype=bool)
     for name in causal.variables:
         has_state &= values[name] != -1

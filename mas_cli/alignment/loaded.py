@@ -68,7 +68,7 @@ class Alignment:
         the swap and without it, and whether each is right (the mean of `correct` is the IIA)."""
         for model in (source, target):
             self._function(model)  # a bad index gets its one line here
-        cfg, blocks = self.cfg, variable_blocks(self.cfg, min(m.model.site_width(self.cfg.site) for m in self.models))
+        cfg, blocks = self.cfg, variable_blocks(self.cfg, min(m.at(self.cfg.site).width() for m in self.models))
         block = next((b for b in blocks if variable in (None, b.variable)), None)
         if block is None:
             raise ConfigError(f"variable={variable}: this alignment swaps {', '.join(b.variable for b in blocks)}")
@@ -125,7 +125,7 @@ def load_alignment(run_dir: Path, device: str = "cpu") -> Alignment:
         entry = store.model_dir(root, spec.task, spec.arch, spec.seed)
         models.append(load_frozen(spec, entry, torch.device(device), allow_undertrained=True))
     refuse_changed_models(run_dir, payload["fingerprint"], models, "refit")  # never applied to other weights
-    blocks = variable_blocks(cfg, min(m.model.site_width(cfg.site) for m in models))
+    blocks = variable_blocks(cfg, min(m.at(cfg.site).width() for m in models))
     span = max(b.stop for b in blocks)
     functions = build_functions(models, cfg, device, span, fit=False)
     try:

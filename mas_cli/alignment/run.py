@@ -103,9 +103,7 @@ def read_iia(path: Path) -> pd.DataFrame:
 
 
 def describe(model: FrozenModel, site: str, causal_model: str | None) -> Described:
-    return Described(
-        model.spec.label, model.model.site_width(site), variables_of(model.task, causal_model, model.spec.label)
-    )
+    return Described(model.spec.label, model.at(site).width(), variables_of(model.task, causal_model, model.spec.label))
 
 
 def fit(plan: Plan, entry: store.Entry, models: list[FrozenModel], fingerprint: dict, device) -> AlignResult:
@@ -146,7 +144,7 @@ def fit(plan: Plan, entry: store.Entry, models: list[FrozenModel], fingerprint: 
 def make_directions(plan: Plan, models: list[FrozenModel], device):
     """Every direction's data: a block per swapped variable (and the null block)."""
     cfg = plan.cfg
-    blocks = variable_blocks(cfg, min(m.model.site_width(cfg.site) for m in models))
+    blocks = variable_blocks(cfg, min(m.at(cfg.site).width() for m in models))
     return build_directions(
         models,
         plan.pairs,

@@ -1,41 +1,33 @@
-"""What a target computes after an interchange, at each alignment site: the scored predictions
-of one target for the batches of every direction into it at once (its "parts").
+"""What a target computes after an interchange: the scored predictions of one target for the
+batches of every direction into it at once (its "parts"), through the target's continuation
+(mas_cli/continuation/: the zoo's fast path, or the generic hook path).
 
-hidden  the intervened state at τ, then the target continues from it: an RNN runs only the
-        tokens after τ, packed by length so the fused kernel never steps over padding, and the
-        readout sees the packed outputs where a prediction is scored; a transformer re-runs only
-        the layer above the site, for positions from τ on, the MLP only where scored.
-embed   every input embedding up to τ is intervened (the source's at the same positions) and
-        the target runs from position 0: an RNN packed by each item's last label, a
-        transformer in one pass.
+embed       every input embedding up to τ is intervened (the source's at the same positions) and
+            the target runs from position 0
+any other   the intervened state replaces the site at τ and the target continues from it
 
 Only scored predictions come back (`Predictions`), with the part and item each belongs to.
 """
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, replace
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from mas_cli.alignment.data import EmbedItems, HiddenItems, Items
 from mas_cli.alignment.functions import AlignedRows
 from mas_cli.alignment.intervention import Interchange
-from mas_cli.alignment.recurrent import Frozen
-from mas_cli.models.base import RecurrentModel
+from mas_cli.continuation import Continuation
 
 
 @dataclass
 class Part:
-    """The batch of one direction into the target, with its source model and aligned rows."""
+    """The batch of one direction into the target, with its source's continuation and aligned rows."""
 
     batch: Items
-    source: torch.nn.Module  # the source model (the embed site embeds the source tokens with it)
+    source: Continuation  # the source at the run's site (the embed site reads the source's embeddings with it)
     source_rows: AlignedRows
 
 
@@ -50,137 +42,36 @@ class Predictions:
     column: torch.Tensor  # [P] its label column (increases with position within an item)
 
 
-def hidden_site(target, target_rows: AlignedRows, parts: list[Part], interchange: Interchange) -> Predictions:
+def hidden_site(target: Continuation, target_rows: AlignedRows, parts: list[Part], interchange: Interchange):
     batch: HiddenItems = _concat([p.batch for p in parts])
     state = torch.cat(
         [interchange(p.batch.target_state, p.batch.source_state, target_rows, p.source_rows) for p in parts]
     )
-    if isinstance(target, RecurrentModel):
-        return _rnn_suffixes(target, state, batch, parts)
-    scored = batch.labels >= 0
-    features = target.scored_features_above_site(state, batch.residuals, batch.tau, scored)
-    item, column = scored.nonzero(as_tuple=True)
-    return _predictions(target, features, batch.labels[scored], item, column, parts)
+    return _predictions(target.hidden(state, batch), parts)
 
 
-def embed_site(target, target_rows: AlignedRows, parts: list[Part], interchange: Interchange) -> Predictions:
+def embed_site(target: Continuation, target_rows: AlignedRows, parts: list[Part], interchange: Interchange):
     batch: EmbedItems = _concat([p.batch for p in parts])
     embedded = []
     for p in parts:
-        e_target, e_source = target.embed(p.batch.inputs), p.source.embed(p.batch.source_tokens)
+        e_target, e_source = target.collect_all(p.batch.inputs), p.source.collect_all(p.batch.source_tokens)
         positions = torch.arange(e_target.shape[1], device=e_target.device)
         up_to_tau = (positions[None, :] <= p.batch.tau[:, None])[..., None]
         swapped = interchange(e_target, e_source, target_rows, p.source_rows)
         embedded.append(torch.where(up_to_tau, swapped, e_target))
-    embeddings = _pad_cat(embedded, 0.0)
-    if isinstance(target, RecurrentModel):  # from position 0 up to each item's last label
-        features, labels, item, column = _packed(target.run_packed, embeddings, batch.extent, batch.labels)
-        return _predictions(target, features, labels, item, column, parts)
-    scored = batch.labels >= 0
-    features = target.features_from_embeddings(embeddings)[scored]
-    item, column = scored.nonzero(as_tuple=True)
-    return _predictions(target, features, batch.labels[scored], item, column, parts)
+    return _predictions(target.embed(_pad_cat(embedded, 0.0), batch), parts)
 
 
-SITE_PATHS = {"hidden": hidden_site, "embed": embed_site}
+def site_path(site: str):
+    """How a target is intervened on at `site`: every embedding up to τ, or the site at τ alone."""
+    return embed_site if site == "embed" else hidden_site
 
 
-def _predictions(target, features, labels, item, column, parts: list[Part]) -> Predictions:
-    """The readout on the scored features, with global item numbers split into (part, item)."""
+def _predictions(scored, parts: list[Part]) -> Predictions:
+    """A continuation's scored (logits, labels, item, column), global items split into (part, item)."""
+    logits, labels, item, column = scored
     part, item = _split_items(item, parts)
-    return Predictions(target.readout(features), labels, part, item, column)
-
-
-def _rnn_suffixes(target: RecurrentModel, state: torch.Tensor, batch: HiddenItems, parts: list[Part]) -> Predictions:
-    """Column 0 is predicted from the intervened state itself; columns 1.. after each token of
-    the suffix, packed by length (≥ 1 token, for packing). On the CPU the frozen-RNN kernel runs
-    the suffixes (recurrent.py); on a GPU (or for another recurrent model) the model's own
-    fused kernel does."""
-    if not suffix_kernel_for(target, state):
-        lengths = (batch.extent - 1).clamp(min=1)
-        after = _packed(target.run_packed, target.embed(batch.inputs), lengths, batch.labels[:, 1:], state, 1)
-    else:
-        plan = SuffixPlan.of(batch)
-        scored = frozen(target).run(state, plan.tokens, plan.batch_sizes, plan.order, plan.scored)
-        after = scored, plan.labels, plan.items, plan.columns
-    first = (batch.labels[:, 0] >= 0).nonzero()[:, 0]  # rows whose state's own prediction is scored
-    features = torch.cat([target.state_features(state).index_select(0, first), after[0]])
-    item = torch.cat([first, after[2]])
-    column = torch.cat([torch.zeros_like(first), after[3]])
-    labels = torch.cat([batch.labels[:, 0].index_select(0, first), after[1]])
-    return _predictions(target, features, labels, item, column, parts)
-
-
-def suffix_kernel_for(target, state: torch.Tensor) -> bool:
-    """Whether recurrent.py runs this target's suffixes: a GRU or LSTM on the CPU."""
-    return not state.is_cuda and isinstance(getattr(target, "rnn", None), (nn.GRU, nn.LSTM))
-
-
-_FROZEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def frozen(model: RecurrentModel) -> Frozen:
-    """The model's suffix kernel, made once (its weights never change during alignment)."""
-    if model not in _FROZEN:
-        _FROZEN[model] = Frozen(model)
-    return _FROZEN[model]
-
-
-@dataclass
-class SuffixPlan:
-    """How a batch's suffixes are packed (time-major, longest first): worked out once on the CPU
-    in numpy, as index arrays, so a step spends no autograd or tensor ops on it."""
-
-    order: torch.Tensor  # [N] rows sorted by suffix length, longest first
-    batch_sizes: list[int]  # rows still running at each step
-    tokens: torch.Tensor  # [P] the suffix tokens in packed order
-    scored: torch.Tensor  # indices of the packed outputs whose prediction is scored
-    labels: torch.Tensor  # [Q] their labels
-    items: torch.Tensor  # [Q] their rows in the batch
-    columns: torch.Tensor  # [Q] their label columns (1..)
-
-    @classmethod
-    def of(cls, batch: HiddenItems) -> SuffixPlan:
-        lengths = np.maximum(batch.extent.numpy() - 1, 1)
-        order = np.argsort(-lengths, kind="stable")
-        steps = int(lengths[order[0]])
-        running = np.arange(steps)[:, None] < lengths[order][None, :]  # [T, N], time-major
-        batch_sizes = running.sum(1).tolist()
-        tokens = batch.inputs.numpy()[order, :steps].T[running]
-        labels = batch.labels.numpy()[order, 1 : steps + 1].T[running]
-        scored = np.flatnonzero(labels >= 0)
-        items = np.broadcast_to(order, running.shape)[running][scored]
-        columns = np.broadcast_to(np.arange(1, steps + 1)[:, None], running.shape)[running][scored]
-        return cls(
-            torch.from_numpy(order),
-            batch_sizes,
-            torch.from_numpy(np.ascontiguousarray(tokens)),
-            torch.from_numpy(scored),
-            torch.from_numpy(np.ascontiguousarray(labels[scored])),
-            torch.from_numpy(np.ascontiguousarray(items)),
-            torch.from_numpy(np.ascontiguousarray(columns)),
-        )
-
-
-def _packed(run, inputs: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor, state=None, first_column=0):
-    """Run an RNN over inputs [N, T, E] packed by `lengths` (longest first, so the kernel never
-    steps over padding) and return the scored (features, labels, item, column); the labels
-    [N, T] and item numbers are packed the same way, so they line up with the packed outputs."""
-    order = torch.argsort(lengths, descending=True, stable=True)
-    sorted_lengths = lengths[order].cpu()
-
-    def packed(x: torch.Tensor) -> torch.Tensor:
-        return pack_padded_sequence(x[order], sorted_lengths, batch_first=True, enforce_sorted=True).data
-
-    outputs = run(
-        pack_padded_sequence(inputs[order], sorted_lengths, batch_first=True, enforce_sorted=True),
-        None if state is None else state[order],
-    )
-    columns = torch.arange(first_column, first_column + labels.shape[1], device=labels.device).expand(len(order), -1)
-    items = torch.arange(len(order), device=labels.device)[:, None].expand_as(columns)
-    packed_labels = packed(labels)
-    scored = packed_labels >= 0
-    return outputs[scored], packed_labels[scored], packed(items)[scored], packed(columns)[scored]
+    return Predictions(logits, labels, part, item, column)
 
 
 def _split_items(item: torch.Tensor, parts: list[Part]) -> tuple[torch.Tensor, torch.Tensor]:

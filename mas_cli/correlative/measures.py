@@ -33,8 +33,9 @@ def stimuli(per_count: int, rng: np.random.Generator, counts=range(1, 21)) -> np
 @torch.no_grad()
 def site_rows(model, tokens: torch.Tensor, site: str) -> torch.Tensor:
     """[P, d] activations of `site` (hidden | embed) at every non-pad position."""
-    values = model.embed(tokens) if site == "embed" else model.hidden_states(tokens)
-    return values[tokens != PAD].double()
+    from mas_cli.continuation import continuation_for
+
+    return continuation_for(model, site).collect_all(tokens)[tokens != PAD].double()
 
 
 def rdm(x: torch.Tensor, metric: str) -> torch.Tensor:

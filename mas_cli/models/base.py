@@ -1,23 +1,22 @@
-"""What every model in the zoo shares: the readout MLP and the alignment-site protocol.
+"""What every model in the zoo shares: the readout MLP and the site protocol.
 
-Every model is an autoregressive next-token predictor with two alignment sites (SPEC §4):
+Every model is an autoregressive next-token predictor, `forward(tokens) -> logits [B, L, V]`,
+with two named alignment sites, each a module of the model (`site_paths`):
 
-    embed   the input embedding at each position           [B, L, site_width("embed")]
-    hidden  RNN state after each token / transformer
-            residual stream after layer 1                  [B, L, site_width("hidden")]
+    embed   the input embedding at each position, [B, L, D]
+    hidden  an RNN's state after each token (its step cell's output, one call per position), a
+            transformer's residual stream after `hidden_layer` layers, [B, L, D]
 
-and offers, over a whole batch:
+Alignment reaches any site generically, with forward hooks on its module (continuation/hooks.py),
+so `forward` is the plain definition a hook can follow: an RNN steps through its `cell`. For
+speed, every model also offers its readout on the features of a whole batch:
 
-    features(tokens)          [B, L, F]  what the readout sees at each position
+    features(tokens)          [B, L, F]  what the readout sees at each position (fused kernels)
     readout(features)         [..., V]   logits; applied only where a prediction is scored
-    hidden_states(tokens)     [B, L, D]  the hidden site at every position, in one call
-    features_from_embeddings(e)
-                              [B, L, F]  the model run on given input embeddings (embed site)
 
-The alignment engine (alignment/sites.py) continues a target from an intervened hidden site with
-each kind's own cheap path: RecurrentModel.run_packed over the tokens after τ (from the state,
-via initial_state / state_features), TransformerModel.scored_features_above_site over stored
-residuals. The plain per-step reference it is tested against is alignment/reference.py.
+which training and task accuracy use, and the zoo's fast alignment paths
+(continuation/recurrent.py, continuation/transformer.py) build on; each is tested equal to the
+generic path.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
-SITES = ("embed", "hidden")
+SITES = ("embed", "hidden")  # the site names every zoo model defines
 
 
 class Dropout(nn.Dropout):
@@ -60,14 +59,15 @@ class Readout(nn.Module):
 
 
 class SequenceModel(nn.Module):
-    """Base class: `forward` is features + readout; subclasses implement the rest."""
+    """Base class: `forward` is the plain definition (what hooks see); subclasses implement the rest."""
 
     config: object
     embedding: nn.Embedding
     readout: Readout
 
-    def site_width(self, site: str) -> int:
-        return self.config.width  # both sites are `width` wide in every model of the zoo
+    def site_paths(self) -> dict[str, str]:
+        """Each named site's module path."""
+        raise NotImplementedError
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.embedding(tokens)  # [B, L, W]
@@ -75,21 +75,53 @@ class SequenceModel(nn.Module):
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def features_from_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.readout(self.features(tokens))
 
 
+class StepCell(nn.Module):
+    """One step of a model's single-layer nn.GRU / nn.LSTM on the hidden site: (input [B, E],
+    state [B, D]) -> state [B, D], the LSTM's state being [h; c]. It holds no weights of its own:
+    it reads the RNN's, so the state_dict is the RNN's alone."""
+
+    def __init__(self, rnn: nn.RNNBase):
+        super().__init__()
+        self._rnn = (rnn,)  # a tuple: not a second registration of the RNN's parameters
+        self.lstm = isinstance(rnn, nn.LSTM)
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        rnn = self._rnn[0]
+        weights = (rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
+        if self.lstm:
+            h, c = torch.lstm_cell(x, tuple(state.chunk(2, dim=-1)), *weights)
+            return torch.cat([h, c], -1)
+        return torch.gru_cell(x, state, *weights)
+
+
 class RecurrentModel(SequenceModel):
-    """What the GRU and LSTM share: embedding -> `self.rnn` (batch_first) -> readout, with the
-    hidden site continued by running the fused kernel over the suffix only."""
+    """What the GRU and LSTM share: embedding -> `self.rnn` (batch_first) -> readout. `forward`
+    steps through `self.cell`, so the hidden site is the cell's output after each token;
+    `features` runs the same recurrence in the fused kernel."""
 
     rnn: nn.RNNBase
+    cell: StepCell
+
+    def site_paths(self) -> dict[str, str]:
+        return {"embed": "embedding", "hidden": "cell"}
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits [B, L, V], one step at a time: the hidden site is `cell`'s output after each token."""
+        inputs = self.embedding(tokens)
+        state = inputs.new_zeros(len(tokens), self.site_width())
+        readout_inputs = []
+        for t in range(tokens.shape[1]):
+            state = self.cell(inputs[:, t], state)
+            readout_inputs.append(self.state_features(state))
+        return self.readout(torch.stack(readout_inputs, 1))
+
+    def site_width(self) -> int:
+        """The hidden site's width: h, or [h; c]."""
+        return self.rnn.hidden_size * (2 if isinstance(self.rnn, nn.LSTM) else 1)
 
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.rnn(self.embedding(tokens))[0]  # the RNN output at every position
@@ -103,6 +135,9 @@ class RecurrentModel(SequenceModel):
 
     def state_features(self, state: torch.Tensor) -> torch.Tensor:
         """What the readout sees when the hidden site is `state`: [B, F]."""
+        raise NotImplementedError
+
+    def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def state_after(self, tokens: torch.Tensor, at: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mas_cli.models.base import Readout, RecurrentModel
+from mas_cli.models.base import Readout, RecurrentModel, StepCell
 
 
 @dataclass
@@ -28,6 +28,7 @@ class LSTMModel(RecurrentModel):
         w = config.width
         self.embedding = nn.Embedding(config.vocab_size, w)
         self.rnn = nn.LSTM(w, w // 2, batch_first=True)
+        self.cell = StepCell(self.rnn)  # the hidden site, one step at a time (forward)
         self.readout = Readout(w // 2, config.readout_mult * w, config.vocab_size, config.dropout)
 
     def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from mas_cli.alignment.recurrent import Frozen
+from mas_cli.continuation.suffix_kernel import Frozen
 from mas_cli.models import build_model
 
 
@@ -22,7 +22,7 @@ def test_the_kernel_equals_the_models_own_rnn(arch, width):
     rng = np.random.default_rng(1)
     lengths = torch.from_numpy(np.sort(rng.integers(1, 12, size=20))[::-1].copy())
     tokens = torch.from_numpy(rng.integers(0, 9, size=(20, 12)))
-    state = torch.randn(20, model.site_width("hidden"), requires_grad=True)
+    state = torch.randn(20, model.site_width(), requires_grad=True)
     weights = torch.randn(int(lengths.sum()), width // 2 if arch == "lstm" else width)
 
     packed = pack_padded_sequence(model.embed(tokens), lengths, batch_first=True)
@@ -52,7 +52,7 @@ def test_the_kernel_reorders_the_state_and_keeps_only_the_asked_rows(arch):
     tokens = torch.from_numpy(rng.integers(0, 9, size=(15, 10)))
     order = torch.from_numpy(rng.permutation(15))
     keep = torch.from_numpy(np.sort(rng.choice(int(lengths.sum()), size=40, replace=False)))
-    state = torch.randn(15, model.site_width("hidden"), requires_grad=True)
+    state = torch.randn(15, model.site_width(), requires_grad=True)
     weights = torch.randn(40, 8 if arch == "lstm" else 16)
 
     packed = pack_padded_sequence(model.embed(tokens), lengths, batch_first=True)

@@ -1,11 +1,11 @@
-"""The step loops of the frozen-RNN suffix kernel (recurrent.py), in eager PyTorch: each step is
+"""The step loops of the frozen-RNN suffix kernel (suffix_kernel.py), in eager PyTorch: each step is
 its one matmul and a few in-place elementwise ops, no autograd. (A C++ build of these loops gave
 1.10× on a whole default fit and cost a compiler, a first-run build and a build lock; it was
 removed: docs/BENCHMARKS.md.)
 
 Layout: packed suffixes, time-major, rows sorted longest first; step t holds the first
 sizes[t] rows of the batch, and packed row p of step t ≥ 1 continues row p − sizes[t − 1].
-Gate pre-activations arrive as recurrent.py's `Frozen` stores them (tanh(x) = 2σ(2x) − 1: the
+Gate pre-activations arrive as suffix_kernel.py's `Frozen` stores them (tanh(x) = 2σ(2x) − 1: the
 tanh gates doubled; LSTM forward order (i, f, o, g)); the backward factors come back in PyTorch's
 gate order, to multiply W_hh as it is.
 """

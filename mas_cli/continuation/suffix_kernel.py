@@ -8,10 +8,10 @@ The models never change during alignment, so two things are fixed for the whole 
 one autograd Function. Per step, forward is one matmul and the gate update, which also yields the
 step's backward factors (the derivatives of the gates); each backward step is one matmul and
 the products with those factors, accumulating into the previous step's gradient in place (the
-step loops: kernels.py). At width 128 a step's matmul takes ~35 µs and every further small op
+step loops: suffix_loops.py). At width 128 a step's matmul takes ~35 µs and every further small op
 ~5 µs, so the op count, not the arithmetic, sets the speed (docs/BENCHMARKS.md). PyTorch's own
 cell would record every small op of every step for autograd instead.
-tests/test_kernels.py checks values and gradients against the model's own nn.GRU / nn.LSTM.
+tests/test_suffix_kernel.py checks values and gradients against the model's own nn.GRU / nn.LSTM.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mas_cli.alignment import kernels
+from mas_cli.continuation import suffix_loops as loops
 
 
 class Frozen:
@@ -93,7 +93,7 @@ class _GRUSuffix(torch.autograd.Function):
         gh = frozen.table.index_select(0, tokens)  # [P, 3H]: i_r + b_r, i_z + b_z, 2 b_n
         i_n = frozen.table_n.index_select(0, tokens)  # [P, H]: 2 i_n
         backward = ctx.needs_input_grad[0]  # evaluation: no backward will come, no factors
-        out, factors, z = kernels.gru_forward(gh, i_n, layout.first_state(state), frozen.w_hh_t, layout.sizes, backward)
+        out, factors, z = loops.gru_forward(gh, i_n, layout.first_state(state), frozen.w_hh_t, layout.sizes, backward)
         if backward:
             ctx.layout, ctx.frozen = layout, frozen
             ctx.save_for_backward(factors, z)
@@ -103,7 +103,7 @@ class _GRUSuffix(torch.autograd.Function):
     def backward(ctx, grad_out):
         factors, z = ctx.saved_tensors
         grad = ctx.layout.grad_buffer(grad_out, len(z))  # dh of each step, the next step's carry added in
-        state_grad = kernels.gru_backward(grad, factors, z, ctx.frozen.w_hh, ctx.layout.sizes)
+        state_grad = loops.gru_backward(grad, factors, z, ctx.frozen.w_hh, ctx.layout.sizes)
         return ctx.layout.state_grad(state_grad), None, None, None
 
 
@@ -115,7 +115,7 @@ class _LSTMSuffix(torch.autograd.Function):
     def forward(ctx, state, tokens, layout: _Layout, frozen: Frozen):
         acts = frozen.table.index_select(0, tokens)  # [P, 4H]: x W_ihᵀ + both biases
         backward = ctx.needs_input_grad[0]
-        out, *factors = kernels.lstm_forward(acts, layout.first_state(state), frozen.w_hh_t, layout.sizes, backward)
+        out, *factors = loops.lstm_forward(acts, layout.first_state(state), frozen.w_hh_t, layout.sizes, backward)
         if backward:
             ctx.layout, ctx.frozen = layout, frozen
             ctx.save_for_backward(*factors)
@@ -125,5 +125,5 @@ class _LSTMSuffix(torch.autograd.Function):
     def backward(ctx, grad_out):
         factors, through_c, forget = ctx.saved_tensors
         grad = ctx.layout.grad_buffer(grad_out, len(forget))  # dh of each step, the next step's carry added in
-        state_grad = kernels.lstm_backward(grad, factors, through_c, forget, ctx.frozen.w_hh, ctx.layout.sizes)
+        state_grad = loops.lstm_backward(grad, factors, through_c, forget, ctx.frozen.w_hh, ctx.layout.sizes)
         return ctx.layout.state_grad(state_grad), None, None, None
