@@ -83,8 +83,8 @@ def load_model(spec: str, root="outputs", device: str = "cpu", allow_undertraine
 def align(models: list[str], root="outputs", budget: str = "quick", overrides=(), **settings):
     """Like `mas align models=[...]`: fit (or reuse) one alignment. Returns an AlignResult
     (`run_dir`, `iia`: the iia.csv rows, `specs`, `reused`)."""
+    from mas_cli.alignment.job import align as fit
     from mas_cli.alignment.plan import plan_alignment
-    from mas_cli.alignment.run import align as fit
     from mas_cli.alignment.settings import validate_align
 
     cfg = config("align", root, overrides, models=list(models), budget=budget, **settings)
@@ -96,7 +96,7 @@ def align(models: list[str], root="outputs", budget: str = "quick", overrides=()
 def load_alignment(run_dir: str | Path, device: str = "cpu"):
     """A fitted alignment from its run directory (any `alignments/<settings>/<models>/`), with
     its frozen models loaded from the same root. Returns an Alignment."""
-    from mas_cli.alignment.loaded import load_alignment as load
+    from mas_cli.alignment.fitted import load_alignment as load
 
     return load(Path(run_dir), device)
 

@@ -23,6 +23,10 @@ COMMANDS = {
         "mas_cli.commands.similarity",
         "RSA and CKA between two frozen models on the same stimuli (mas similarity a=gru b=lstm)",
     ),
+    "sites": (
+        "mas_cli.commands.sites",
+        "a model's modules, their output shapes and the site names (mas sites arch=hf_llama)",
+    ),
     "report": (
         "mas_cli.commands.report",
         "gather every iia.csv and similarity.csv under a root into summary.md and heatmaps (mas report)",

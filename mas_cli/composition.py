@@ -120,9 +120,16 @@ def explain(exc: Exception, config_name: str, overrides: list[str]) -> str:
     overridden = re.search(r"Could not override '([^']+)'", text)
     if overridden:
         key = overridden[1]
-        known = flat_keys(compose_config(config_name, []))
+        chosen = [o for o in overrides if "=" in o and "." not in o.lstrip("+~").split("=")[0]]  # group options
+        try:
+            known = [k for k in flat_keys(compose_config(config_name, chosen)) if k != key]
+        except ConfigError:  # a group option that is wrong too: Hydra names one error at a time
+            known = flat_keys(compose_config(config_name, []))
+        group = key.split(".")[0]
+        option = next((o.split("=", 1)[1] for o in chosen if o.lstrip("+~").split("=")[0] == group), None)
+        scope = f" for {group}={option}" if option else ""
         return (
-            f"{override_of(overrides, key)}: {command} has no setting {key}; {suggest(key, known)}"
+            f"{override_of(overrides, key)}: {command} has no setting {key}{scope}; {suggest(key, known)}"
             f"`{command} --help` lists them"
         )
     ambiguous = re.search(r"Ambiguous value for argument '([^']+)'", text)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig
 
-from mas_cli.composition import RUNTIME_KEYS, config_names
+from mas_cli.composition import RUNTIME_KEYS
 from mas_cli.errors import ConfigError
 from mas_cli.tasks.causal import TRANSFORMS
 from mas_cli.tasks.counting import CAUSAL_MODELS, VARIANTS
@@ -122,19 +122,12 @@ def validate_task(task: DictConfig) -> None:
 
 
 def validate_arch(arch: DictConfig) -> None:
-    choice("arch", tuple(config_names("arch")))(arch.name)
-    positive_int(arch.width, "arch.width")
-    if arch.name == "lstm":
-        require(arch.width % 2 == 0, f"arch.width must be even for lstm (h and c are width/2), got {arch.width}")
-    if arch.name == "transformer":
-        require(arch.width % 2 == 0, f"arch.width must be even for rotary embeddings, got {arch.width}")
-        positive_int(arch.layers, "arch.layers")
-        require(
-            is_int(arch.hidden_layer) and 0 < arch.hidden_layer < arch.layers,
-            f"arch.hidden_layer must be between 1 and arch.layers - 1 ({arch.layers - 1})",
-        )
-    number_in(arch.dropout, "arch.dropout", 0, 1, "[0, 1)")
-    number_in(arch.grad_clip, "arch.grad_clip", 0, float("inf"), "[0, inf); 0 turns clipping off")
+    """The architecture is registered, and its own Config accepts the settings (importing the model
+    class: each architecture states what it cannot build)."""
+    from mas_cli.architectures import model_class, names
+
+    choice("arch", tuple(names()))(arch.name)
+    model_class(arch.name).Config.check(arch)
 
 
 def validate_budget(budget: DictConfig) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mas_cli.composition import config_names
+from mas_cli.architectures import names
 from mas_cli.config import MAX_SEED
 from mas_cli.errors import ConfigError
 
@@ -40,8 +40,8 @@ def parse_spec(text, default_task: str) -> ModelSpec:
     if not match:
         raise ConfigError(f"model spec {text!r} is not [task/]arch[:seed], e.g. gru, lstm:2 or count_mod/gru:1")
     arch = match["arch"]
-    if arch not in config_names("arch"):
-        raise ConfigError(f"model spec {text!r}: arch must be one of {', '.join(config_names('arch'))}")
+    if arch not in names():
+        raise ConfigError(f"model spec {text!r}: arch must be one of {', '.join(names())}")
     seed = int(match["seed"] or 0)
     if seed > MAX_SEED:
         raise ConfigError(f"model spec {text!r}: the seed must be at most {MAX_SEED}")

@@ -153,8 +153,9 @@ class Trainer:
         loss = next_token_loss(self.model, torch.from_numpy(batch).to(self.device))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.cfg.arch.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.arch.grad_clip)
+        clip = self.cfg.arch.get("grad_clip", 0.0)  # an architecture without the setting: no clipping
+        if clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         self.optimizer.step()
         self.step += 1
         return loss.detach()
@@ -228,18 +229,14 @@ class Trainer:
             "threads": torch.get_num_threads(),  # as trained: another count changes the weights by ~1e-7
             "fingerprint": self.fingerprint,
         }
-        cpu_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        store.save_torch(
-            self.work / "model.pt",
-            {
-                "format": store.MODEL_FORMAT,
-                **model_spec(self.model),
-                "state_dict": cpu_state,
-                "task": OmegaConf.to_container(self.cfg.task, resolve=True),
-                "vocab": list(self.task.vocab.names),
-                "metrics": {k: v for k, v in metrics.items() if k != "fingerprint"},
-            },
-        )
+        payload = {
+            "format": store.MODEL_FORMAT,
+            **model_spec(self.model),
+            "task": OmegaConf.to_container(self.cfg.task, resolve=True),
+            "vocab": list(self.task.vocab.names),
+            "metrics": {k: v for k, v in metrics.items() if k != "fingerprint"},
+        }
+        store.save_model(self.work, payload, self.model)
         store.write_text(self.work / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True))
         buffer = io.StringIO()
         pd.DataFrame(self.curve).to_csv(buffer, index=False)
@@ -248,5 +245,5 @@ class Trainer:
         self.checkpoint.unlink(missing_ok=True)
         records = write_records(self.work, self.cfg, "train")
         # The whole entry appears at once; until then an older complete entry stays in use.
-        self.entry.publish([*store.MODEL_FILES, *records])
+        self.entry.publish([*store.model_files(self.model), *records])
         return TrainResult(self.entry.path, metrics, reused=False)

@@ -19,7 +19,7 @@ from mas_cli.composition import compose_config, inherit_runtime
 from mas_cli.config import validate_train
 from mas_cli.console import console
 from mas_cli.errors import ConfigError, StoreError
-from mas_cli.specs import ModelSpec
+from mas_cli.specs import ModelSpec, parse_spec
 from mas_cli.tasks import Task, task_from_config
 
 
@@ -65,6 +65,16 @@ class FrozenModel:
         return {"model": self.spec.label, "trained": self.metrics.get("fingerprint"), "weights": self.weights}
 
 
+def site_width_of(model, site: str, spec: ModelSpec) -> int:
+    """The width of `site` in `model` (a site the model lacks: one line naming the model)."""
+    from mas_cli.continuation import continuation_for
+
+    try:
+        return continuation_for(model, site).width()
+    except ConfigError as exc:
+        raise ConfigError(f"{spec.label}: {exc}") from None
+
+
 def refuse_changed_models(place: Path, found: dict, models: list[FrozenModel], redo: str) -> None:
     """A result whose models were retrained or replaced since it was computed is refused in one
     line naming the first such model (found: the result's stored fingerprint)."""
@@ -106,11 +116,19 @@ class ModelsOnDemand:
         """The task a model is (or will be) trained on."""
         return task_from_config(self.train_config(spec).task)
 
-    def describe(self, spec: ModelSpec, causal_model: str | None = None) -> Described:
-        """What the checks need about a model before it exists: label, site width, and the
-        variables of `causal_model` (None: the task's own)."""
+    def describe(self, spec: ModelSpec, site: str, causal_model: str | None = None) -> Described:
+        """What the checks need about a model before it exists: label, the width of `site` (read
+        off a fresh model of its config: a site it lacks is refused here, before any training),
+        and the variables of `causal_model` (None: the task's own)."""
+        import torch
+
+        from mas_cli.models import build_model
+
         variables = variables_of(self.task(spec), causal_model, spec.label)
-        return Described(spec.label, self.train_config(spec).arch.width, variables)
+        train_cfg = self.train_config(spec)
+        with torch.random.fork_rng():  # a throwaway model: leave the caller's random state alone
+            fresh = build_model(train_cfg.arch.name, len(self.task(spec).vocab), train_cfg.arch)
+        return Described(spec.label, site_width_of(fresh, site, spec), variables)
 
     def train(self, spec: ModelSpec) -> None:
         from mas_cli.training import train_model
@@ -141,6 +159,22 @@ def ensure_trained(
     return [e.path for e in entries]
 
 
+def model_to_inspect(cfg: DictConfig):
+    """(model, how to name it) for `mas sites`: the store's `cfg.model`, or a fresh `cfg.arch`."""
+    import torch
+
+    from mas_cli.models import build_model
+
+    if cfg.model is not None:
+        spec = parse_spec(cfg.model, cfg.task.name)
+        entry = store.model_dir(cfg.paths.root, spec.task, spec.arch, spec.seed)
+        return load_frozen(spec, entry, "cpu", allow_undertrained=True).model, f"{spec.label} (trained, {entry})"
+    torch.manual_seed(cfg.seed)
+    task = task_from_config(cfg.task)
+    model = build_model(cfg.arch.name, len(task.vocab), cfg.arch).eval()
+    return model, f"a fresh {cfg.arch.name} (vocabulary of {task.name}: {len(task.vocab)} tokens)"
+
+
 def load_frozen(spec: ModelSpec, entry: Path, device, allow_undertrained: bool) -> FrozenModel:
     """A store entry's model, its checksums verified, checked and frozen, on `device`."""
     from mas_cli.models import build_model
@@ -163,7 +197,7 @@ def load_frozen(spec: ModelSpec, entry: Path, device, allow_undertrained: bool) 
         if payload["arch"] != spec.arch:
             raise ValueError(f"holds a {payload['arch']}")
         model = build_model(payload["arch"], len(payload["vocab"]), payload["config"])
-        model.load_state_dict(payload["state_dict"])
+        store.load_weights(folder, payload, model)
         task = task_from_config(payload["task"])
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
         raise StoreError(
@@ -171,4 +205,4 @@ def load_frozen(spec: ModelSpec, entry: Path, device, allow_undertrained: bool) 
             f"retrain it with `{train_command(spec)} force=true`"
         ) from None
     model.eval().requires_grad_(False).to(device)
-    return FrozenModel(spec, entry, model, task, metrics, store.weights_digest(payload["state_dict"]))
+    return FrozenModel(spec, entry, model, task, metrics, store.weights_digest(model.state_dict()))

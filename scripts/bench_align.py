@@ -38,9 +38,9 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from mas_cli.alignment.directions import build_directions
-from mas_cli.alignment.engine import Aligner
-from mas_cli.alignment.functions import make_alignment
-from mas_cli.alignment.intervention import swap
+from mas_cli.alignment.fit import Aligner
+from mas_cli.alignment.interchange import swap
+from mas_cli.alignment.maps import make_alignment
 from mas_cli.alignment.swaps import Block
 from mas_cli.continuation import continuation_for
 from mas_cli.continuation import recurrent as recurrent_path
@@ -63,7 +63,7 @@ def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def frozen(arch: str, task: CountingTask, seed: int) -> FrozenModel:
+def random_model(arch: str, task: CountingTask, seed: int) -> FrozenModel:
     torch.manual_seed(seed)
     model = build_model(arch, len(task.vocab), {"width": WIDTH}).eval().requires_grad_(False)
     return FrozenModel(ModelSpec(task.name, arch, seed), None, model, task, {})
@@ -118,7 +118,7 @@ PAIRS = [(0, 0), (0, 1), (1, 0), (1, 1)]  # gru→gru, gru→lstm, lstm→gru, l
 def the_setting(k: int) -> tuple[CountingTask, list[FrozenModel], Aligner]:
     """The benchmark's fit: GRU and LSTM of random weights, the four directions, k aligned dims."""
     task = CountingTask()
-    models = [frozen("gru", task, 0), frozen("lstm", task, 1)]
+    models = [random_model("gru", task, 0), random_model("lstm", task, 1)]
     cfg = align_cfg(k)
     directions = build_directions(models, PAIRS, "hidden", [Block("count", 0, k)], cfg.budget.align, 0, "cpu")
     return task, models, Aligner(cfg, models, directions, "cpu")

@@ -24,10 +24,10 @@ import statistics
 import torch
 from bench_align import fit_step, matmul_gflops, per_token_flops, step_arguments, the_setting, time_it
 
-from mas_cli.alignment import sites
-from mas_cli.alignment.engine import Aligner, _detached
-from mas_cli.alignment.sites import _concat, per_part_loss
-from mas_cli.continuation.recurrent import SuffixPlan, frozen
+from mas_cli.alignment import targets
+from mas_cli.alignment.fit import Aligner, _detached
+from mas_cli.alignment.targets import _concat, per_part_loss
+from mas_cli.continuation.recurrent import SuffixPlan, suffix_kernel
 
 WHOLE = "the whole step (Aligner.train_step)"
 
@@ -57,14 +57,14 @@ def target_parts(aligner: Aligner, target: int, batches, rows) -> tuple[dict, di
     batch = _concat([b for _, b in batches])
     state = interchange().detach().requires_grad_()
     plan = SuffixPlan.of(batch)
-    kernel = frozen(model)
+    kernel = suffix_kernel(model)
     with torch.no_grad():
         packed = kernel.run(state, plan.tokens, plan.batch_sizes, plan.order, plan.scored)
     first = (batch.labels[:, 0] >= 0).nonzero()[:, 0]  # rows whose state's own prediction is scored
     features = torch.cat([model.state_features(state).index_select(0, first), packed]).detach().requires_grad_()
     logits = model.readout(features).detach().requires_grad_()
     labels = torch.cat([batch.labels[:, 0].index_select(0, first), plan.labels])
-    found = sites.Predictions(logits, labels, torch.zeros_like(labels), labels, labels)
+    found = targets.Predictions(logits, labels, torch.zeros_like(labels), labels, labels)
     parts = {
         "interchange": backward_of(interchange),
         "suffix plan (numpy)": lambda: SuffixPlan.of(batch),

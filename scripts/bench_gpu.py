@@ -6,7 +6,7 @@ Prints a markdown table (for docs/BENCHMARKS.md): median ms per step on the CPU 
 and the ratio, for
   * the alignment step of scripts/bench_align.py (GRU ↔ LSTM, batch 128 per direction, k 32,
     4 directions) at widths 128 and 512: on the CPU the frozen-RNN suffix kernel runs, on the
-    GPU the models' own cuDNN kernels (alignment/sites.py picks);
+    GPU the models' own cuDNN kernels (alignment/targets.py picks);
   * a training step (next-token loss, Adam) of a GRU, an LSTM and a transformer, width 128,
     batch 128 (the same batches on both devices).
 GPU times are taken after `torch.cuda.synchronize()`, so they include the kernels' work.
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # the other benchmark scripts
 from bench_align import align_cfg, time_it  # noqa: E402
 
 from mas_cli.alignment.directions import build_directions  # noqa: E402
-from mas_cli.alignment.engine import Aligner  # noqa: E402
+from mas_cli.alignment.fit import Aligner  # noqa: E402
 from mas_cli.alignment.swaps import Block  # noqa: E402
 from mas_cli.models import build_model  # noqa: E402
 from mas_cli.specs import ModelSpec  # noqa: E402

@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from mas_cli.alignment.engine import Aligner
+from mas_cli.alignment.fit import Aligner
+from mas_cli.alignment.job import describe, make_directions
 from mas_cli.alignment.plan import check_models, plan_alignment
-from mas_cli.alignment.run import describe, make_directions
 from mas_cli.composition import compose_config
 from mas_cli.errors import ConfigError
 from mas_cli.models import build_model

@@ -12,6 +12,12 @@ from pathlib import Path
 
 def run(argv: list[str], cwd: Path) -> tuple[int, str]:
     """(exit status, stderr) of `mas <argv>` run in this process from `cwd`."""
+    code, _, err = run_printing(argv, cwd)
+    return code, err
+
+
+def run_printing(argv: list[str], cwd: Path) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of `mas <argv>` run in this process from `cwd`."""
     err, out, argv_before, here = io.StringIO(), io.StringIO(), sys.argv[:], os.getcwd()
     os.chdir(cwd)
     try:
@@ -25,7 +31,7 @@ def run(argv: list[str], cwd: Path) -> tuple[int, str]:
                 code = exc.code if isinstance(exc.code, int) else 1
     finally:
         sys.argv, _ = argv_before, os.chdir(here)
-    return code, err.getvalue()
+    return code, out.getvalue(), err.getvalue()
 
 
 def snapshot(root: Path) -> dict[str, str]:

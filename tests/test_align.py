@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 import mas_cli as mas
-from mas_cli.alignment import interventions
+from mas_cli.alignment import scoring
 from mas_cli.alignment.directions import build_directions
-from mas_cli.alignment.engine import Aligner
+from mas_cli.alignment.fit import Aligner
+from mas_cli.alignment.job import align, read_alignment
 from mas_cli.alignment.plan import plan_alignment
-from mas_cli.alignment.run import align, read_alignment
 from mas_cli.alignment.settings import validate_align
 from mas_cli.alignment.swaps import Block
 from mas_cli.errors import ConfigError, StoreError
@@ -139,7 +139,7 @@ def test_directions_and_different_widths(tmp_path):
         (["a=gru", "k=0"], "k must be a positive integer"),
         (["a=gru", "k=many"], "k must be a positive integer"),
         (["a=gru", "k=17"], "k=17 is larger than the smallest site width"),
-        (["a=gru", "site=middle"], "site must be one of embed, hidden"),
+        (["a=gru", "site=middle"], "count/gru/0: site=middle: the model has no module middle"),
         (["a=gru", "swap=colour"], "swap=colour is not a variable of count/gru/0"),
         (["a=arithmetic/gru", "swap=count"], "swap=count is not a variable of arithmetic/gru/0"),
         (["a=gru", "orthogonal_map=householder"], "orthogonal_map must be one of"),
@@ -246,7 +246,7 @@ def test_eval_batch_size_does_not_change_scores(tmp_path, monkeypatch):
     aligner = Aligner(plan_alignment(cfg).cfg, [model], directions, "cpu")
     aligner.functions.load_state_dict(read_alignment(result.run_dir / "alignment.pt")["functions"])
     whole = aligner.evaluate(directions[0], directions[0].val)
-    monkeypatch.setattr(interventions, "EVAL_BATCH", 5)
+    monkeypatch.setattr(scoring, "EVAL_BATCH", 5)
     pieces = aligner.evaluate(directions[0], directions[0].val)
     assert whole.iia == pieces.iia and whole.tok_acc == pieces.tok_acc
     assert whole.loss == pytest.approx(pieces.loss, rel=1e-5)

@@ -9,14 +9,14 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from mas_cli.alignment.data import build_direction
 from mas_cli.alignment.directions import build_directions
-from mas_cli.alignment.engine import Aligner
-from mas_cli.alignment.functions import AlignedRows, OrthogonalAlignment
-from mas_cli.alignment.intervention import stitch, swap
+from mas_cli.alignment.fit import Aligner
+from mas_cli.alignment.interchange import stitch, swap
+from mas_cli.alignment.items import build_direction
+from mas_cli.alignment.maps import AlignedRows, OrthogonalAlignment
 from mas_cli.alignment.settings import ORTHOGONAL_MAPS
-from mas_cli.alignment.sites import Part, site_path
 from mas_cli.alignment.swaps import Block
+from mas_cli.alignment.targets import Part, site_path
 from mas_cli.continuation import continuation_for
 from mas_cli.models import build_model
 from mas_cli.specs import ModelSpec
@@ -27,7 +27,9 @@ from tests.planted import PlantedCounter
 TASK = CountingTask(name="count", variant="multi_object", void_p=0.2)
 
 
-def frozen(arch: str, width: int = 16, seed: int = 0, task=TASK, layers: int = 2, fast: bool = True) -> FrozenModel:
+def random_model(
+    arch: str, width: int = 16, seed: int = 0, task=TASK, layers: int = 2, fast: bool = True
+) -> FrozenModel:
     """A random model of `arch`; `fast=False` reads and continues it by the generic hook path only."""
     torch.manual_seed(seed)
     model = build_model(arch, len(task.vocab), {"width": width, "layers": layers, "hidden_layer": 1})
@@ -150,8 +152,8 @@ def fast_and_reference(pair, layers: int, functions: list[OrthogonalAlignment]):
     predictions, with the alignment functions (source, target) at k 5; and its counterfactuals."""
     found = []
     for fast in (True, False):
-        source = frozen(pair[0], seed=1, layers=layers, fast=fast)
-        target = frozen(pair[1], seed=2, layers=layers, fast=fast)
+        source = random_model(pair[0], seed=1, layers=layers, fast=fast)
+        target = random_model(pair[1], seed=2, layers=layers, fast=fast)
         data = build_direction(source, target, "hidden", "count", 48, np.random.default_rng(4), "cpu")
         rows_s, rows_t = (f.aligned(5) for f in functions)  # each path its own graph
         found.append(scored_in_order(target, source, data.take(np.arange(48)), rows_t, rows_s, "hidden"))
@@ -189,7 +191,7 @@ def test_fast_path_gradients_match_the_straightforward_per_step_path(pair, layer
 @pytest.mark.parametrize("site", ["hidden", "embed"])
 @pytest.mark.parametrize("arch", ["gru", "lstm", "transformer"])
 def test_directions_run_together_give_what_each_gives_alone(arch, site):
-    target, sources = frozen(arch, seed=1), [frozen("gru", seed=2), frozen("lstm", seed=3)]
+    target, sources = random_model(arch, seed=1), [random_model("gru", seed=2), random_model("lstm", seed=3)]
     generator = torch.Generator().manual_seed(0)
     rows_t = OrthogonalAlignment(16, generator=generator).aligned(4)
     rows = [OrthogonalAlignment(16, generator=generator).aligned(4) for _ in sources]
@@ -208,10 +210,10 @@ def test_directions_run_together_give_what_each_gives_alone(arch, site):
 @pytest.mark.parametrize("site", ["hidden", "embed"])
 @pytest.mark.parametrize("arch", ["gru", "lstm", "transformer"])
 def test_k_zero_leaves_the_target_as_if_unintervened(arch, site):
-    model = frozen(arch)
-    data = _direction(frozen("gru", seed=5), model, site)
+    model = random_model(arch)
+    data = _direction(random_model("gru", seed=5), model, site)
     rows = AlignedRows(torch.zeros(0, 16), torch.zeros(16), torch.ones(()))
-    logits, _ = scored_in_order(model, frozen("gru", seed=5), data.take(np.arange(48)), rows, rows, site)
+    logits, _ = scored_in_order(model, random_model("gru", seed=5), data.take(np.arange(48)), rows, rows, site)
     cf = make_counterfactuals(TASK, 48, "count", np.random.default_rng(0), same_position=site == "embed")
     plain = model.model(torch.from_numpy(cf.tokens))[torch.from_numpy(cf.label_mask)]
     torch.testing.assert_close(logits, plain, atol=1e-4, rtol=1e-4)
@@ -219,7 +221,7 @@ def test_k_zero_leaves_the_target_as_if_unintervened(arch, site):
 
 @pytest.mark.parametrize("arch", ["gru", "transformer"])
 def test_full_width_within_model_iia_does_not_depend_on_the_alignment(arch):
-    model = frozen(arch)
+    model = random_model(arch)
     scores = []
     for seed in (0, 1):
         cfg = align_cfg(k=16, seed=seed)
@@ -303,7 +305,7 @@ def test_a_planted_two_variable_model_is_recovered_per_variable(tmp_path):
 
 @pytest.mark.parametrize("arch", ["gru", "lstm", "transformer"])
 def test_embed_site_matches_running_the_model_on_swapped_embeddings(arch):
-    source, target = frozen("lstm", seed=3), frozen(arch, seed=4)
+    source, target = random_model("lstm", seed=3), random_model(arch, seed=4)
     generator = torch.Generator().manual_seed(5)
     rows_s, rows_t = (OrthogonalAlignment(16, generator=generator).aligned(6) for _ in range(2))
     data = _direction(source, target, "embed", seed=6)
@@ -322,7 +324,7 @@ def test_embed_site_matches_running_the_model_on_swapped_embeddings(arch):
 
 
 def test_gram_schmidt_is_the_classical_procedure_and_stays_orthonormal_under_training():
-    from mas_cli.alignment.functions import GramSchmidtAlignment, gram_schmidt
+    from mas_cli.alignment.maps import GramSchmidtAlignment, gram_schmidt
 
     vectors = torch.randn(4, 9, dtype=torch.float64)
     expected = []
@@ -343,7 +345,7 @@ def test_gram_schmidt_is_the_classical_procedure_and_stays_orthonormal_under_tra
 
 
 def test_gram_schmidt_and_orthogonal_swaps_agree_on_the_same_subspace():
-    from mas_cli.alignment.functions import GramSchmidtAlignment
+    from mas_cli.alignment.maps import GramSchmidtAlignment
 
     generator = torch.Generator().manual_seed(3)
     k = 3
@@ -374,7 +376,7 @@ def test_gram_schmidt_and_orthogonal_swaps_agree_on_the_same_subspace():
 
 @pytest.mark.parametrize("widths", [(8, 8), (6, 10), (10, 6)])
 def test_linear_swap_equals_the_formula_through_its_inverse(widths):
-    from mas_cli.alignment.functions import LinearAlignment
+    from mas_cli.alignment.maps import LinearAlignment
 
     d_t, d_s = widths
     generator = torch.Generator().manual_seed(5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mas_cli.alignment.run import align
+from mas_cli.alignment.job import align
 from mas_cli.alignment.settings import validate_align
 from mas_cli.results import matrix_of
 from tests.conftest import compose_config

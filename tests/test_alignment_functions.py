@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mas_cli.alignment.functions import OrthogonalAlignment
+from mas_cli.alignment.maps import OrthogonalAlignment
 from mas_cli.alignment.settings import ORTHOGONAL_MAPS
 
 

@@ -86,7 +86,9 @@ def cases() -> list[tuple[str, list[str], str]]:
         (["a=gru", "k=-1"], "k must be a positive integer"),
         (["a=gru", "k=many"], "k must be a positive integer"),
         (["a=gru", "k=17"], "k=17 is larger than the smallest site width"),
-        (["a=gru", "site=middle"], "site must be one of embed, hidden"),
+        (["a=gru", "site=middle"], "count/gru/0: site=middle: the model has no module middle"),
+        (["a=gru", "site=layer:0"], "this model has no stack of decoder layers"),
+        (["a=gru", "site=-x"], "site must be embed, hidden, layer:<i> or a module path"),
         (["a=gru", "swap=colour"], "swap=colour is not a variable of count/gru/0"),
         (["a=arithmetic/gru", "swap=count"], "swap=count is not a variable of arithmetic/gru/0"),
         (["a=gru", "method=probe"], "method must be one of"),
@@ -132,7 +134,6 @@ def cases() -> list[tuple[str, list[str], str]]:
         (["a=gru", "cl.epss=1"], "did you mean cl.eps?"),
         (["-m", "a=gru", "k=4,0"], "k must be a positive integer"),
     ]
-    found += [(f"align-{i}-{' '.join(a)[:30]}", ["align", *SMOKE, *a], m) for i, (a, m) in enumerate(align)]
     align += [  # models trained on demand take their task, arch and seed from the spec, runtime from the run
         (["a=gru", 'train_overrides=["arch=lstm"]'], "the model spec sets arch"),
         (["a=gru", 'train_overrides=["seed=3"]'], "the model spec sets seed"),
@@ -145,6 +146,15 @@ def cases() -> list[tuple[str, list[str], str]]:
         (["a=gru", "budget.align.lr=1e999"], "budget.align.lr must be a finite number"),
         (["a=gru", "b=lstm", "method=clmas", "cl.eps=inf"], "cl.eps must be a finite number"),
     ]
+    found += [(f"align-{i}-{' '.join(a)[:30]}", ["align", *SMOKE, *a], m) for i, (a, m) in enumerate(align)]
+    hf = [  # HuggingFace models keep their own sizes (no arch.width)
+        (["a=hf_llama", "site=model.layerz.1"], "no module model.layerz.1; did you mean model.layers.1"),
+        (["a=hf_llama", "site=layer:9"], "site=layer:9: the model has layers 0..1 (model.layers)"),
+        (["a=gru", "b=hf_gpt2", "site=transformer.h.0"], "count/gru/0: site=transformer.h.0: the model has no module"),
+        (["a=hf_llama", 'train_overrides=["arch.width=16"]'], "mas train has no setting arch.width for arch=hf_llama"),
+    ]
+    plain = ["align", "budget=smoke", "allow_undertrained=true"]
+    found += [(f"align-hf-{i}", [*plain, *a], m) for i, (a, m) in enumerate(hf)]
     similarity = [
         (["a=gru", "b=lstm", "rows=1"], "rows must be an integer ≥ 3"),
         (["a=gru", "b=lstm", "rows=2"], "rows must be an integer ≥ 3"),

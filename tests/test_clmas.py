@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from mas_cli.alignment import engine
+from mas_cli.alignment import fit
 from mas_cli.alignment.latents import LatentBank, build_bank, latent_loss
 from mas_cli.alignment.plan import plan_alignment
 from mas_cli.errors import ConfigError
@@ -16,7 +16,7 @@ from mas_cli.tasks import CountingTask, make_counterfactuals
 from mas_cli.tasks.counterfactual import natural_values
 from tests.conftest import compose_config, result_files
 from tests.test_align import run_align
-from tests.test_align_math import frozen
+from tests.test_align_math import random_model
 
 
 def test_natural_values_follow_the_causal_model():
@@ -46,7 +46,7 @@ def test_counterfactuals_carry_the_intervened_values_at_tau():
 
 
 def test_bank_matches_latents_with_the_same_causal_values():
-    gru = frozen("gru")
+    gru = random_model("gru")
     bank = build_bank(gru, 50, np.random.default_rng(0), "cpu")
     rng = np.random.default_rng(2)
     wanted = {"count": np.array([3, 5, 99]), "phase": np.array([1, 0, 1])}
@@ -69,7 +69,7 @@ def test_latent_loss_terms():
 
 def test_clmas_never_uses_the_inaccessible_behaviour_in_training(tmp_path, monkeypatch):
     targets_in_training = []
-    original_step, original_target_step = engine.Aligner.train_step, engine.Aligner.target_step
+    original_step, original_target_step = fit.Aligner.train_step, fit.Aligner.target_step
 
     def target_step(self, target, batches, rows, interchange=None):
         if self._in_train_step:
@@ -83,9 +83,9 @@ def test_clmas_never_uses_the_inaccessible_behaviour_in_training(tmp_path, monke
         finally:
             self._in_train_step = False
 
-    monkeypatch.setattr(engine.Aligner, "_in_train_step", False, raising=False)
-    monkeypatch.setattr(engine.Aligner, "target_step", target_step)
-    monkeypatch.setattr(engine.Aligner, "train_step", train_step)
+    monkeypatch.setattr(fit.Aligner, "_in_train_step", False, raising=False)
+    monkeypatch.setattr(fit.Aligner, "target_step", target_step)
+    monkeypatch.setattr(fit.Aligner, "train_step", train_step)
     result = run_align(tmp_path, "a=gru", "b=lstm", "method=clmas")
     assert set(targets_in_training) == {0}  # only the accessible gru's behaviour
     val = result.rows[result.rows.split == "val"].set_index(["src", "trg"])

@@ -11,6 +11,7 @@ import pytest
 from mas_cli.config import validate_train
 from mas_cli.errors import ConfigError
 from mas_cli.tasks import task_from_config
+from tests.conftest import compose_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -21,8 +22,8 @@ def options(group: str) -> list[str]:
 
 @pytest.mark.parametrize("task", options("task"))
 @pytest.mark.parametrize("arch", options("arch"))
-def test_every_task_and_arch_composes_and_validates(small_train_cfg, task, arch):
-    cfg = small_train_cfg(f"task={task}", f"arch={arch}")
+def test_every_task_and_arch_composes_and_validates(tmp_path, task, arch):
+    cfg = compose_config("train", ["budget=smoke", f"task={task}", f"arch={arch}", f"paths.root={tmp_path}"])
     validate_train(cfg)
     built = task_from_config(cfg.task)
     assert built.name == task

@@ -9,23 +9,25 @@ import pytest
 import torch
 from torch import nn
 
-from mas_cli.alignment.data import direction_data
+from mas_cli.alignment.items import direction_data
+from mas_cli.architectures import names
 from mas_cli.continuation import continuation_for
 from mas_cli.continuation.hooks import SiteRef, collect, patched
 from mas_cli.continuation.sites import describe_sites, layer_stack, resolve_site
 from mas_cli.errors import ConfigError
-from mas_cli.models import ARCHITECTURES, build_model
+from mas_cli.models import build_model
 from mas_cli.specs import ModelSpec
 from mas_cli.tasks import CountingTask, make_counterfactuals
 from mas_cli.zoo import FrozenModel
+from tests.cli import run_printing
 
 TASK = CountingTask(name="count", variant="multi_object", void_p=0.2)
 # every registered architecture, and the transformer with two layers above its site (the fast
 # path's full re-run branch)
-CASES = [(arch, 2) for arch in sorted(ARCHITECTURES)] + [("transformer", 3)]
+CASES = [(arch, 2) for arch in names()] + [("transformer", 3)]
 
 
-def frozen(arch: str, layers: int, site: str, fast: bool, seed: int = 0) -> FrozenModel:
+def random_model(arch: str, layers: int, site: str, fast: bool, seed: int = 0) -> FrozenModel:
     torch.manual_seed(seed)
     model = build_model(arch, len(TASK.vocab), {"width": 16, "layers": layers, "hidden_layer": 1})
     model.eval().requires_grad_(False)
@@ -45,22 +47,22 @@ def in_order(scored) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 @pytest.mark.parametrize("site", ["hidden", "embed"])
 @pytest.mark.parametrize(("arch", "layers"), CASES, ids=[f"{a}-{n}layers" for a, n in CASES])
 def test_every_fast_path_equals_the_generic_hook_path(arch, layers, site):
-    fast, generic = (frozen(arch, layers, site, fast=f) for f in (True, False))
+    fast, generic = (random_model(arch, layers, site, fast=f) for f in (True, False))
     cf = make_counterfactuals(TASK, 24, "count", np.random.default_rng(1), same_position=site == "embed")
     tokens, tau = torch.from_numpy(cf.tokens), torch.from_numpy(cf.tau)
     a, b = fast.at(site), generic.at(site)
-    assert a.width() == b.width() == 16
+    width = a.width()
+    assert b.width() == width
     torch.testing.assert_close(a.collect_all(tokens), b.collect_all(tokens), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(a.collect_at(tokens, tau), b.collect_at(tokens, tau), atol=1e-5, rtol=1e-5)
     batches = [direction_data(cf, m, m, site, "cpu").take(np.arange(24)) for m in (fast, generic)]
     generator = torch.Generator().manual_seed(2)
     if site == "embed":
-        width = batches[0].labels.shape[1]
-        given = torch.randn(24, width, 16, generator=generator, requires_grad=True)  # what is written
+        given = torch.randn(24, batches[0].labels.shape[1], width, generator=generator, requires_grad=True)
         found = [in_order(c.embed(given, batch)) for c, batch in zip((a, b), batches)]
     else:
         torch.testing.assert_close(batches[0].target_state, batches[1].target_state, atol=1e-5, rtol=1e-5)
-        given = (batches[0].target_state + torch.randn(24, 16, generator=generator)).requires_grad_()
+        given = (batches[0].target_state + torch.randn(24, width, generator=generator)).requires_grad_()
         found = [in_order(c.hidden(given, batch)) for c, batch in zip((a, b), batches)]
     (fast_logits, fast_labels, fast_keys), (slow_logits, slow_labels, slow_keys) = found
     assert torch.equal(fast_keys, slow_keys) and torch.equal(fast_labels, slow_labels)
@@ -169,3 +171,15 @@ def test_site_names_resolve_to_modules_and_a_wrong_one_says_what_is_there():
     assert resolve_site(gru, "hidden") == SiteRef("cell") and resolve_site(gru, "embed") == SiteRef("embedding")
     listed = {path: shape for path, _, shape in describe_sites(gru)}
     assert listed["cell"] == (1, 16) and listed["embedding"] == (1, 2, 16)
+
+
+def test_mas_sites_lists_every_module_with_its_shape_and_the_named_sites(tmp_path):
+    code, out, err = run_printing(["sites", "arch=hf_llama"], tmp_path)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "  hidden     model.layers.0" in out and "[1, 2, 64]" in out
+    assert any(line.split()[:2] == ["model.layers.1.self_attn.q_proj", "Linear"] for line in lines)
+    assert all(len(line) <= 80 for line in lines)
+    code, out, _ = run_printing(["sites", "arch=lstm", "arch.width=8"], tmp_path)
+    assert code == 0 and "  hidden     cell" in out and "[1, 8]" in out  # one call per position: [B, D]
+    assert not list(tmp_path.iterdir())  # nothing written

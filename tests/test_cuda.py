@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from mas_cli.alignment.data import build_direction
-from mas_cli.alignment.functions import AlignedRows, OrthogonalAlignment
+from mas_cli.alignment.items import build_direction
+from mas_cli.alignment.maps import AlignedRows, OrthogonalAlignment
 from mas_cli.continuation.recurrent import suffix_kernel_runs
 from mas_cli.training import resolve_device
-from tests.test_align_math import frozen, scored_in_order
+from tests.test_align_math import random_model, scored_in_order
 from tests.test_train import interrupted_and_resumed
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -43,13 +43,13 @@ def test_interrupted_training_on_the_gpu_resumes_to_the_same_model(small_train_c
 
 @pytest.mark.parametrize("pair", [("gru", "lstm"), ("lstm", "gru"), ("gru", "transformer")])
 def test_the_fast_path_on_the_gpu_equals_the_generic_path_on_the_cpu(pair):
-    source, target = frozen(pair[0], seed=1, fast=False), frozen(pair[1], seed=2, fast=False)
+    source, target = random_model(pair[0], seed=1, fast=False), random_model(pair[1], seed=2, fast=False)
     generator = torch.Generator().manual_seed(3)
     rows_s = OrthogonalAlignment(16, generator=generator).aligned(5)
     rows_t = OrthogonalAlignment(16, generator=generator).aligned(5)
     data = build_direction(source, target, "hidden", "count", 48, np.random.default_rng(4), "cpu")
     slow, _ = scored_in_order(target, source, data.take(np.arange(48)), rows_t, rows_s, "hidden")
-    source, target = frozen(pair[0], seed=1), frozen(pair[1], seed=2)
+    source, target = random_model(pair[0], seed=1), random_model(pair[1], seed=2)
 
     gpu = [copy.deepcopy(m) for m in (source, target)]
     for m in gpu:

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from mas_cli.alignment.directions import build_directions
-from mas_cli.alignment.engine import Aligner
-from mas_cli.alignment.interventions import Scores
-from mas_cli.alignment.sites import per_part_loss
+from mas_cli.alignment.fit import Aligner
+from mas_cli.alignment.scoring import Scores
 from mas_cli.alignment.swaps import Block
-from tests.test_align_math import align_cfg, frozen
+from mas_cli.alignment.targets import per_part_loss
+from tests.test_align_math import align_cfg, random_model
 
 
 @pytest.mark.parametrize("align_fn", ["orthogonal", "linear"])
@@ -21,7 +21,7 @@ def test_a_step_has_the_gradient_of_the_joint_loss(align_fn):
     """The joint loss written out: every direction's mean loss, averaged, one backward."""
     cfg = align_cfg(k=4)
     cfg.align_fn = align_fn
-    models = [frozen("gru", seed=1), frozen("lstm", seed=2)]
+    models = [random_model("gru", seed=1), random_model("lstm", seed=2)]
     pairs = [(0, 0), (0, 1), (1, 0), (1, 1)]
     directions = build_directions(models, pairs, "hidden", [Block("count", 0, 4)], cfg.budget.align, 0, "cpu")
     aligner = Aligner(cfg, models, directions, "cpu")
@@ -47,7 +47,7 @@ LOSSES = [1.0, 0.8, 0.8, 0.7995, 0.5, 0.5, 0.5, 0.3, 0.3, 0.3, 0.3]
 def scripted(lr_drops: int, patience: int = 2, losses=LOSSES) -> Aligner:
     """An aligner whose evaluation returns the next loss of `losses` (IIA far from the target)."""
     cfg = align_cfg(k=4, patience=patience, min_delta=0.001, lr=0.01, lr_factor=0.5, lr_drops=lr_drops)
-    model = frozen("gru")
+    model = random_model("gru")
     directions = build_directions([model], [(0, 0)], "hidden", [Block("count", 0, 4)], cfg.budget.align, 0, "cpu")
     aligner = Aligner(cfg, [model], directions, "cpu")
     script = iter(losses)

@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mas_cli.alignment.functions import ALIGNMENT_FUNCTIONS
+from mas_cli.alignment.job import read_alignment
+from mas_cli.alignment.maps import ALIGNMENT_FUNCTIONS
 from mas_cli.alignment.methods import METHODS
 from mas_cli.alignment.plan import plan_alignment
-from mas_cli.alignment.run import read_alignment
 from mas_cli.alignment.settings import ALIGN, ALIGN_FNS
 from mas_cli.config import positive_int
 from mas_cli.errors import ConfigError

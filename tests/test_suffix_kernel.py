@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from mas_cli.continuation.suffix_kernel import Frozen
+from mas_cli.continuation.suffix_kernel import SuffixKernel
 from mas_cli.models import build_model
 
 
@@ -31,7 +31,7 @@ def test_the_kernel_equals_the_models_own_rnn(arch, width):
     expected_grad, state.grad = state.grad.clone(), None
 
     token_rows = pack_padded_sequence(tokens, lengths, batch_first=True)
-    kernel = Frozen(model)
+    kernel = SuffixKernel(model)
     found = kernel.run(state, token_rows.data, token_rows.batch_sizes.tolist())
     (found * weights).sum().backward()
     torch.testing.assert_close(found, expected, atol=1e-5, rtol=1e-5)
@@ -61,7 +61,7 @@ def test_the_kernel_reorders_the_state_and_keeps_only_the_asked_rows(arch):
     expected_grad, state.grad = state.grad.clone(), None
 
     token_rows = pack_padded_sequence(tokens, lengths, batch_first=True)
-    found = Frozen(model).run(state, token_rows.data, token_rows.batch_sizes.tolist(), order, keep)
+    found = SuffixKernel(model).run(state, token_rows.data, token_rows.batch_sizes.tolist(), order, keep)
     (found * weights).sum().backward()
     torch.testing.assert_close(found, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(state.grad, expected_grad, atol=1e-5, rtol=1e-5)
@@ -71,4 +71,4 @@ def test_a_state_row_without_a_step_is_refused():
     """Step 0 must hold every state row: the state's gradient has one row per state row."""
     model = build_model("gru", 9, {"width": 16}).eval().requires_grad_(False)
     with pytest.raises(ValueError, match="at least one step"):
-        Frozen(model).run(torch.zeros(3, 16), torch.zeros(2, dtype=torch.long), [2])
+        SuffixKernel(model).run(torch.zeros(3, 16), torch.zeros(2, dtype=torch.long), [2])

@@ -1,5 +1,5 @@
 """The directions of a fit: for each ordered model pair (source → target) and each swapped block,
-its counterfactual training and validation items with their frozen activations (data.py)."""
+its counterfactual training and validation items with their frozen activations (items.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mas_cli.alignment.data import DirectionData, build_direction
+from mas_cli.alignment.items import DirectionData, build_direction
 from mas_cli.alignment.latents import build_bank
 from mas_cli.alignment.swaps import Block
 

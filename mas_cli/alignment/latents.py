@@ -8,7 +8,7 @@ of the latent loss and counted.
 
     L_CL = ½·(1 − cos(h_t', h_cl)) + ½·mean((h_t' − h_cl)²)      (cl.loss = both | cos | mse)
 
-computed on the site as the target's alignment function sees it, (h − μ)/s (engine.py).
+computed on the site as the target's alignment function sees it, (h − μ)/s (fit.py).
 """
 
 from __future__ import annotations

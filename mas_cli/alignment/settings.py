@@ -8,6 +8,8 @@ run name's suffixes (`mas-hidden-count-k16-s0-null-budget_paper-normalize_none`)
 
 from __future__ import annotations
 
+import re
+
 from omegaconf import DictConfig, ListConfig
 
 from mas_cli.alignment.methods import METHODS
@@ -24,8 +26,9 @@ from mas_cli.config import (
 from mas_cli.registry import Registry, Setting
 from mas_cli.tasks.causal import NULL_BLOCK
 
-SITES = ("embed", "hidden")
-ALIGN_FNS = ("orthogonal", "gram_schmidt", "linear")  # alignment/functions.py implements each
+SITES = ("embed", "hidden")  # every model's named sites; layer:<i> and module paths resolve per model
+SITE = re.compile(r"^(layer:\d+|[A-Za-z_][\w]*(\.[\w]+)*)$")
+ALIGN_FNS = ("orthogonal", "gram_schmidt", "linear")  # alignment/maps.py implements each
 ORTHOGONAL_MAPS = ("matrix_exp", "cayley")
 NORMALIZATIONS = ("rms", "none")
 CL_LOSSES = ("both", "mse", "cos")
@@ -55,6 +58,14 @@ def _check_swap(value, cfg: DictConfig) -> None:
     require(
         len(value) == 1 or not {"full", NULL_BLOCK} & set(value),
         f"swap={cfg.swap}: full already holds every variable; list single variables, e.g. [count,phase]",
+    )
+
+
+def _check_site(value, cfg: DictConfig) -> None:
+    """A site name or a module path (whether the models have it is checked against each model)."""
+    require(
+        isinstance(value, str) and SITE.match(value) is not None,
+        f"site must be embed, hidden, layer:<i> or a module path such as model.layers.1, got {value!r}",
     )
 
 
@@ -124,7 +135,7 @@ ALIGN = Registry(
     "align",
     [
         Setting("method", choice("method", tuple(METHODS))),
-        Setting("site", choice("site", SITES)),
+        Setting("site", _check_site, text=lambda v: v.replace(":", "")),
         Setting("swap", _check_swap, value=swapped, text="+".join),
         Setting("k", _check_k),
         Setting(

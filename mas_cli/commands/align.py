@@ -16,7 +16,7 @@ def check(cfg: DictConfig) -> None:
 
 @command("align", check=check)
 def main(cfg: DictConfig) -> dict:
-    from mas_cli.alignment.run import align
+    from mas_cli.alignment.job import align
     from mas_cli.console.tables import print_alignment
 
     configure_runtime(cfg)

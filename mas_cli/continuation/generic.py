@@ -9,7 +9,7 @@ Two kinds of intervention (the `site` setting):
     any other the site at τ alone is replaced by the intervened state, and the target continues
 
 Predictions come back only where a label is scored, as (logits [P, V], labels [P], item [P],
-column [P]); a label column means what the item kind says (alignment/data.py): for the embed
+column [P]); a label column means what the item kind says (alignment/items.py): for the embed
 site column j is position j, for every other site column j is position τ + j.
 """
 
@@ -56,7 +56,7 @@ class Continuation:
         return in_chunks(lambda part: collect(self.model, self.module, self.ref.port, part), tokens)
 
     def prepare(self, tokens: torch.Tensor, tau: torch.Tensor) -> dict[str, torch.Tensor]:
-        """What a target's items keep for a hidden-site continuation (alignment/data.py's
+        """What a target's items keep for a hidden-site continuation (alignment/items.py's
         HiddenItems fields): here the site at τ and the whole counterfactual input."""
         return {"target_state": self.collect_at(tokens, tau), "tokens": tokens}
 

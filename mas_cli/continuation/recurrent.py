@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from mas_cli.continuation.generic import Continuation, Scored, in_chunks
-from mas_cli.continuation.suffix_kernel import Frozen
+from mas_cli.continuation.suffix_kernel import SuffixKernel
 
 
 class RecurrentContinuation(Continuation):
@@ -56,7 +56,7 @@ class RecurrentContinuation(Continuation):
             after = _packed(model.run_packed, model.embed(batch.inputs), lengths, batch.labels[:, 1:], state, 1)
         else:
             plan = SuffixPlan.of(batch)
-            scored = frozen(model).run(state, plan.tokens, plan.batch_sizes, plan.order, plan.scored)
+            scored = suffix_kernel(model).run(state, plan.tokens, plan.batch_sizes, plan.order, plan.scored)
             after = scored, plan.labels, plan.items, plan.columns
         first = (batch.labels[:, 0] >= 0).nonzero()[:, 0]  # rows whose state's own prediction is scored
         features = torch.cat([model.state_features(state).index_select(0, first), after[0]])
@@ -80,10 +80,10 @@ def suffix_kernel_runs(model, state: torch.Tensor) -> bool:
 _FROZEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def frozen(model) -> Frozen:
+def suffix_kernel(model) -> SuffixKernel:
     """The model's suffix kernel, made once (its weights never change during alignment)."""
     if model not in _FROZEN:
-        _FROZEN[model] = Frozen(model)
+        _FROZEN[model] = SuffixKernel(model)
     return _FROZEN[model]
 
 

@@ -23,9 +23,9 @@ from torch import nn
 
 from mas_cli.continuation.hooks import SiteRef, collect
 from mas_cli.errors import ConfigError
+from mas_cli.models.base import layer_stack
 
 PORTS = ("output", "input")
-STACK_NAMES = ("layers", "h", "blocks", "layer")  # what decoder stacks are called, most common first
 
 
 def site_root(model: nn.Module) -> nn.Module:
@@ -37,18 +37,6 @@ def named_sites(model: nn.Module) -> dict[str, str]:
     """The model's own site names (zoo models: hidden, embed) -> module paths."""
     paths = getattr(model, "site_paths", None)
     return paths() if callable(paths) else {}
-
-
-def layer_stack(root: nn.Module) -> str | None:
-    """The path of the model's stack of decoder layers: the longest nn.ModuleList whose items
-    are all of one class (ties: the usual names first)."""
-    found = []
-    for path, module in root.named_modules():
-        if isinstance(module, nn.ModuleList) and len(module) and len({type(m) for m in module}) == 1:
-            name = path.rsplit(".", 1)[-1]
-            rank = STACK_NAMES.index(name) if name in STACK_NAMES else len(STACK_NAMES)
-            found.append((-len(module), rank, path))
-    return min(found)[2] if found else None
 
 
 def resolve_site(model: nn.Module, site: str) -> SiteRef:
@@ -122,3 +110,22 @@ def describe_sites(model: nn.Module) -> list[tuple[str, str, tuple[int, ...]]]:
         for handle in handles:
             handle.remove()
     return [(path, kind, shape) for path, (kind, shape) in seen.items()]
+
+
+def site_listing(model: nn.Module, what: str) -> list[str]:
+    """What `mas sites` prints: the named sites, the layer stack, then every module that runs in a
+    forward pass with its output shape (lines of at most 80 columns, a long path on its own)."""
+    modules = describe_sites(model)
+    shapes = {path: shape for path, _, shape in modules}
+    lines = [f"sites of {what}", "shapes: the outputs on a probe of 1 sequence of 2 tokens", "named sites:"]
+    for name, path in named_sites(model).items():
+        lines.append(f"  {name:<10} {path:<40} {list(shapes.get(path, ()))}")
+    stack = layer_stack(site_root(model))
+    if stack is not None:
+        last = len(site_root(model).get_submodule(stack)) - 1
+        lines.append(f"  {'layer:<i>':<10} {stack + '.<i>':<40} i in 0..{last}")
+    lines.append("every module (site=<path>, or <path>.input for what it receives):")
+    for path, kind, shape in modules:
+        row = f"  {path:<44} {kind:<18} {list(shape)}"
+        lines.extend([f"  {path}", f"  {'':<20} {kind:<24} {list(shape)}"] if len(row) > 80 else [row])
+    return lines

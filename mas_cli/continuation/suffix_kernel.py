@@ -2,7 +2,7 @@
 
 The models never change during alignment, so two things are fixed for the whole fit:
   * the input projection of every token, W_ih·embed(token) + b_ih, is a table [V, gates·H]
-    computed once (`Frozen`): a suffix step only looks its rows up;
+    computed once (`SuffixKernel`): a suffix step only looks its rows up;
   * backward needs only the gradient with respect to the intervened state, never a weight's.
 `run` steps the suffixes after τ (packed: longest first, so no step is spent on padding) inside
 one autograd Function. Per step, forward is one matmul and the gate update, which also yields the
@@ -22,7 +22,7 @@ from torch import nn
 from mas_cli.continuation import suffix_loops as loops
 
 
-class Frozen:
+class SuffixKernel:
     """What a suffix step needs of one frozen RNN: token tables with every bias folded in, and
     the recurrent weights.
 
@@ -89,13 +89,13 @@ class _GRUSuffix(torch.autograd.Function):
     h' = (1 − z) ⊙ n + z ⊙ h (PyTorch's GRU), stepped over packed suffixes."""
 
     @staticmethod
-    def forward(ctx, state, tokens, layout: _Layout, frozen: Frozen):
-        gh = frozen.table.index_select(0, tokens)  # [P, 3H]: i_r + b_r, i_z + b_z, 2 b_n
-        i_n = frozen.table_n.index_select(0, tokens)  # [P, H]: 2 i_n
+    def forward(ctx, state, tokens, layout: _Layout, kernel: SuffixKernel):
+        gh = kernel.table.index_select(0, tokens)  # [P, 3H]: i_r + b_r, i_z + b_z, 2 b_n
+        i_n = kernel.table_n.index_select(0, tokens)  # [P, H]: 2 i_n
         backward = ctx.needs_input_grad[0]  # evaluation: no backward will come, no factors
-        out, factors, z = loops.gru_forward(gh, i_n, layout.first_state(state), frozen.w_hh_t, layout.sizes, backward)
+        out, factors, z = loops.gru_forward(gh, i_n, layout.first_state(state), kernel.w_hh_t, layout.sizes, backward)
         if backward:
-            ctx.layout, ctx.frozen = layout, frozen
+            ctx.layout, ctx.kernel = layout, kernel
             ctx.save_for_backward(factors, z)
         return layout.kept(out)
 
@@ -103,7 +103,7 @@ class _GRUSuffix(torch.autograd.Function):
     def backward(ctx, grad_out):
         factors, z = ctx.saved_tensors
         grad = ctx.layout.grad_buffer(grad_out, len(z))  # dh of each step, the next step's carry added in
-        state_grad = loops.gru_backward(grad, factors, z, ctx.frozen.w_hh, ctx.layout.sizes)
+        state_grad = loops.gru_backward(grad, factors, z, ctx.kernel.w_hh, ctx.layout.sizes)
         return ctx.layout.state_grad(state_grad), None, None, None
 
 
@@ -112,12 +112,12 @@ class _LSTMSuffix(torch.autograd.Function):
     (PyTorch's LSTM), stepped over packed suffixes from the site [h; c]."""
 
     @staticmethod
-    def forward(ctx, state, tokens, layout: _Layout, frozen: Frozen):
-        acts = frozen.table.index_select(0, tokens)  # [P, 4H]: x W_ihᵀ + both biases
+    def forward(ctx, state, tokens, layout: _Layout, kernel: SuffixKernel):
+        acts = kernel.table.index_select(0, tokens)  # [P, 4H]: x W_ihᵀ + both biases
         backward = ctx.needs_input_grad[0]
-        out, *factors = loops.lstm_forward(acts, layout.first_state(state), frozen.w_hh_t, layout.sizes, backward)
+        out, *factors = loops.lstm_forward(acts, layout.first_state(state), kernel.w_hh_t, layout.sizes, backward)
         if backward:
-            ctx.layout, ctx.frozen = layout, frozen
+            ctx.layout, ctx.kernel = layout, kernel
             ctx.save_for_backward(*factors)
         return layout.kept(out)
 
@@ -125,5 +125,5 @@ class _LSTMSuffix(torch.autograd.Function):
     def backward(ctx, grad_out):
         factors, through_c, forget = ctx.saved_tensors
         grad = ctx.layout.grad_buffer(grad_out, len(forget))  # dh of each step, the next step's carry added in
-        state_grad = loops.lstm_backward(grad, factors, through_c, forget, ctx.frozen.w_hh, ctx.layout.sizes)
+        state_grad = loops.lstm_backward(grad, factors, through_c, forget, ctx.kernel.w_hh, ctx.layout.sizes)
         return ctx.layout.state_grad(state_grad), None, None, None

@@ -5,7 +5,7 @@ removed: docs/BENCHMARKS.md.)
 
 Layout: packed suffixes, time-major, rows sorted longest first; step t holds the first
 sizes[t] rows of the batch, and packed row p of step t ≥ 1 continues row p − sizes[t − 1].
-Gate pre-activations arrive as suffix_kernel.py's `Frozen` stores them (tanh(x) = 2σ(2x) − 1: the
+Gate pre-activations arrive as suffix_kernel.py's `SuffixKernel` stores them (tanh(x) = 2σ(2x) − 1: the
 tanh gates doubled; LSTM forward order (i, f, o, g)); the backward factors come back in PyTorch's
 gate order, to multiply W_hh as it is.
 """

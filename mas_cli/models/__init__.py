@@ -1,32 +1,35 @@
-"""The model zoo: one file per architecture, all sharing the protocol in `base`."""
+"""The model zoo: one file per architecture, all sharing the protocol in `base`; which names exist
+and which class builds each is mas_cli/architectures.py."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, fields
 
+from mas_cli.architectures import has_yaml, model_class, yaml_defaults
 from mas_cli.models.base import SITES, SequenceModel
-from mas_cli.models.gru import GRUConfig, GRUModel
-from mas_cli.models.lstm import LSTMConfig, LSTMModel
-from mas_cli.models.transformer import TransformerConfig, TransformerModel
 
-ARCHITECTURES = {
-    "gru": (GRUConfig, GRUModel),
-    "lstm": (LSTMConfig, LSTMModel),
-    "transformer": (TransformerConfig, TransformerModel),
-}
-
-__all__ = ["ARCHITECTURES", "SITES", "SequenceModel", "build_model", "model_spec"]
+__all__ = ["SITES", "SequenceModel", "build_model", "model_spec"]
 
 
 def build_model(arch: str, vocab_size: int, settings) -> SequenceModel:
-    """A fresh model of `arch`; `settings` is any mapping holding (at least) the config fields."""
-    config_cls, model_cls = ARCHITECTURES[arch]
-    known = {f.name for f in fields(config_cls)} - {"vocab_size"}
-    config = config_cls(vocab_size=vocab_size, **{k: settings[k] for k in known if k in settings})
-    return model_cls(config)
+    """A fresh model of `arch`; `settings` is any mapping of its config fields (the rest are the
+    architecture's defaults: conf/arch/<arch>.yaml, or the Config's own for a registered class)."""
+    cls = model_class(arch)
+    known = {f.name for f in fields(cls.Config)} - {"vocab_size"}
+    given = yaml_defaults(arch) if has_yaml(arch) else {}
+    given |= {k: _plain(settings[k]) for k in known if k in settings}
+    model = cls(cls.Config(vocab_size=vocab_size, **{k: v for k, v in given.items() if k in known}))
+    model.arch = arch
+    return model
+
+
+def _plain(value):
+    """A config value as plain Python (a stored model's config is read back without unpickling)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
 def model_spec(model: SequenceModel) -> dict:
     """Everything needed to rebuild `model` (weights aside): its arch and config fields."""
-    arch = next(name for name, (_, cls) in ARCHITECTURES.items() if isinstance(model, cls))
-    return {"arch": arch, "config": asdict(model.config)}
+    return {"arch": model.arch, "config": asdict(model.config)}

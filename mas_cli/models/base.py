@@ -25,7 +25,31 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
+from mas_cli.config import number_in, positive_int
+
 SITES = ("embed", "hidden")  # the site names every zoo model defines
+STACK_NAMES = ("layers", "h", "blocks", "layer")  # what decoder stacks are called, most common first
+
+
+def layer_stack(root: nn.Module) -> str | None:
+    """The path of a model's stack of decoder layers: the longest nn.ModuleList whose items are
+    all of one class (ties: the usual names first)."""
+    found = []
+    for path, module in root.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) and len({type(m) for m in module}) == 1:
+            name = path.rsplit(".", 1)[-1]
+            rank = STACK_NAMES.index(name) if name in STACK_NAMES else len(STACK_NAMES)
+            found.append((-len(module), rank, path))
+    return min(found)[2] if found else None
+
+
+def check_readout(settings) -> None:
+    """What every zoo model's config shares: its width, the readout MLP, its dropout, and the
+    gradient clipping training applies to it."""
+    positive_int(settings.get("width"), "arch.width")
+    positive_int(settings.get("readout_mult"), "arch.readout_mult")
+    number_in(settings.get("dropout"), "arch.dropout", 0, 1, "[0, 1)")
+    number_in(settings.get("grad_clip", 0.0), "arch.grad_clip", 0, float("inf"), "[0, inf); 0 turns clipping off")
 
 
 class Dropout(nn.Dropout):

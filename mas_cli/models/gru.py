@@ -11,18 +11,22 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mas_cli.models.base import Readout, RecurrentModel, StepCell
+from mas_cli.models.base import Readout, RecurrentModel, StepCell, check_readout
 
 
 @dataclass
 class GRUConfig:
     vocab_size: int
-    width: int = 128  # embedding and hidden width (paper default)
-    readout_mult: int = 4
-    dropout: float = 0.5
+    width: int  # embedding and hidden width
+    readout_mult: int  # the readout MLP's hidden width, in multiples of width
+    dropout: float  # the readout's
+
+    check = staticmethod(check_readout)
 
 
 class GRUModel(RecurrentModel):
+    Config = GRUConfig
+
     def __init__(self, config: GRUConfig):
         super().__init__()
         self.config = config

@@ -10,18 +10,27 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mas_cli.models.base import Readout, RecurrentModel, StepCell
+from mas_cli.config import require
+from mas_cli.models.base import Readout, RecurrentModel, StepCell, check_readout
 
 
 @dataclass
 class LSTMConfig:
     vocab_size: int
-    width: int = 128  # embedding width and width of the [h; c] site; h and c are width/2
-    readout_mult: int = 4
-    dropout: float = 0.5
+    width: int  # embedding width and width of the [h; c] site; h and c are width/2
+    readout_mult: int  # the readout MLP's hidden width, in multiples of width
+    dropout: float  # the readout's
+
+    @staticmethod
+    def check(settings) -> None:
+        check_readout(settings)
+        even = settings.width % 2 == 0
+        require(even, f"arch.width must be even for lstm (h and c are width/2), got {settings.width}")
 
 
 class LSTMModel(RecurrentModel):
+    Config = LSTMConfig
+
     def __init__(self, config: LSTMConfig):
         super().__init__()
         self.config = config

@@ -14,19 +14,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mas_cli.models.base import Readout, SequenceModel
+from mas_cli.config import is_int, positive_int, require
+from mas_cli.models.base import Readout, SequenceModel, check_readout
 
 
 @dataclass
 class TransformerConfig:
     vocab_size: int
-    width: int = 128
-    layers: int = 2
-    ffn_mult: int = 4
-    readout_mult: int = 4
-    dropout: float = 0.5  # readout only, as in the RNNs
-    rope_base: float = 10000.0
-    hidden_layer: int = 1  # the hidden site is the residual after this many layers
+    width: int
+    layers: int
+    ffn_mult: int  # the FFN's hidden width, in multiples of width
+    readout_mult: int
+    dropout: float  # readout only, as in the RNNs
+    rope_base: float
+    hidden_layer: int  # the hidden site is the residual after this many layers
+
+    @staticmethod
+    def check(settings) -> None:
+        check_readout(settings)
+        require(settings.width % 2 == 0, f"arch.width must be even for rotary embeddings, got {settings.width}")
+        positive_int(settings.layers, "arch.layers")
+        require(
+            is_int(settings.hidden_layer) and 0 < settings.hidden_layer < settings.layers,
+            f"arch.hidden_layer must be between 1 and arch.layers - 1 ({settings.layers - 1})",
+        )
 
 
 def rotate(x: torch.Tensor, base: float, positions: torch.Tensor | None = None) -> torch.Tensor:
@@ -64,6 +75,8 @@ class Block(nn.Module):
 
 
 class TransformerModel(SequenceModel):
+    Config = TransformerConfig
+
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.config = config

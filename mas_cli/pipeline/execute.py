@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mas_cli import console as console_module
-from mas_cli.alignment.run import align
+from mas_cli.alignment.job import align
 from mas_cli.correlative.run import similarity
 from mas_cli.errors import MasError
 from mas_cli.memory import release_free_heap

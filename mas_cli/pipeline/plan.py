@@ -13,6 +13,7 @@ from mas_cli import store
 from mas_cli.alignment.methods import METHODS as ALIGN_METHODS
 from mas_cli.alignment.plan import check_models, plan_alignment
 from mas_cli.alignment.settings import validate_align
+from mas_cli.architectures import names as architecture_names
 from mas_cli.composition import compose_config, config_names, inherit_runtime
 from mas_cli.config import seed_value, validate_runtime
 from mas_cli.correlative.run import check_vocabulary, plan_similarity, validate_similarity
@@ -72,7 +73,7 @@ def _names(cfg: DictConfig, key: str, known: list[str] | tuple[str, ...] | None 
 def model_specs(cfg: DictConfig) -> tuple[list[ModelSpec], list[ModelSpec]]:
     """The swept models (task × arch × seed) and the reference set."""
     tasks = _names(cfg, "tasks", config_names("task"))
-    archs = _names(cfg, "archs", config_names("arch"))
+    archs = _names(cfg, "archs", architecture_names())
     seeds = _names(cfg, "seeds")
     for seed in seeds:
         seed_value(seed, "pipeline.seeds: each seed")
@@ -185,7 +186,7 @@ def method_jobs(
     align_cfg = _composed(cfg, "align", list(cfg.pipeline.align_overrides), settings, bases)
     validate_align(align_cfg)
     plan = plan_alignment(align_cfg)
-    check_models(plan.cfg, [on_demand.describe(s, align_cfg.causal_model) for s in group])
+    check_models(plan.cfg, [on_demand.describe(s, align_cfg.site, align_cfg.causal_model) for s in group])
     swap, k, causal_model = align_cfg.swap, plan.cfg.k, align_cfg.causal_model
     label = f"{method} {site} {swap} k{k}{'' if causal_model is None else ' ' + causal_model}: "
     label += " + ".join(s.label for s in group)

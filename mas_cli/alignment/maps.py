@@ -14,7 +14,7 @@ rotation can bridge that (docs/BENCHMARKS.md has the measurement).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -166,7 +166,7 @@ class AlignedRows:
     def block(self, first: int, stop: int) -> AlignedRows:
         """Coordinates first..stop-1 only (one variable's block)."""
         write = None if self.write_rows is None else self.write_rows[first:stop]
-        return AlignedRows(self.rows[first:stop], self.center, self.scale, write)
+        return replace(self, rows=self.rows[first:stop], write_rows=write)  # every other field as it is
 
     def normalized(self, h: torch.Tensor) -> torch.Tensor:
         """(h − center) / scale: the site before the rotation."""

@@ -22,9 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from mas_cli import store
 from mas_cli.alignment.directions import build_directions
-from mas_cli.alignment.engine import Aligner
-from mas_cli.alignment.interventions import unintervened
+from mas_cli.alignment.fit import Aligner
 from mas_cli.alignment.plan import ALIGNMENT_FORMAT, Plan, check_models, fingerprint_of, plan_alignment
+from mas_cli.alignment.scoring import unintervened
 from mas_cli.alignment.settings import ALIGN, swap_map
 from mas_cli.alignment.swaps import row_variable, variable_blocks
 from mas_cli.config import refuse_other_settings
@@ -36,7 +36,15 @@ from mas_cli.specs import ModelSpec
 from mas_cli.stats import wilson
 from mas_cli.tracking import tracker
 from mas_cli.training import resolve_device
-from mas_cli.zoo import Described, FrozenModel, ModelsOnDemand, load_frozen, refuse_changed_models, variables_of
+from mas_cli.zoo import (
+    Described,
+    FrozenModel,
+    ModelsOnDemand,
+    load_frozen,
+    refuse_changed_models,
+    site_width_of,
+    variables_of,
+)
 
 RUN_FILES = ["alignment.pt", "config.yaml", "curve.csv", "items.csv", "iia.csv"]
 
@@ -63,7 +71,7 @@ def align(cfg: DictConfig) -> AlignResult:
     on_demand = ModelsOnDemand(cfg)
     missing = [s for s in plan.specs if not store.model_entry(cfg.paths.root, s.task, s.arch, s.seed).complete()]
     if missing:
-        check_models(plan.cfg, [on_demand.describe(s, cfg.causal_model) for s in missing])
+        check_models(plan.cfg, [on_demand.describe(s, cfg.site, cfg.causal_model) for s in missing])
     entries = on_demand.ensure(plan.specs)
     device = resolve_device(cfg.device)
     models = [load_frozen(s, e, device, cfg.allow_undertrained) for s, e in zip(plan.specs, entries)]
@@ -103,7 +111,8 @@ def read_iia(path: Path) -> pd.DataFrame:
 
 
 def describe(model: FrozenModel, site: str, causal_model: str | None) -> Described:
-    return Described(model.spec.label, model.at(site).width(), variables_of(model.task, causal_model, model.spec.label))
+    width = site_width_of(model.model, site, model.spec)
+    return Described(model.spec.label, width, variables_of(model.task, causal_model, model.spec.label))
 
 
 def fit(plan: Plan, entry: store.Entry, models: list[FrozenModel], fingerprint: dict, device) -> AlignResult:

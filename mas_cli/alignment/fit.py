@@ -3,7 +3,7 @@ ordered direction trained jointly with equal weight; only the alignment function
 
 A step draws one batch per direction, computes each model's aligned rows once, and runs each
 target model once for all directions into it, on only what the intervention changes
-(interventions.py, sites.py). Validation every `val_every` steps; early stop when every
+(scoring.py, targets.py). Validation every `val_every` steps; early stop when every
 direction reaches `target_iia` on train and validation, or when the mean validation loss has not
 improved by `min_delta` for `patience` validations at the last learning rate: each earlier such
 plateau lowers the rate by `lr_factor` (torch's ReduceLROnPlateau), `lr_drops` times in all.
@@ -12,6 +12,7 @@ plateau lowers the rate by `lr_factor` (torch's ReduceLROnPlateau), `lr_drops` t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from contextlib import closing
 from pathlib import Path
@@ -22,10 +23,10 @@ from omegaconf import DictConfig
 
 from mas_cli import store
 from mas_cli.alignment.directions import Direction
-from mas_cli.alignment.functions import AlignedRows
-from mas_cli.alignment.interventions import Interventions, build_functions
+from mas_cli.alignment.maps import AlignedRows
 from mas_cli.alignment.plan import latent_weight
-from mas_cli.alignment.sites import per_part_loss
+from mas_cli.alignment.scoring import Interventions, build_functions
+from mas_cli.alignment.targets import per_part_loss
 from mas_cli.console import StepProgress, console
 from mas_cli.errors import ConfigError, StoreError, UnsafeFileError
 from mas_cli.memory import release_free_heap, release_if_grown
@@ -215,14 +216,14 @@ class Aligner(Interventions):
 
 
 def _tensors(rows: AlignedRows) -> list[torch.Tensor | None]:
-    """The fields of `rows` that carry a gradient back to the alignment functions (None otherwise)."""
-    return [
-        t if t is not None and t.requires_grad else None for t in (rows.rows, rows.center, rows.scale, rows.write_rows)
-    ]
+    """Every field of `rows` (all of them, whatever the dataclass holds), each where it carries a
+    gradient back to the alignment functions, None otherwise."""
+    values = (getattr(rows, f.name) for f in dataclasses.fields(rows))
+    return [v if isinstance(v, torch.Tensor) and v.requires_grad else None for v in values]
 
 
 def _detached(rows: AlignedRows) -> AlignedRows:
     """A copy of `rows` whose gradient-carrying fields are fresh leaves (their gradients collect
-    over every target's backward)."""
-    fields = [rows.rows, rows.center, rows.scale, rows.write_rows]
-    return AlignedRows(*(f.detach().requires_grad_() if t is not None else f for f, t in zip(fields, _tensors(rows))))
+    over every target's backward); every other field as it is."""
+    carried = dict(zip((f.name for f in dataclasses.fields(rows)), _tensors(rows)))
+    return dataclasses.replace(rows, **{k: v.detach().requires_grad_() for k, v in carried.items() if v is not None})

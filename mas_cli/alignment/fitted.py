@@ -18,10 +18,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mas_cli import store
-from mas_cli.alignment.data import UNSCORED, counterfactuals_for, direction_data
 from mas_cli.alignment.directions import Direction
-from mas_cli.alignment.interventions import Interventions, build_functions, unintervened
-from mas_cli.alignment.run import read_alignment
+from mas_cli.alignment.items import UNSCORED, counterfactuals_for, direction_data
+from mas_cli.alignment.job import read_alignment
+from mas_cli.alignment.scoring import Interventions, build_functions, unintervened
 from mas_cli.alignment.settings import swap_map
 from mas_cli.alignment.swaps import variable_blocks
 from mas_cli.errors import ConfigError, StoreError

@@ -17,7 +17,7 @@ Two kinds of items, one per site, each with its own meaning of a label column:
 
 `labels` hold the next-token target where a prediction is scored (response phase, from τ on) and
 UNSCORED elsewhere. `extent` is the number of label columns an item needs: a batch is cut to its
-longest item, and RNN sequences are packed by it (sites.py), so no step is spent on padding.
+longest item, and RNN sequences are packed by it (continuation/recurrent.py), so no step is spent on padding.
 Training batches are uniformly random: batches of similar lengths would be cheaper still, but
 they are biased samples and measurably slowed convergence (docs/BENCHMARKS.md).
 """

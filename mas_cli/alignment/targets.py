@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from mas_cli.alignment.data import EmbedItems, HiddenItems, Items
-from mas_cli.alignment.functions import AlignedRows
-from mas_cli.alignment.intervention import Interchange
+from mas_cli.alignment.interchange import Interchange
+from mas_cli.alignment.items import EmbedItems, HiddenItems, Items
+from mas_cli.alignment.maps import AlignedRows
 from mas_cli.continuation import Continuation
 
 

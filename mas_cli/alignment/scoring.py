@@ -1,6 +1,6 @@
 """The alignment functions of m frozen models and what they do (SPEC §5): the scored predictions of
 a target after an interchange from a source, and the scores of a direction (IIA, token accuracy,
-loss). The optimisation loop (engine.py) trains these; a loaded alignment (mas_cli.api) uses them
+loss). The optimisation loop (fit.py) trains these; a loaded alignment (mas_cli.api) uses them
 as they are.
 
 IIA = the fraction of items whose every scored prediction is right: a trial is all-or-nothing
@@ -18,14 +18,14 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
-from mas_cli.alignment.data import DirectionData, natural_activations
 from mas_cli.alignment.directions import Direction
-from mas_cli.alignment.functions import AlignedRows, make_alignment
-from mas_cli.alignment.intervention import Interchange, interchange_of
+from mas_cli.alignment.interchange import Interchange, interchange_of
+from mas_cli.alignment.items import DirectionData, natural_activations
 from mas_cli.alignment.latents import latent_loss
+from mas_cli.alignment.maps import AlignedRows, make_alignment
 from mas_cli.alignment.methods import METHODS
-from mas_cli.alignment.sites import Part, Predictions, site_path
 from mas_cli.alignment.swaps import Block, row_variable
+from mas_cli.alignment.targets import Part, Predictions, site_path
 from mas_cli.evaluation import trial_verdicts
 from mas_cli.zoo import FrozenModel
 
@@ -43,7 +43,7 @@ class Scores:
 
 
 def build_functions(models: list[FrozenModel], cfg: DictConfig, device, span: int, fit: bool = True) -> nn.ModuleList:
-    """One alignment function per model: a seeded random rotation, normalised (functions.py) on
+    """One alignment function per model: a seeded random rotation, normalised (maps.py) on
     natural sequences of the model's own task (`fit=False`: left for a saved state to fill);
     `span` aligned coordinates."""
     generator = torch.Generator().manual_seed(cfg.seed)

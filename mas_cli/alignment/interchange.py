@@ -2,7 +2,7 @@
 
     h_t' = A_t⁻¹( (1 − M_k) ⊙ A_t(h_t) + M_k ⊙ A_s(h_s) )
 
-With A(h) = Q(h − μ)/s (functions.py) and M_k the first k coordinates this is
+With A(h) = Q(h − μ)/s (maps.py) and M_k the first k coordinates this is
 h_t + s_t·Q_t[:k]ᵀ(A_s(h_s)[:k] − A_t(h_t)[:k]): only the k aligned rows of each Q are needed,
 which is what `swap` computes. Stitching's zero mask discards the target's own aligned vector:
 h_t' = A_t⁻¹(M_k ⊙ A_s(h_s)) = μ_t + s_t·Q_t[:k]ᵀ A_s(h_s)[:k] (`stitch`).
@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from mas_cli.alignment.functions import AlignedRows
+from mas_cli.alignment.maps import AlignedRows
 
 Interchange = Callable[[torch.Tensor, torch.Tensor, AlignedRows, AlignedRows], torch.Tensor]
 

@@ -1,0 +1,88 @@
+"""A HuggingFace causal language model of any family transformers knows (Llama, Qwen2, GPT-2,
+GPT-NeoX, ...), built from a config alone and trained from scratch on a task's own vocabulary.
+Nothing is downloaded: `AutoConfig.for_model(family, **settings)` and `from_config`.
+
+Each family is one YAML in conf/arch/ (hf_llama.yaml, ...): `family` is transformers' model type,
+`hf` its config's own keys (sizes, heads, positions), `hidden_layer` where the hidden site is.
+
+    embed   the input embedding (`get_input_embeddings()`; GPT-2's position embedding is added
+            after it, inside the model)
+    hidden  the output of decoder layer `hidden_layer` − 1: the residual stream after
+            `hidden_layer` layers, as the zoo transformer's
+
+Site paths are those of the HuggingFace model itself (`model.layers.0` for Llama, `transformer.h.0`
+for GPT-2), so `site=` takes any path HuggingFace prints. The token ids are the task's (PAD 0,
+BOS 1, EOS 2). Sequences are right-padded and attention is causal, so padding never changes a
+prediction at a real token; positions are 0, 1, 2, ... from the first token (GPT-2's learned
+positions included).
+
+Weights are stored as safetensors (training.py), which needs the `safetensors` package of the
+same extra: `pip install -e ".[hf]"`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from mas_cli.config import number_in, positive_int, require
+from mas_cli.models.base import SequenceModel, layer_stack
+from mas_cli.tasks.vocab import BOS, EOS, PAD
+
+
+@dataclass
+class HuggingFaceConfig:
+    vocab_size: int
+    family: str  # transformers' model type: llama | qwen2 | gpt2 | gpt_neox | ...
+    hidden_layer: int  # the hidden site is the residual after this many decoder layers
+    hf: dict = field(default_factory=dict)  # the family's own config keys (hidden_size, num_hidden_layers, ...)
+
+    @staticmethod
+    def check(settings) -> None:
+        require(isinstance(settings.get("family"), str), "arch.family must name a transformers model type")
+        positive_int(settings.get("hidden_layer"), "arch.hidden_layer")
+        number_in(settings.get("grad_clip", 0.0), "arch.grad_clip", 0, float("inf"), "[0, inf); 0 turns clipping off")
+        require(hasattr(settings.get("hf"), "keys"), "arch.hf must hold the family's config keys")
+
+
+class HuggingFaceModel(SequenceModel):
+    Config = HuggingFaceConfig
+    weights_format = "safetensors"
+
+    def __init__(self, config: HuggingFaceConfig):
+        super().__init__()
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        self.config = config
+        ids = {"pad_token_id": PAD, "bos_token_id": BOS, "eos_token_id": EOS}
+        settings = AutoConfig.for_model(config.family, vocab_size=config.vocab_size, **ids, **dict(config.hf))
+        settings._attn_implementation = "sdpa"
+        self.hf = AutoModelForCausalLM.from_config(settings)
+        layers = layer_stack(self.hf)
+        if layers is None or not 0 < config.hidden_layer < len(self.hf.get_submodule(layers)) + 1:
+            raise ValueError(f"hidden_layer {config.hidden_layer} is not a decoder layer of this {config.family}")
+        self._hidden = f"{layers}.{config.hidden_layer - 1}"
+        embedding = self.hf.get_input_embeddings()
+        self._embed = next(path for path, module in self.hf.named_modules() if module is embedding)
+
+    def site_root(self) -> nn.Module:
+        return self.hf
+
+    def site_paths(self) -> dict[str, str]:
+        return {"embed": self._embed, "hidden": self._hidden}
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.hf(input_ids=tokens, use_cache=False).logits
+
+    def features(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The last hidden state (after the final norm): what the LM head reads."""
+        return self.hf.base_model(input_ids=tokens, use_cache=False).last_hidden_state
+
+    @property
+    def readout(self) -> nn.Module:
+        return self.hf.get_output_embeddings()
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.hf.get_input_embeddings()(tokens)
