@@ -120,7 +120,8 @@ def explain(exc: Exception, config_name: str, overrides: list[str]) -> str:
     overridden = re.search(r"Could not override '([^']+)'", text)
     if overridden:
         key = overridden[1]
-        chosen = [o for o in overrides if "=" in o and "." not in o.lstrip("+~").split("=")[0]]  # group options
+        groups = config_groups()
+        chosen = [o for o in overrides if "=" in o and o.lstrip("+~").split("=")[0] in groups]
         try:
             known = [k for k in flat_keys(compose_config(config_name, chosen)) if k != key]
         except ConfigError:  # a group option that is wrong too: Hydra names one error at a time

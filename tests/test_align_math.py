@@ -288,7 +288,7 @@ def test_a_planted_two_variable_model_is_recovered_per_variable(tmp_path):
     # IIA reaches 1 long before the directions are exact (a little distractor in the phase row
     # moves the phase by less than the readout's margin), so train on past it: the margins then
     # pull each row onto its planted direction.
-    settings = dict(train_size=1024, val_size=512, max_steps=800, batch_size=64, lr=0.05, val_every=100)
+    settings = dict(train_size=1024, val_size=512, max_steps=400, batch_size=64, lr=0.1, val_every=100)
     cfg = align_cfg(k=1, target_iia=1.1, patience=100, **settings)
     directions = build_directions(zoo, pairs, "hidden", blocks, cfg.budget.align, 0, "cpu")
     aligner = Aligner(cfg, zoo, directions, "cpu")

@@ -169,7 +169,8 @@ def test_every_package_is_installed():
 
 
 def test_the_readme_counts_what_it_counts():
-    """Counts the README states are the repository's own: the planted faults of scripts/mutants.py."""
+    """Counts the README states are the repository's own: the planted faults of scripts/mutants.py, the
+    catalogue's mistaken command lines and spoiled stores."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("mutants", ROOT / "scripts" / "mutants.py")
@@ -181,6 +182,11 @@ def test_the_readme_counts_what_it_counts():
         del sys.modules["mutants"]
     readme = (ROOT / "README.md").read_text()
     assert f"plants\n  {len(mutants.MUTANTS)} named faults" in readme
+    from tests.test_catalogue import cases
+    from tests.test_catalogue_store import PLANTED, SPOILED
+
+    stores = f"{len(SPOILED) + len(PLANTED)} spoiled or planted stores\n  ({len(SPOILED)} forged or corrupt"
+    assert f"runs {len(cases())} mistaken command lines" in readme and stores in readme
 
 
 def test_nothing_is_compiled_and_no_compiler_is_needed(tmp_path):
