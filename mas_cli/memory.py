@@ -12,8 +12,10 @@ step ~1.3× slower.
 Between those releases nothing else should hand pages back: glibc by itself returns the top of
 its heap once 128 KB+ are free there and maps some large blocks afresh, and every such page is
 page-faulted again when the next step reuses it (~1,200–1,400 faults a step in the
-alignment benchmark). So the first loop step of a process raises both thresholds (`mallopt`), and the
-growth rule alone decides when memory goes back.
+alignment benchmark). So the first loop step of a `mas` command process (or pipeline worker)
+raises both thresholds (`mallopt`), and the growth rule alone decides when memory goes back.
+Thresholds are process-wide and glibc cannot say what they were, so a library caller's process
+(a notebook) is never tuned: `tune_this_process()` is for processes `mas` owns.
 """
 
 from __future__ import annotations
@@ -39,6 +41,15 @@ def _glibc(function: str):
         return getattr(ctypes.CDLL(name), function, None) if name else None
     except OSError:
         return None
+
+
+_tuned = False  # whether this process is one of mas's own (tune_this_process)
+
+
+def tune_this_process() -> None:
+    """This process is a `mas` command or worker: its loops may hold freed memory (mallopt)."""
+    global _tuned
+    _tuned = True
 
 
 @functools.cache
@@ -79,7 +90,8 @@ def release_if_grown() -> None:
     global _working_level
     if _glibc("malloc_trim") is None:
         return
-    _hold_freed_memory()
+    if _tuned:
+        _hold_freed_memory()
     now = resident_bytes()
     if _working_level is None:
         _working_level = now

@@ -4,6 +4,7 @@ way, and commands that answer help and refusals without importing torch."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -207,3 +208,9 @@ def test_nothing_is_compiled_and_no_compiler_is_needed(tmp_path):
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "compil" not in (done.stdout + done.stderr).lower()
+
+
+def test_the_method_help_names_every_method_of_the_table():
+    (line,) = [x for x in (ROOT / "conf" / "align.yaml").read_text().splitlines() if x.startswith("method:")]
+    named = set(re.findall(r"[a-z_]+", line.split("#", 1)[1].split(";")[0]))
+    assert set(METHODS) <= named, set(METHODS) - named

@@ -54,10 +54,14 @@ _HYDRA_ONLY = ("help", "hydra_help", "cfg", "info", "shell_completion", "experim
 
 def configure_runtime(cfg: DictConfig) -> None:
     """What work needs before it starts (each command calls it once its refusals are behind it):
-    torch's threads, and the console recorded for the results' logs (records.py)."""
+    torch's threads, the allocator's tuning (memory.py) and the console recorded for the results'
+    logs (records.py): settings of the whole process, so made here and never by the library."""
     import torch
 
+    from mas_cli import memory
     from mas_cli.console import console
+
+    memory.tune_this_process()
 
     console.record = True
     # Deliberate thread count: torch's default oversubscribes small CPUs and slows every step.

@@ -13,8 +13,8 @@ Each family is one YAML in conf/arch/ (hf_llama.yaml, ...): `family` is transfor
 Site paths are those of the HuggingFace model itself (`model.layers.0` for Llama, `transformer.h.0`
 for GPT-2), so `site=` takes any path HuggingFace prints. The token ids are the task's (PAD 0,
 BOS 1, EOS 2). Sequences are right-padded and attention is causal, so padding never changes a
-prediction at a real token; positions are 0, 1, 2, ... from the first token (GPT-2's learned
-positions included).
+prediction at a real token; the attention mask (all ones) and positions 0, 1, 2, ... from the
+first token are passed explicitly (`inputs`).
 
 Weights are stored as safetensors (training.py), which needs the `safetensors` package of the
 same extra: `pip install -e ".[hf]"`.
@@ -73,12 +73,19 @@ class HuggingFaceModel(SequenceModel):
     def site_paths(self) -> dict[str, str]:
         return {"embed": self._embed, "hidden": self._hidden}
 
+    def inputs(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the HF model is called with: every token attended to (right padding never reaches
+        a real token under causal attention) and positions 0, 1, 2, ... said outright, so no
+        family guesses them from padding (GPT-2's learned positions would move)."""
+        positions = torch.arange(tokens.shape[1], device=tokens.device).expand_as(tokens)
+        return {"input_ids": tokens, "attention_mask": torch.ones_like(tokens), "position_ids": positions}
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.hf(input_ids=tokens, use_cache=False).logits
+        return self.hf(**self.inputs(tokens), use_cache=False).logits
 
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
         """The last hidden state (after the final norm): what the LM head reads."""
-        return self.hf.base_model(input_ids=tokens, use_cache=False).last_hidden_state
+        return self.hf.base_model(**self.inputs(tokens), use_cache=False).last_hidden_state
 
     @property
     def readout(self) -> nn.Module:

@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mas_cli import console as console_module
+from mas_cli import memory
 from mas_cli.alignment.job import align
 from mas_cli.correlative.run import similarity
 from mas_cli.errors import MasError
@@ -42,6 +43,7 @@ def run_job(stage: str, label: str, config: dict, threads: int, log: str | None 
     other jobs still run; anything else is a bug and propagates."""
     if log is not None:  # a worker process: the job's console output goes to its log file
         console_module.console.file = open_log(Path(log))
+        memory.tune_this_process()  # a process of mas's own, as the command that started it
     torch.set_num_threads(threads)
     cfg = OmegaConf.create({**config, "threads": threads})  # each result's config.yaml says what ran
     start = time.perf_counter()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mas_cli.reporting.figures import figure_groups, file_name, pyplot, safe, save
+from mas_cli.reporting.figures import colormap, figure, figure_groups, file_name, safe, save
 from mas_cli.stats import wilson
 
 MOST_FITS = 24  # alignment-curve figures at most (the rest are listed, not drawn)
@@ -20,9 +20,9 @@ def training_curves(curves: pd.DataFrame, out: Path) -> list[str]:
     """Loss and validation task accuracy against step, one line per model."""
     if curves.empty:
         return []
-    plt = pyplot()
-    fig, (loss, accuracy) = plt.subplots(1, 2, figsize=(11, 4))
-    colours = plt.get_cmap("tab10").colors
+    fig = figure(figsize=(11, 4))
+    loss, accuracy = fig.subplots(1, 2)
+    colours = colormap("tab10").colors
     arches = sorted(curves.model.str.split("/").str[1].unique())
     for model, line in curves.groupby("model", sort=True):
         arch, seed = model.split("/")[1], int(model.split("/")[2])
@@ -38,7 +38,6 @@ def training_curves(curves: pd.DataFrame, out: Path) -> list[str]:
     accuracy.legend(fontsize=7, loc="lower right", ncol=2)
     fig.suptitle("Training curves")
     names = [save(fig, out / "training-curves.png")]
-    plt.close(fig)
     return names
 
 
@@ -47,11 +46,11 @@ def alignment_curves(curves: pd.DataFrame, out: Path) -> list[str]:
     dashed. A direction is one line of one run, never a mean over runs."""
     if curves.empty:
         return []
-    plt = pyplot()
     names = []
     for name, part in list(curves.groupby("run", sort=True))[:MOST_FITS]:
-        fig, ax = plt.subplots(figsize=(6.5, 4))
-        colours = plt.get_cmap("tab20").colors
+        fig = figure(figsize=(6.5, 4))
+        ax = fig.subplots()
+        colours = colormap("tab20").colors
         variables = part.variable if "variable" in part else pd.Series("", index=part.index)
         directions = list(dict.fromkeys(zip(part.src, part.trg, variables)))
         for i, (src, trg, variable) in enumerate(directions):
@@ -67,7 +66,6 @@ def alignment_curves(curves: pd.DataFrame, out: Path) -> list[str]:
         if len(directions) <= 12:
             ax.legend(fontsize=6, loc="lower right")
         names.append(save(fig, out / f"curves-{safe(name.removeprefix('alignments/'))}.png"))
-        plt.close(fig)
     return names
 
 
@@ -77,14 +75,14 @@ def das_bars(val: pd.DataFrame, out: Path) -> list[str]:
     das = val[val.method == "das"]
     if das.empty:
         return []
-    plt = pyplot()
     names = []
     for setting, part in figure_groups(das, exclude=("k", "fit")):  # bars: one per model and k
         per_model = part.groupby(["src", "k"]).agg(iia=("iia", "mean"), none=("iia_none", "mean")).reset_index()
         models, ks = sorted(per_model.src.unique()), sorted(per_model.k.unique())
         width = 0.8 / len(ks)
-        fig, ax = plt.subplots(figsize=(2 + 0.35 * len(models) * len(ks), 3.8))
-        colours = plt.get_cmap("viridis")(np.linspace(0.15, 0.85, len(ks)))
+        fig = figure(figsize=(2 + 0.35 * len(models) * len(ks), 3.8))
+        ax = fig.subplots()
+        colours = colormap("viridis")(np.linspace(0.15, 0.85, len(ks)))
         for j, k in enumerate(ks):
             mine = per_model[per_model.k == k].set_index("src").reindex(models)
             x = np.arange(len(models)) + (j - (len(ks) - 1) / 2) * width
@@ -97,7 +95,6 @@ def das_bars(val: pd.DataFrame, out: Path) -> list[str]:
         ax.set_title("DAS: " + ", ".join(f"{k} {v}" for k, v in shown.items()), fontsize=9)
         ax.legend(fontsize=7, loc="lower right", ncol=min(len(ks), 6))
         names.append(save(fig, out / file_name("das", shown)))
-        plt.close(fig)
     return names
 
 
@@ -116,11 +113,11 @@ def iia_by_count(items: pd.DataFrame, out: Path) -> list[str]:
     items = items.dropna(subset=["after"])  # a causal model with no variables has no values to plot
     if items.empty:
         return []
-    plt = pyplot()
     names = []
     items = items.assign(distance=(items.before - items.after).abs(), within=items.src == items.trg)
     for setting, part in figure_groups(items):
-        fig, panels = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+        fig = figure(figsize=(11, 4))
+        panels = fig.subplots(1, 2, sharey=True)
         for ax, column, label in zip(panels, ("after", "distance"), ("swapped-in value", "|original − swapped|")):
             for within, style in ((True, "-"), (False, "--")):
                 mine = part[part.within == within]
@@ -138,5 +135,4 @@ def iia_by_count(items: pd.DataFrame, out: Path) -> list[str]:
         panels[1].legend(fontsize=7, loc="lower left")
         fig.suptitle("IIA by value: " + ", ".join(f"{k} {v}" for k, v in setting.items()))
         names.append(save(fig, out / file_name("iia-by-count", setting)))
-        plt.close(fig)
     return names

@@ -20,14 +20,19 @@ def safe(value) -> str:
     return re.sub(r"[^A-Za-z0-9.\-]+", "_", str(value)).strip("_") or "none"
 
 
-def pyplot():
-    """pyplot on the file-only backend (a report never opens a window; CI has no display)."""
-    import matplotlib
+def figure(**kwargs):
+    """A figure drawn without pyplot: no global backend is switched and no figure is left open in
+    pyplot's registry, so a report leaves a notebook's matplotlib as it found it (savefig picks
+    the file-only Agg canvas by itself; CI has no display)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    return Figure(**kwargs)
 
-    return plt
+
+def colormap(name: str):
+    from matplotlib import colormaps
+
+    return colormaps[name]
 
 
 def save(fig, path: Path) -> str:
@@ -62,14 +67,14 @@ def heatmaps(val: pd.DataFrame, out: Path) -> list[str]:
     """One m × m validation-IIA heatmap (rows source, columns target) per setting and fit design
     (figure_groups); a direction fitted in several runs of it (other alignment seeds) shows its
     mean. Fits that cover only some directions (pairwise fits) leave the others empty, not zero."""
-    plt = pyplot()
     names = []
     for setting, part in figure_groups(val):
         grid = part.pivot_table(index="src", columns="trg", values="iia", aggfunc="mean")
         labels = sorted(set(grid.index) | set(grid.columns))
         grid = grid.reindex(index=labels, columns=labels).to_numpy(dtype=float)
         size = 1.2 + 0.9 * len(labels)
-        fig, ax = plt.subplots(figsize=(size + 1.5, size))
+        fig = figure(figsize=(size + 1.5, size))
+        ax = fig.subplots()
         image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis")
         ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
         ax.set_yticks(range(len(labels)), labels)
@@ -82,14 +87,12 @@ def heatmaps(val: pd.DataFrame, out: Path) -> list[str]:
         ax.set_title(f"{setting['method'].upper()} validation IIA, fit {fit}\n({_described(setting)})")
         fig.colorbar(image, ax=ax, fraction=0.046)
         names.append(save(fig, out / file_name("heatmap", setting)))
-        plt.close(fig)
     return names
 
 
 def k_curves(val: pd.DataFrame, keys: list[str], out: Path) -> list[str]:
     """Validation IIA against k where k was swept with every other setting the same: one line per
     setting and within/across models, the mean over model pairs with its ± sd band."""
-    plt = pyplot()
     names = []
     others = [k for k in keys if k not in ("k", "site", "variable")]
     for (site, variable), part in val.groupby(["site", "variable"], sort=False):
@@ -98,8 +101,9 @@ def k_curves(val: pd.DataFrame, keys: list[str], out: Path) -> list[str]:
         ]
         if not lines:
             continue
-        fig, ax = plt.subplots(figsize=(6.5, 4.5))
-        colours = plt.get_cmap("tab20").colors
+        fig = figure(figsize=(6.5, 4.5))
+        ax = fig.subplots()
+        colours = colormap("tab20").colors
         for i, (setting, line) in enumerate(lines):
             curve = cells(line, ["k"]).sort_values("k")
             label = ", ".join(str(v) for v in setting[:-1]) + (" within" if setting[-1] else " cross")
@@ -116,5 +120,4 @@ def k_curves(val: pd.DataFrame, keys: list[str], out: Path) -> list[str]:
         ax.set_title(f"IIA vs k ({site}, {variable})")
         ax.legend(fontsize=7, loc="lower right")
         names.append(save(fig, out / f"iia-vs-k-{safe(site)}-{safe(variable)}.png"))
-        plt.close(fig)
     return names
