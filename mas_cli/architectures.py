@@ -80,4 +80,8 @@ def register(name: str, model: type) -> None:
 
 
 def unregister(name: str) -> None:
-    ARCHITECTURES.pop(name, None)
+    """Undo `register`: the name and the config group option it stored."""
+    if not isinstance(ARCHITECTURES.pop(name, ""), str) and not has_yaml(name):
+        from hydra.core.config_store import ConfigStore
+
+        ConfigStore.instance().repo["arch"].pop(f"{name}.yaml", None)

@@ -42,6 +42,16 @@ def compose_config(config_name: str, overrides: list[str], hydra_node: bool = Fa
         raise ConfigError(explain(exc, config_name, overrides)) from None
 
 
+def plain(value):
+    """A config value as plain Python containers, interpolations resolved (other values as they are)."""
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def override_key(override: str) -> str:
+    """The key an override sets: `+arch.width=3` and `~seed` name arch.width and seed."""
+    return override.lstrip("+~").split("=")[0]
+
+
 RUNTIME_KEYS = ("budget", "paths", "device", "threads", "logger")  # what a config made inside a command inherits
 
 
@@ -49,8 +59,7 @@ def inherit_runtime(parent: DictConfig, child: DictConfig) -> None:
     """A config composed inside another command (a model trained for `mas align`, each job of
     `mas pipeline`) runs with the parent's budget, output root, device and threads."""
     for key in RUNTIME_KEYS:
-        value = parent[key]
-        child[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        child[key] = plain(parent[key])
 
 
 @cache
@@ -88,7 +97,7 @@ def flat_keys(cfg, prefix: str = "") -> list[str]:
 
 
 def override_of(overrides: list[str], key: str) -> str:
-    return next((o for o in overrides if o.lstrip("+~").split("=")[0] == key), key)
+    return next((o for o in overrides if override_key(o) == key), key)
 
 
 def explain(exc: Exception, config_name: str, overrides: list[str]) -> str:
@@ -121,13 +130,13 @@ def explain(exc: Exception, config_name: str, overrides: list[str]) -> str:
     if overridden:
         key = overridden[1]
         groups = config_groups()
-        chosen = [o for o in overrides if "=" in o and o.lstrip("+~").split("=")[0] in groups]
+        chosen = [o for o in overrides if "=" in o and override_key(o) in groups]
         try:
             known = [k for k in flat_keys(compose_config(config_name, chosen)) if k != key]
         except ConfigError:  # a group option that is wrong too: Hydra names one error at a time
             known = flat_keys(compose_config(config_name, []))
         group = key.split(".")[0]
-        option = next((o.split("=", 1)[1] for o in chosen if o.lstrip("+~").split("=")[0] == group), None)
+        option = next((o.split("=", 1)[1] for o in chosen if override_key(o) == group), None)
         scope = f" for {group}={option}" if option else ""
         return (
             f"{override_of(overrides, key)}: {command} has no setting {key}{scope}; {suggest(key, known)}"

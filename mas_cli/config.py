@@ -14,7 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig
 
-from mas_cli.composition import RUNTIME_KEYS
+from mas_cli.composition import RUNTIME_KEYS, override_key
 from mas_cli.errors import ConfigError
 from mas_cli.tasks.causal import TRANSFORMS
 from mas_cli.tasks.counting import CAUSAL_MODELS, VARIANTS
@@ -202,13 +202,12 @@ def check_report_folder(out: Path, key: str, fix: str) -> None:
     report would land wherever it points); `fix` is what a refusal suggests."""
     from mas_cli.store.links import real_folder
 
-    if not fix:
+    try:
         check_writable(out, key=key)
-    else:
-        try:
-            check_writable(out, key=key)
-        except ConfigError:
-            raise ConfigError(f"{out} is not writable; {fix}") from None
+    except ConfigError:
+        if not fix:
+            raise
+        raise ConfigError(f"{out} is not writable; {fix}") from None
     real_folder(out, "report")
 
 
@@ -229,7 +228,7 @@ def validate_models_on_demand(cfg: DictConfig) -> None:
         f"got {cfg.train_overrides!r}",
     )
     for override in cfg.train_overrides:
-        key = override.lstrip("+~").split("=")[0]
+        key = override_key(override)
         require(
             key not in SET_BY_SPEC,
             f"train_overrides {override}: the model spec sets {key} (a={SET_BY_SPEC.get(key)}); drop it there",

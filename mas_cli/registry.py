@@ -26,11 +26,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from mas_cli.composition import plain
+
 NOT_USED = "unused"  # a row's value for a setting not in effect (pandas would read "n/a" back as missing)
-
-
-def _plain(value):
-    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
 def _always(cfg: DictConfig) -> bool:
@@ -57,7 +55,7 @@ class Setting:
     def read(self, cfg: DictConfig):
         if self.value is not None:
             return self.value(cfg)
-        return _plain(OmegaConf.select(cfg, self.key, default=None))
+        return plain(OmegaConf.select(cfg, self.key, default=None))
 
     @property
     def column_name(self) -> str:
@@ -82,7 +80,7 @@ class Registry:
     def validate(self, cfg: DictConfig) -> None:
         """Each setting's check, in table order, on the value as written in the config."""
         for s in self.settings:
-            s.check(_plain(OmegaConf.select(cfg, s.key, default=None)), cfg)
+            s.check(plain(OmegaConf.select(cfg, s.key, default=None)), cfg)
 
     def in_effect(self, cfg: DictConfig) -> list[Setting]:
         return [s for s in self.settings if s.used(cfg)]

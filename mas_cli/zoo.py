@@ -99,6 +99,7 @@ class ModelsOnDemand:
         self.cfg = cfg
         self.train_overrides = list(cfg.train_overrides if train_overrides is None else train_overrides)
         self._train_configs: dict[ModelSpec, DictConfig] = {}  # Hydra composition is slow: once per model
+        self._widths: dict[tuple[ModelSpec, str], int] = {}  # a fresh model built once per model and site
 
     def train_config(self, spec: ModelSpec) -> DictConfig:
         if spec not in self._train_configs:
@@ -120,15 +121,17 @@ class ModelsOnDemand:
         """What the checks need about a model before it exists: label, the width of `site` (read
         off a fresh model of its config: a site it lacks is refused here, before any training),
         and the variables of `causal_model` (None: the task's own)."""
-        import torch
+        task = self.task(spec)
+        if (spec, site) not in self._widths:
+            import torch
 
-        from mas_cli.models import build_model
+            from mas_cli.models import build_model
 
-        variables = variables_of(self.task(spec), causal_model, spec.label)
-        train_cfg = self.train_config(spec)
-        with torch.random.fork_rng():  # a throwaway model: leave the caller's random state alone
-            fresh = build_model(train_cfg.arch.name, len(self.task(spec).vocab), train_cfg.arch)
-        return Described(spec.label, site_width_of(fresh, site, spec), variables)
+            arch = self.train_config(spec).arch
+            with torch.random.fork_rng():  # a throwaway model: leave the caller's random state alone
+                fresh = build_model(arch.name, len(task.vocab), arch)
+            self._widths[spec, site] = site_width_of(fresh, site, spec)
+        return Described(spec.label, self._widths[spec, site], variables_of(task, causal_model, spec.label))
 
     def train(self, spec: ModelSpec) -> None:
         from mas_cli.training import train_model

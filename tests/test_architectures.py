@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
-from hydra.core.config_store import ConfigStore
 from torch import nn
 
 import mas_cli as mas
@@ -63,7 +62,6 @@ def dummy():
     architectures.register("dummy", Dummy)
     yield "dummy"
     architectures.unregister("dummy")
-    ConfigStore.instance().repo["arch"].pop("dummy.yaml", None)
 
 
 def test_a_dummy_architecture_trains_aligns_and_meets_the_oracle(dummy, tmp_path):

@@ -155,6 +155,12 @@ def cases() -> list[tuple[str, list[str], str]]:
     ]
     plain = ["align", "budget=smoke", "allow_undertrained=true"]
     found += [(f"align-hf-{i}", [*plain, *a], m) for i, (a, m) in enumerate(hf)]
+    hf_train = [  # what transformers itself refuses in a family's config, said before any work
+        ("arch.hf.num_attention_heads=3", "transformers cannot build this llama (ValueError: The hidden size (64)"),
+        ("arch.family=llamax", "arch.family=llamax is not a model type transformers knows"),
+        ("arch.hidden_layer=5", "arch.hidden_layer must be between 1 and 2"),
+    ]
+    found += [(f"train-hf-{a}", ["train", "arch=hf_llama", a], m) for a, m in hf_train]
     similarity = [
         (["a=gru", "b=lstm", "rows=1"], "rows must be an integer ≥ 3"),
         (["a=gru", "b=lstm", "rows=2"], "rows must be an integer ≥ 3"),

@@ -21,7 +21,16 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from mas_cli.composition import compose_config, config_groups, explain, flat_keys, leaves, override_of, suggest
+from mas_cli.composition import (
+    compose_config,
+    config_groups,
+    explain,
+    flat_keys,
+    leaves,
+    override_of,
+    plain,
+    suggest,
+)
 from mas_cli.console import fail
 from mas_cli.console.help import help_text
 from mas_cli.errors import ConfigError, MasError
@@ -161,7 +170,7 @@ def check_values(cfg: DictConfig, overrides: list[str]) -> None:
         if key == "hydra":
             continue
         try:
-            value = OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+            value = plain(cfg[key])
         except OmegaConfBaseException as exc:
             where = getattr(exc, "full_key", None) or key
             reason = str(exc).splitlines()[0]

@@ -121,11 +121,17 @@ def patched(
     """`run(tokens)` (the logits) with the site's value at (rows[i], positions[i]) replaced by
     values[i] ([P] pairs, values [P, D])."""
 
+    at_call: dict[int, torch.Tensor] = {}  # a per-position site: call -> indices written there, found once
+
     def on_value(value: torch.Tensor, call: int):
         if value.dim() >= 3:
             return value.index_put((rows, positions), values.to(value.dtype))
-        here = positions == call
-        if not bool(here.any()):
+        if not at_call:  # one pass over the positions, not a comparison (and a sync) at every call
+            order = torch.argsort(positions, stable=True)
+            found, counts = torch.unique_consecutive(positions[order], return_counts=True)
+            at_call.update(zip(found.tolist(), order.split(counts.tolist())))
+        here = at_call.get(call)
+        if here is None:
             return None
         return value.index_put((rows[here],), values[here].to(value.dtype))
 

@@ -77,14 +77,14 @@ def suffix_kernel_runs(model, state: torch.Tensor) -> bool:
     return not state.is_cuda and isinstance(model.rnn, (nn.GRU, nn.LSTM)) and model.rnn.num_layers == 1
 
 
-_FROZEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_KERNELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its SuffixKernel
 
 
 def suffix_kernel(model) -> SuffixKernel:
     """The model's suffix kernel, made once (its weights never change during alignment)."""
-    if model not in _FROZEN:
-        _FROZEN[model] = SuffixKernel(model)
-    return _FROZEN[model]
+    if model not in _KERNELS:
+        _KERNELS[model] = SuffixKernel(model)
+    return _KERNELS[model]
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 
 from mas_cli.architectures import has_yaml, model_class, yaml_defaults
+from mas_cli.composition import plain
 from mas_cli.models.base import SITES, SequenceModel
 
 __all__ = ["SITES", "SequenceModel", "build_model", "model_spec"]
@@ -17,17 +18,10 @@ def build_model(arch: str, vocab_size: int, settings) -> SequenceModel:
     cls = model_class(arch)
     known = {f.name for f in fields(cls.Config)} - {"vocab_size"}
     given = yaml_defaults(arch) if has_yaml(arch) else {}
-    given |= {k: _plain(settings[k]) for k in known if k in settings}
+    given |= {k: plain(settings[k]) for k in known if k in settings}  # a stored config is read back plain
     model = cls(cls.Config(vocab_size=vocab_size, **{k: v for k, v in given.items() if k in known}))
     model.arch = arch
     return model
-
-
-def _plain(value):
-    """A config value as plain Python (a stored model's config is read back without unpickling)."""
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
 def model_spec(model: SequenceModel) -> dict:

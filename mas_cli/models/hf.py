@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from mas_cli.composition import plain
 from mas_cli.config import number_in, positive_int, require
+from mas_cli.errors import ConfigError
 from mas_cli.models.base import SequenceModel, layer_stack
 from mas_cli.tasks.vocab import BOS, EOS, PAD
 
@@ -45,6 +47,21 @@ class HuggingFaceConfig:
         positive_int(settings.get("hidden_layer"), "arch.hidden_layer")
         number_in(settings.get("grad_clip", 0.0), "arch.grad_clip", 0, float("inf"), "[0, inf); 0 turns clipping off")
         require(hasattr(settings.get("hf"), "keys"), "arch.hf must hold the family's config keys")
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+        family = settings.family
+        require(family in CONFIG_MAPPING, f"arch.family={family} is not a model type transformers knows")
+        config = HuggingFaceConfig(
+            vocab_size=16, family=family, hidden_layer=settings.hidden_layer, hf=plain(settings.hf)
+        )
+        try:  # transformers checks its own keys: built on the meta device, nothing is allocated
+            with torch.device("meta"):
+                HuggingFaceModel(config)
+        except ConfigError:
+            raise
+        except Exception as exc:  # transformers raises many kinds; its last line says what is wrong
+            reason = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+            raise ConfigError(f"arch.hf: transformers cannot build this {family} ({reason[-1][:200]})") from None
 
 
 class HuggingFaceModel(SequenceModel):
@@ -62,7 +79,10 @@ class HuggingFaceModel(SequenceModel):
         self.hf = AutoModelForCausalLM.from_config(settings)
         layers = layer_stack(self.hf)
         if layers is None or not 0 < config.hidden_layer < len(self.hf.get_submodule(layers)) + 1:
-            raise ValueError(f"hidden_layer {config.hidden_layer} is not a decoder layer of this {config.family}")
+            size = len(self.hf.get_submodule(layers)) if layers is not None else 0
+            raise ConfigError(
+                f"arch.hidden_layer must be between 1 and {size} (the decoder layers of this {config.family})"
+            )
         self._hidden = f"{layers}.{config.hidden_layer - 1}"
         embedding = self.hf.get_input_embeddings()
         self._embed = next(path for path, module in self.hf.named_modules() if module is embedding)

@@ -28,7 +28,7 @@ from mas_cli import store
 from mas_cli.console import console
 from mas_cli.errors import ConfigError
 from mas_cli.reporting.cells import summary_rows, tables
-from mas_cli.reporting.collect import collect, collect_curves, collect_items, collect_similarity, store_entries
+from mas_cli.reporting.collect import StoreWalk, collect, collect_curves, collect_items, collect_similarity
 from mas_cli.reporting.curves import alignment_curves, das_bars, iia_by_count, training_curves
 from mas_cli.reporting.figures import heatmaps, k_curves
 from mas_cli.reporting.html import index_html
@@ -45,13 +45,14 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> None:
 
 def write_report(source: Path, out: Path) -> pd.DataFrame:
     """Returns the IIA rows (possibly empty when the root holds only similarity results)."""
-    rows, sim = collect(source, exclude=out), collect_similarity(source, exclude=out)
+    walk = StoreWalk.of(source, exclude=out)  # one walk, each entry verified once, for every table
+    rows, sim = collect(source, walk=walk), collect_similarity(source, walk=walk)
     if rows.empty and sim.empty:
         raise ConfigError(
             f"no iia.csv or similarity.csv under {source}; run `mas align` first "
             "or point paths.root at a results folder"
         )
-    skipped = store_entries(source, out)[1]
+    skipped = walk.skipped
     if skipped:
         console.print(
             f"not read: {len(skipped)} folder(s) or link(s) under {source} holding results that are not store "
@@ -60,8 +61,8 @@ def write_report(source: Path, out: Path) -> pd.DataFrame:
     val = rows[rows.split == "val"] if not rows.empty else rows
     found = tables(val, sim)
     # everything is read (and checked) before anything is written: a bad stored file leaves no half report
-    training, fits = collect_curves(source, exclude=out)
-    items = collect_items(source, exclude=out) if not val.empty else pd.DataFrame()
+    training, fits = collect_curves(source, walk=walk)
+    items = collect_items(source, walk=walk) if not val.empty else pd.DataFrame()
     figures = {
         "Heatmaps": [],
         "DAS per model": [],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -81,15 +82,29 @@ def _unreadable(error: OSError) -> None:
         raise error
 
 
-def result_files(source: Path, name: str, exclude: Path | None) -> list[Path]:
+@dataclass
+class StoreWalk:
+    """One walk of a root (store_entries), each entry's checksums verified once: what every
+    table and figure of a report is read from."""
+
+    versions: dict[Path, Path]  # an entry's public path -> its verified version folder
+    skipped: list[Path]  # folders and links holding results that are not store entries
+
+    @classmethod
+    def of(cls, source: Path, exclude: Path | None = None) -> StoreWalk:
+        entries, skipped = store_entries(source, exclude)
+        versions = {entry: Entry(entry).current() for entry in entries}  # a corrupt one: one line
+        return cls({e: v for e, v in versions.items() if v is not None}, skipped)
+
+    def files(self, name: str) -> list[Path]:
+        """Every `name` file of an entry, by its public path."""
+        return [entry / name for entry, version in self.versions.items() if (version / name).is_file()]
+
+
+def result_files(source: Path, name: str, exclude: Path | None = None) -> list[Path]:
     """Every `name` file of a store entry under `source`, by its public path (store_entries),
     each entry's checksums verified on the way (a corrupt one is refused in one line)."""
-    found = []
-    for entry in store_entries(source, exclude)[0]:
-        version = Entry(entry).current()
-        if version is not None and (version / name).is_file():
-            found.append(entry / name)
-    return found
+    return StoreWalk.of(source, exclude).files(name)
 
 
 LABEL = r"[^/]+/[^/]+/\d+"  # a model's label: task/arch/seed
@@ -124,13 +139,10 @@ def read_table(path: Path, kind: str, fix: str) -> pd.DataFrame:
     return frame
 
 
-def _read_all(source: Path, name: str, exclude: Path | None, fix: str) -> list[pd.DataFrame]:
+def _read_all(source: Path, name: str, walk: StoreWalk, fix: str) -> list[pd.DataFrame]:
     """Every `name` file under `source`, each with a `run` column: its directory relative to
     `source`."""
-    return [
-        read_table(path, name, fix).assign(run=str(path.parent.relative_to(source)))
-        for path in result_files(source, name, exclude)
-    ]
+    return [read_table(path, name, fix).assign(run=str(path.parent.relative_to(source))) for path in walk.files(name)]
 
 
 def _fill(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -140,9 +152,9 @@ def _fill(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return rows
 
 
-def collect(source: Path, exclude: Path | None = None) -> pd.DataFrame:
+def collect(source: Path, exclude: Path | None = None, walk: StoreWalk | None = None) -> pd.DataFrame:
     """All rows of every `iia.csv` under `source` (empty when there is none)."""
-    frames = _read_all(source, "iia.csv", exclude, REFIT)
+    frames = _read_all(source, "iia.csv", walk or StoreWalk.of(source, exclude), REFIT)
     if not frames:
         return pd.DataFrame()
     rows = pd.concat(frames, ignore_index=True)
@@ -162,19 +174,19 @@ def collect(source: Path, exclude: Path | None = None) -> pd.DataFrame:
     return rows
 
 
-def collect_similarity(source: Path, exclude: Path | None = None) -> pd.DataFrame:
+def collect_similarity(source: Path, exclude: Path | None = None, walk: StoreWalk | None = None) -> pd.DataFrame:
     """All rows of every `similarity.csv` (RSA, CKA) under `source` (empty when there is none)."""
-    frames = _read_all(source, "similarity.csv", exclude, RECOMPUTE)
+    frames = _read_all(source, "similarity.csv", walk or StoreWalk.of(source, exclude), RECOMPUTE)
     if not frames:
         return pd.DataFrame()
     return _fill(pd.concat(frames, ignore_index=True), similarity_grouping())
 
 
-def collect_items(source: Path, exclude: Path | None = None) -> pd.DataFrame:
+def collect_items(source: Path, exclude: Path | None = None, walk: StoreWalk | None = None) -> pd.DataFrame:
     """Every run's items.csv (one row per validation item: before, after, correct), with the
     run's settings joined from its iia.csv."""
     frames = []
-    for path in result_files(source, "items.csv", exclude):
+    for path in (walk or StoreWalk.of(source, exclude)).files("items.csv"):
         items = read_table(path, "items.csv", REFIT)
         settings = settings_of(read_table(path.parent / "iia.csv", "iia.csv", REFIT), path.parent.relative_to(source))
         frames.append(items.assign(run=str(path.parent.relative_to(source)), **settings))
@@ -191,11 +203,13 @@ def settings_of(iia: pd.DataFrame, run: Path) -> dict:
     return {**{c: first[c] for c in run_wide}, "fit": fit_design(models)}
 
 
-def collect_curves(source: Path, exclude: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def collect_curves(
+    source: Path, exclude: Path | None = None, walk: StoreWalk | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(training curves of every model: loss and validation accuracy by step, alignment curves
     of every run: IIA per direction and split by step)."""
     training, fits = [], []
-    for path in result_files(source, "curve.csv", exclude):
+    for path in (walk or StoreWalk.of(source, exclude)).files("curve.csv"):
         run = path.parent.relative_to(source)
         if (path.parent / "iia.csv").is_file():  # an alignment run's curve
             frame = read_table(path, "alignment curve.csv", REFIT).assign(run=str(run))
