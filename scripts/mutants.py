@@ -93,8 +93,8 @@ MUTANTS = [
         "generic_step_patch_one_call_early",
         "the generic path writes a once-per-position site at the call before the asked position",
         "mas_cli/continuation/hooks.py",
-        "        here = positions == call",
-        "        here = positions == call + 1",
+        "        here = at_call.get(call)",
+        "        here = at_call.get(call + 1)",
         ("tests/test_continuation.py",),
     ),
     Mutant(
