@@ -1,4 +1,4 @@
-"""Task accuracy of a model on fixed sequence sets (SPEC §2): a trial is correct when every
+"""Task accuracy of a model on fixed sequence sets (docs/METHODS.md § Tasks): a trial is correct when every
 scored prediction (each response token and the EOS) is right."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class EvalSet:
 
 def trial_verdicts(right: torch.Tensor, trial: torch.Tensor, n: int) -> torch.Tensor:
     """bool [n]: trial i is right when every scored prediction p with trial[p] == i is right
-    (right: bool [P]). A trial is all-or-nothing (SPEC §2); task accuracy and IIA both use this."""
+    (right: bool [P]). A trial is all-or-nothing (docs/METHODS.md § Tasks); task accuracy and IIA both use this."""
     wrong = torch.zeros(n, device=right.device).index_add_(0, trial, (~right).float())
     return wrong == 0
 

@@ -1,5 +1,6 @@
-"""Task-model training (SPEC §4): next-token cross-entropy until validation task accuracy reaches
-the criterion, with a step cap, checkpoints to resume from, and an atomic model store entry."""
+"""Task-model training (docs/METHODS.md § Models and training): next-token cross-entropy until
+validation task accuracy reaches the criterion, with a step cap, checkpoints to resume from, and an
+atomic model store entry."""
 
 from __future__ import annotations
 
@@ -10,13 +11,12 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from mas_cli import store
+from mas_cli import seeds, store
 from mas_cli.config import refuse_other_settings
 from mas_cli.console import StepProgress, console, path_line
 from mas_cli.errors import ConfigError, StoreError, UnsafeFileError
@@ -104,16 +104,16 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.task: Task = task_from_config(cfg.task)
         self.curriculum, self.most = cfg.task.get("curriculum"), int(self.task.counts("train").max())
-        torch.manual_seed(cfg.seed)
+        seeds.seed_torch(cfg.seed)
         self.model = build_model(cfg.arch.name, len(self.task.vocab), cfg.arch).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.budget.lr)
-        self.data_rng = np.random.default_rng([cfg.seed, 0])
+        self.data_rng = seeds.training_batches(cfg.seed)
         # Validation and held-out sets are fixed by the seed, apart from the training stream.
         self.val = EvalSet.draw(
-            self.task, self.budget.val_size, np.random.default_rng([cfg.seed, 1]), "train", self.device
+            self.task, self.budget.val_size, seeds.training_validation(cfg.seed), "train", self.device
         )
         self.heldout = EvalSet.draw(
-            self.task, self.budget.heldout_size, np.random.default_rng([cfg.seed, 2]), "heldout", self.device
+            self.task, self.budget.heldout_size, seeds.training_heldout(cfg.seed), "heldout", self.device
         )
         self.step, self.wall_before, self.curve = 0, 0.0, []
         self.checkpoint = self.work / "checkpoint.pt"

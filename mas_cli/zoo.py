@@ -14,7 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from mas_cli import store
+from mas_cli import seeds, store
 from mas_cli.composition import compose_config, inherit_runtime
 from mas_cli.config import validate_train
 from mas_cli.console import console
@@ -164,7 +164,6 @@ def ensure_trained(
 
 def model_to_inspect(cfg: DictConfig):
     """(model, how to name it) for `mas sites`: the store's `cfg.model`, or a fresh `cfg.arch`."""
-    import torch
 
     from mas_cli.models import build_model
 
@@ -172,7 +171,7 @@ def model_to_inspect(cfg: DictConfig):
         spec = parse_spec(cfg.model, cfg.task.name)
         entry = store.model_dir(cfg.paths.root, spec.task, spec.arch, spec.seed)
         return load_frozen(spec, entry, "cpu", allow_undertrained=True).model, f"{spec.label} (trained, {entry})"
-    torch.manual_seed(cfg.seed)
+    seeds.seed_torch(cfg.seed)
     task = task_from_config(cfg.task)
     model = build_model(cfg.arch.name, len(task.vocab), cfg.arch).eval()
     return model, f"a fresh {cfg.arch.name} (vocabulary of {task.name}: {len(task.vocab)} tokens)"

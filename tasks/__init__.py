@@ -1,4 +1,4 @@
-"""Numeric tasks, their causal models and counterfactuals (SPEC §2–§3). No torch in here."""
+"""Numeric tasks, their causal models and counterfactuals (docs/METHODS.md § Tasks–§3). No torch in here."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Arithmetic task (SPEC §2).
+"""Arithmetic task (docs/METHODS.md § Tasks).
 
 Encoding, exactly. With k operations (drawn uniformly from the allowed op counts) and a start
 value v0 in 0..max_value:

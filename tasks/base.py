@@ -11,7 +11,7 @@ import numpy as np
 from .vocab import PAD, Vocab
 
 # Which target quantities a batch draws from: the training counts (held-out ones removed),
-# only the held-out counts (generalisation), or every count (alignment data, SPEC §2).
+# only the held-out counts (generalisation), or every count (alignment data, docs/METHODS.md § Tasks).
 Split = Literal["train", "heldout", "all"]
 
 
@@ -45,11 +45,12 @@ class Task(Protocol):
 
     def response_mask(self, tokens: np.ndarray) -> np.ndarray:
         """bool [N, L]: True where the prediction made at position p (of token p+1) is part of
-        the trial verdict (SPEC §2: each response token and the EOS)."""
+        the trial verdict (docs/METHODS.md § Tasks: each response token and the EOS)."""
         ...
 
     def eligible_positions(self, tokens: np.ndarray, variable: str | None = None) -> np.ndarray:
-        """bool [N, L]: positions an interchange intervention on `variable` may target (SPEC §3)."""
+        """bool [N, L]: positions an interchange intervention on `variable` may target
+        (docs/METHODS.md § Causal models and counterfactuals)."""
         ...
 
     def causal_model(self, name: str | None = None): ...

@@ -1,5 +1,5 @@
-"""High-level causal models (SPEC §3): tiny programs that read one token at a time, update named
-variables, and say which token comes next.
+"""High-level causal models (docs/METHODS.md § Causal models and counterfactuals): tiny programs that
+read one token at a time, update named variables, and say which token comes next.
 
 A state is a plain dict of variable values (plus bookkeeping the program needs, such as the
 exogenous `n`). Three methods make a causal model:
@@ -30,7 +30,7 @@ def _round_to_3(n: int) -> int:
     return 3 * round(n / 3)  # n / 3 never ends in .5, so banker's rounding never applies
 
 
-# The transform applied to the count when the trigger is read (SPEC §2).
+# The transform applied to the count when the trigger is read (docs/METHODS.md § Tasks).
 TRANSFORMS: dict[str, Callable[[int], int]] = {
     "identity": lambda n: n,
     "mod": lambda n: n % 4,
@@ -174,7 +174,7 @@ class UpUp(CausalModel):
 class ContextDistributed(CausalModel):
     """No stored count: every step recounts the demo tokens and response tokens seen so far.
     Nothing is swappable, so a `full` swap between same-phase steps predicts unchanged
-    behaviour, which is the hypothesis under test (SPEC §3)."""
+    behaviour, which is the hypothesis under test (docs/METHODS.md § Causal models and counterfactuals)."""
 
     variables = ()
 
@@ -260,7 +260,7 @@ class Arithmetic(CausalModel):
         if stage in ("v0", "comma"):
             return uniform((self.tok.plus, self.tok.minus))
         if stage == "op":
-            # The operand keeps the result inside 0..max_value (SPEC §2).
+            # The operand keeps the result inside 0..max_value (docs/METHODS.md § Tasks).
             value = state["cumu_val"]
             top = self.max_value - value if state["op"] == self.tok.plus else value
             return uniform(self.tok.number[: max(top, 0) + 1])

@@ -1,4 +1,4 @@
-"""Counterfactual sequences for interchange interventions (SPEC §3).
+"""Counterfactual sequences for interchange interventions (docs/METHODS.md § Causal models and counterfactuals).
 
 For a base (target) sequence and a position τ, and a source sequence and a position σ: read the
 source causal model's variables after it has read the token at σ, run the causal model over the

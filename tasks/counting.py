@@ -1,4 +1,4 @@
-"""Counting tasks: Multi-Object, Single-Object, Same-Object (SPEC §2).
+"""Counting tasks: Multi-Object, Single-Object, Same-Object (docs/METHODS.md § Tasks).
 
 Encoding, exactly. A sequence for target quantity n (drawn uniformly from the allowed counts) is
 

@@ -1,6 +1,6 @@
 """Token vocabularies shared by every task.
 
-Ids 0, 1, 2 are always PAD, BOS, EOS (SPEC §2); each task appends its own tokens after them,
+Ids 0, 1, 2 are always PAD, BOS, EOS (docs/METHODS.md § Tasks); each task appends its own tokens after them,
 so a vocabulary is just an ordered tuple of names and the id of a token is its index.
 """
 

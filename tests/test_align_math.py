@@ -77,7 +77,7 @@ def test_inverse_undoes_the_alignment_and_training_keeps_it_orthogonal(orthogona
 
 
 def test_normalization_leaves_a_within_model_swap_unchanged():
-    a = OrthogonalAlignment(8, generator=torch.Generator().manual_seed(2))
+    a = OrthogonalAlignment(8, "cayley", generator=torch.Generator().manual_seed(2))
     h_t, h_s = torch.randn(5, 8), torch.randn(5, 8)
     plain = swap(h_t, h_s, a.aligned(3), a.aligned(3))
     a.fit_normalization(5 * torch.randn(100, 8) - 2, "rms")
@@ -89,7 +89,7 @@ def test_normalization_leaves_a_within_model_swap_unchanged():
 def test_swap_equals_the_formula_through_the_full_alignment_space(widths):
     d_t, d_s = widths
     generator = torch.Generator().manual_seed(1)
-    a_t, a_s = OrthogonalAlignment(d_t, generator=generator), OrthogonalAlignment(d_s, generator=generator)
+    a_t, a_s = (OrthogonalAlignment(d, "cayley", generator=generator) for d in (d_t, d_s))
     h_t, h_s = torch.randn(7, d_t), torch.randn(7, d_s)
     k = 3
     a_t.fit_normalization(3 * torch.randn(50, d_t) + 1, "rms")  # non-trivial μ and s
@@ -104,7 +104,7 @@ def test_swap_equals_the_formula_through_the_full_alignment_space(widths):
 def test_stitching_discards_the_target_and_at_full_width_is_the_composed_map(widths):
     d_t, d_s = widths
     generator = torch.Generator().manual_seed(4)
-    a_t, a_s = OrthogonalAlignment(d_t, generator=generator), OrthogonalAlignment(d_s, generator=generator)
+    a_t, a_s = (OrthogonalAlignment(d, "cayley", generator=generator) for d in (d_t, d_s))
     a_t.fit_normalization(2 * torch.randn(50, d_t) - 1, "rms")
     a_s.fit_normalization(3 * torch.randn(50, d_s) + 2, "rms")
     h_t, h_s = torch.randn(7, d_t), torch.randn(7, d_s)
@@ -165,7 +165,7 @@ def fast_and_reference(pair, layers: int, functions: list[OrthogonalAlignment]):
 @pytest.mark.parametrize(("pair", "layers"), FAST_PATH_CASES)
 def test_fast_path_matches_the_straightforward_per_step_path(pair, layers):
     generator = torch.Generator().manual_seed(3)
-    functions = [OrthogonalAlignment(16, generator=generator) for _ in range(2)]  # source, target
+    functions = [OrthogonalAlignment(16, "cayley", generator=generator) for _ in range(2)]  # source, target
     fast, labels, slow, cf = fast_and_reference(pair, layers, functions)
     torch.testing.assert_close(fast, slow, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(labels, torch.from_numpy(targets_of(cf.tokens))[torch.from_numpy(cf.label_mask)])
@@ -176,7 +176,7 @@ def test_fast_path_gradients_match_the_straightforward_per_step_path(pair, layer
     """What training follows: the gradient of the scored logits with respect to both alignment
     functions' parameters, through the fast path and through the per-step reference."""
     generator = torch.Generator().manual_seed(3)
-    functions = [OrthogonalAlignment(16, generator=generator) for _ in range(2)]  # source, target
+    functions = [OrthogonalAlignment(16, "cayley", generator=generator) for _ in range(2)]  # source, target
     fast, _, slow, _ = fast_and_reference(pair, layers, functions)
     weights = torch.randn(*fast.shape, generator=generator)
 
@@ -193,8 +193,8 @@ def test_fast_path_gradients_match_the_straightforward_per_step_path(pair, layer
 def test_directions_run_together_give_what_each_gives_alone(arch, site):
     target, sources = random_model(arch, seed=1), [random_model("gru", seed=2), random_model("lstm", seed=3)]
     generator = torch.Generator().manual_seed(0)
-    rows_t = OrthogonalAlignment(16, generator=generator).aligned(4)
-    rows = [OrthogonalAlignment(16, generator=generator).aligned(4) for _ in sources]
+    rows_t = OrthogonalAlignment(16, "cayley", generator=generator).aligned(4)
+    rows = [OrthogonalAlignment(16, "cayley", generator=generator).aligned(4) for _ in sources]
     batches = [_direction(s, target, site, seed=i).take(np.arange(10 + 20 * i)) for i, s in enumerate(sources)]
     parts = [Part(b, s.at(site), r) for b, s, r in zip(batches, sources, rows)]
     together = predictions(target, rows_t, parts, site)
@@ -307,7 +307,7 @@ def test_a_planted_two_variable_model_is_recovered_per_variable(tmp_path):
 def test_embed_site_matches_running_the_model_on_swapped_embeddings(arch):
     source, target = random_model("lstm", seed=3), random_model(arch, seed=4)
     generator = torch.Generator().manual_seed(5)
-    rows_s, rows_t = (OrthogonalAlignment(16, generator=generator).aligned(6) for _ in range(2))
+    rows_s, rows_t = (OrthogonalAlignment(16, "cayley", generator=generator).aligned(6) for _ in range(2))
     data = _direction(source, target, "embed", seed=6)
     fast, labels = scored_in_order(target, source, data.take(np.arange(48)), rows_t, rows_s, "embed")
     cf = make_counterfactuals(TASK, 48, "count", np.random.default_rng(6), same_position=True)
@@ -350,8 +350,8 @@ def test_gram_schmidt_and_orthogonal_swaps_agree_on_the_same_subspace():
     generator = torch.Generator().manual_seed(3)
     k = 3
     orthogonal_t, orthogonal_s = (
-        OrthogonalAlignment(10, generator=generator),
-        OrthogonalAlignment(7, generator=generator),
+        OrthogonalAlignment(10, "cayley", generator=generator),
+        OrthogonalAlignment(7, "cayley", generator=generator),
     )
     gs_t, gs_s = GramSchmidtAlignment(10, k), GramSchmidtAlignment(7, k)
     with torch.no_grad():  # another basis of the same k-dim subspaces: mixed, neither orthogonal nor normalised
@@ -394,7 +394,7 @@ def test_linear_swap_equals_the_formula_through_its_inverse(widths):
 
 def test_each_variable_block_swaps_only_its_own_coordinates():
     generator = torch.Generator().manual_seed(6)
-    a_t, a_s = OrthogonalAlignment(12, generator=generator), OrthogonalAlignment(9, generator=generator)
+    a_t, a_s = (OrthogonalAlignment(d, "cayley", generator=generator) for d in (12, 9))
     a_t.fit_normalization(torch.randn(40, 12) + 2, "rms")
     h_t, h_s = torch.randn(5, 12), torch.randn(5, 9)
     rows_t, rows_s = a_t.aligned(9), a_s.aligned(9)

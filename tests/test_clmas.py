@@ -1,4 +1,4 @@
-"""CLMAS and latent stitching (SPEC §5): matched latents hold the intervened causal values, the
+"""CLMAS and latent stitching (docs/METHODS.md § MAS): matched latents hold the intervened causal values, the
 inaccessible model's behaviour never enters training, and the ablation and bad input."""
 
 from __future__ import annotations

@@ -45,8 +45,8 @@ def test_interrupted_training_on_the_gpu_resumes_to_the_same_model(small_train_c
 def test_the_fast_path_on_the_gpu_equals_the_generic_path_on_the_cpu(pair):
     source, target = random_model(pair[0], seed=1, fast=False), random_model(pair[1], seed=2, fast=False)
     generator = torch.Generator().manual_seed(3)
-    rows_s = OrthogonalAlignment(16, generator=generator).aligned(5)
-    rows_t = OrthogonalAlignment(16, generator=generator).aligned(5)
+    rows_s = OrthogonalAlignment(16, "cayley", generator=generator).aligned(5)
+    rows_t = OrthogonalAlignment(16, "cayley", generator=generator).aligned(5)
     data = build_direction(source, target, "hidden", "count", 48, np.random.default_rng(4), "cpu")
     slow, _ = scored_in_order(target, source, data.take(np.arange(48)), rows_t, rows_s, "hidden")
     source, target = random_model(pair[0], seed=1), random_model(pair[1], seed=2)

@@ -210,7 +210,32 @@ def test_nothing_is_compiled_and_no_compiler_is_needed(tmp_path):
     assert "compil" not in (done.stdout + done.stderr).lower()
 
 
-def test_the_method_help_names_every_method_of_the_table():
-    (line,) = [x for x in (ROOT / "conf" / "align.yaml").read_text().splitlines() if x.startswith("method:")]
-    named = set(re.findall(r"[a-z_]+", line.split("#", 1)[1].split(";")[0]))
+def test_the_method_help_names_every_method_of_the_table_and_its_default_k():
+    shown = subprocess.run([sys.executable, "-m", "mas_cli.cli", "align", "--help"], capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    words = " ".join(shown.stdout.split())  # the help wraps at the terminal's width
+    method_help = words.split("method=mas", 1)[1].split("site=", 1)[0]
+    named = set(re.findall(r"[a-z_]+", method_help.split(";")[0]))
     assert set(METHODS) <= named, set(METHODS) - named
+    # The default k lives in the methods table; the help must say the same numbers.
+    k_help = words.split(" k=null", 1)[1].split("align_fn=", 1)[0]
+    assert f"unset: {METHODS['mas'].default_k};" in k_help, k_help
+    assert METHODS["stitch"].default_k == "full" and "full width for stitch" in k_help, k_help
+
+
+def _git_grep(*args: str) -> list[str]:
+    """Matches in tracked files other than this one (which names the patterns)."""
+    found = subprocess.run(["git", "grep", *args, "--", ":!tests/test_library.py"], cwd=ROOT, capture_output=True,
+                           text=True)  # fmt: skip
+    return found.stdout.splitlines()
+
+
+def test_every_method_reference_names_a_section_of_methods_md():
+    lines = (ROOT / "docs" / "METHODS.md").read_text().splitlines()
+    headings = {h.lstrip("#").strip() for h in lines if h.startswith("#")}
+    cited = _git_grep("-h", "-o", "METHODS.md § [A-Za-z ]*")
+    assert len(cited) >= 50, cited  # code, configs and docs cite it instead of a spec the repository lacks
+    for cite in cited:
+        section = cite.split("§ ", 1)[1].strip()
+        assert any(section.startswith(h) for h in headings), f"{cite}: no such section in docs/METHODS.md"
+    assert not _git_grep("-n", "SPEC §")

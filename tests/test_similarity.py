@@ -1,5 +1,5 @@
-"""RSA and CKA (SPEC §6), repsim style: invariances that must hold, a slow direct formula to agree
-with, and the `mas similarity` command end to end."""
+"""RSA and CKA (docs/METHODS.md § Correlative measures), repsim style: invariances that must hold, a slow
+direct formula to agree with, and the `mas similarity` command end to end."""
 
 from __future__ import annotations
 

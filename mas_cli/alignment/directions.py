@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
+from mas_cli import seeds
 from mas_cli.alignment.items import DirectionData, build_direction
 from mas_cli.alignment.latents import build_bank
 from mas_cli.alignment.swaps import Block
@@ -51,7 +50,7 @@ def build_directions(
     `by_task` maps a task name to the variable its models swap instead (cross-task alignment:
     the target's variable takes the source's value)."""
     by_task = by_task or {}
-    banks = {t: build_bank(models[t], bank_size, np.random.default_rng([seed, t, 77]), device) for _, t in latent_pairs}
+    banks = {t: build_bank(models[t], bank_size, seeds.latent_bank(seed, t), device) for _, t in latent_pairs}
     out = []
     for s, t in pairs:
         bank = banks[t] if (s, t) in latent_pairs else None
@@ -63,7 +62,7 @@ def build_directions(
                     site,
                     by_task.get(models[t].task.name, block.variable),
                     size,
-                    np.random.default_rng([seed, s, t, split] + ([j] if j else [])),
+                    seeds.counterfactual_items(seed, s, t, split, j),
                     device,
                     bank,
                     causal_model,

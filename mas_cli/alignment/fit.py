@@ -1,4 +1,4 @@
-"""The MAS optimisation loop (SPEC §5): m frozen models, one alignment function each, every chosen
+"""The MAS optimisation loop (docs/METHODS.md § MAS): m frozen models, one alignment function each, every chosen
 ordered direction trained jointly with equal weight; only the alignment functions learn.
 
 A step draws one batch per direction, computes each model's aligned rows once, and runs each
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from mas_cli import store
+from mas_cli import seeds, store
 from mas_cli.alignment.directions import Direction
 from mas_cli.alignment.maps import AlignedRows
 from mas_cli.alignment.plan import latent_weight
@@ -60,7 +60,7 @@ class Aligner(Interventions):
         per_epoch = -(-len(d.train) // self.settings.batch_size)
         epoch, index = divmod(self.step, per_epoch)
         if self._epoch.get(i, (None,))[0] != epoch:
-            rng = np.random.default_rng([self.cfg.seed, i, epoch, 7])
+            rng = seeds.batch_order(self.cfg.seed, i, epoch)
             self._epoch[i] = (epoch, d.train.epoch_batches(self.settings.batch_size, rng))
         return d.train.take(self._epoch[i][1][index])
 

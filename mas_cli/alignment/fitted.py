@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from mas_cli import store
+from mas_cli import seeds, store
 from mas_cli.alignment.directions import Direction
 from mas_cli.alignment.items import UNSCORED, counterfactuals_for, direction_data
 from mas_cli.alignment.job import read_alignment
@@ -73,7 +73,7 @@ class Alignment:
         if block is None:
             raise ConfigError(f"variable={variable}: this alignment swaps {', '.join(b.variable for b in blocks)}")
         by_task, models = swap_map(cfg), self.models
-        rng = np.random.default_rng([seed, source, target, 5])
+        rng = seeds.fitted_items(seed, source, target)
         cf = counterfactuals_for(
             models[source],
             models[target],

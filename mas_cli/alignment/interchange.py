@@ -1,4 +1,4 @@
-"""The interchange intervention (SPEC §5), in the two forms the methods use.
+"""The interchange intervention (docs/METHODS.md § MAS), in the two forms the methods use.
 
     h_t' = A_t⁻¹( (1 − M_k) ⊙ A_t(h_t) + M_k ⊙ A_s(h_s) )
 

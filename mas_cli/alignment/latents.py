@@ -1,4 +1,4 @@
-"""Counterfactual latents for CLMAS and latent stitching (SPEC §5).
+"""Counterfactual latents for CLMAS and latent stitching (docs/METHODS.md § MAS).
 
 For a direction into a model whose behaviour may not be used, the intervened vector h_t' is
 pulled towards a *recorded* natural latent h_cl of that model: its hidden site at a position of

@@ -1,4 +1,4 @@
-"""Alignment functions (SPEC §5): one invertible map A_i per model, from its site space into the
+"""Alignment functions (docs/METHODS.md § MAS): one invertible map A_i per model, from its site space into the
 alignment space, where coordinates 0..k-1 hold the swapped variable.
 
     A(h) = Q (h − μ) / s        A⁻¹(z) = s Qᵀ z + μ
@@ -63,7 +63,7 @@ class AlignmentFunction(nn.Module):
 
 
 class OrthogonalAlignment(AlignmentFunction):
-    def __init__(self, width: int, orthogonal_map: str = "matrix_exp", generator: torch.Generator | None = None):
+    def __init__(self, width: int, orthogonal_map: str, generator: torch.Generator | None = None):
         super().__init__(width)
         linear = nn.Linear(width, width, bias=False)
         with torch.no_grad():  # a seeded random rotation as the starting point

@@ -1,4 +1,4 @@
-"""The alignment methods (SPEC §5): one engine, different settings, one table.
+"""The alignment methods (docs/METHODS.md § MAS): one engine, different settings, one table.
 
 Each entry says which directions a method trains, whether the target's own aligned coordinates
 are kept (MAS) or discarded (stitching's zero mask), which directions learn from the latent loss

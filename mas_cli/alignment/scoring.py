@@ -1,11 +1,11 @@
-"""The alignment functions of m frozen models and what they do (SPEC §5): the scored predictions of
+"""The alignment functions of m frozen models and what they do (docs/METHODS.md § MAS): the scored predictions of
 a target after an interchange from a source, and the scores of a direction (IIA, token accuracy,
 loss). The optimisation loop (fit.py) trains these; a loaded alignment (mas_cli.api) uses them
 as they are.
 
 IIA = the fraction of items whose every scored prediction is right: a trial is all-or-nothing
 (evaluation.trial_verdicts, shared with task accuracy). With teacher forcing on the
-counterfactual inputs this is the verdict of free generation (SPEC §5).
+counterfactual inputs this is the verdict of free generation (docs/METHODS.md § MAS).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
+from mas_cli import seeds
 from mas_cli.alignment.directions import Direction
 from mas_cli.alignment.interchange import Interchange, interchange_of
 from mas_cli.alignment.items import DirectionData, natural_activations
@@ -29,8 +30,11 @@ from mas_cli.alignment.targets import Part, Predictions, site_path
 from mas_cli.evaluation import trial_verdicts
 from mas_cli.zoo import FrozenModel
 
+# Items scored per forward pass: memory only, no score depends on it.
 EVAL_BATCH = 512
-NATURAL_SEQUENCES = 1000  # natural sequences each model's normalisation is fitted on (SPEC §5 is silent)
+# Natural sequences each model's normalisation μ, s is fitted on: a fixed part of the method
+# (docs/METHODS.md § MAS), drawn from the run's seed (seeds.normalisation).
+NATURAL_SEQUENCES = 1000
 
 
 @dataclass
@@ -46,15 +50,13 @@ def build_functions(models: list[FrozenModel], cfg: DictConfig, device, span: in
     """One alignment function per model: a seeded random rotation, normalised (maps.py) on
     natural sequences of the model's own task (`fit=False`: left for a saved state to fill);
     `span` aligned coordinates."""
-    generator = torch.Generator().manual_seed(cfg.seed)
+    generator = seeds.torch_generator(cfg.seed)
     functions = nn.ModuleList()
     for i, m in enumerate(models):
         width = m.at(cfg.site).width()
         function = make_alignment(cfg.align_fn, width, span, cfg.orthogonal_map, generator).to(device)
         if fit:
-            natural = natural_activations(
-                m, cfg.site, NATURAL_SEQUENCES, np.random.default_rng([cfg.seed, i, 99]), device
-            )
+            natural = natural_activations(m, cfg.site, NATURAL_SEQUENCES, seeds.normalisation(cfg.seed, i), device)
             function.fit_normalization(natural, cfg.normalize)
         functions.append(function)
     return functions

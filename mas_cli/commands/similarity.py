@@ -1,4 +1,5 @@
-"""`mas similarity`: RSA and CKA between two frozen models (SPEC §6), one tidy similarity.csv."""
+"""`mas similarity`: RSA and CKA between two frozen models (docs/METHODS.md § Correlative measures),
+one tidy similarity.csv."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Correlative baselines (SPEC §6): RSA and linear CKA between two models' activations at one site
-on the same stimuli. They say how alike two representations look, not whether either one is used
-the same way; MAS's cross-model IIA beside them in the report shows the difference.
+"""Correlative baselines (docs/METHODS.md § Correlative measures): RSA and linear CKA between two
+models' activations at one site on the same stimuli. They say how alike two representations look,
+not whether either one is used the same way; MAS's cross-model IIA beside them in the report shows the difference.
 
 Stimuli: `per_count` Multi-Object sequences for each count 1..20 (with BOS), the same for every
 model; rows are the site's activations at every non-pad position. Each measure is averaged over
@@ -71,8 +71,8 @@ def rsa(x: torch.Tensor, y: torch.Tensor, metric: str, correlation: str) -> floa
 def cka(x: torch.Tensor, y: torch.Tensor, zscore: bool = True) -> float:
     """Linear CKA = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)) with K = XXᵀ, L = YYᵀ. On centred
     features tr(KHLH) = ‖YᵀX‖²_F, so no n × n matrix is formed. `zscore` standardises each unit
-    first (SPEC §6); then CKA is unchanged by rescaling any unit, and, unstandardised, by any
-    rotation of either representation."""
+    first (docs/METHODS.md § Correlative measures); then CKA is unchanged by rescaling any unit,
+    and, unstandardised, by any rotation of either representation."""
     x, y = x - x.mean(0), y - y.mean(0)
     if zscore:  # constant units stay zero instead of dividing by zero
         x, y = x / x.std(0).clamp(min=1e-12), y / y.std(0).clamp(min=1e-12)

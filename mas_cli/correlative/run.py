@@ -1,4 +1,4 @@
-"""One `mas similarity` job: RSA and CKA between two frozen models (SPEC §6), one tidy
+"""One `mas similarity` job: RSA and CKA between two frozen models (docs/METHODS.md § Correlative measures), one tidy
 similarity.csv, reused when the settings and both models' training fingerprints match.
 
     <paths.root>/similarity/<site>-s<seed>[-<setting>_<value>...]/<model>+<model>/
@@ -12,11 +12,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from mas_cli import store
+from mas_cli import seeds, store
 from mas_cli.config import (
     at_least,
     boolean,
@@ -105,7 +104,7 @@ def similarity(cfg: DictConfig) -> pd.DataFrame:
             return found
         for m in models:
             check_vocabulary(m.spec, m.task)
-        rng = np.random.default_rng([cfg.seed, 6])
+        rng = seeds.similarity(cfg.seed)
         tokens = torch.from_numpy(stimuli(cfg.per_count, rng)).to(device)
         x, y = (site_rows(m.model, tokens, cfg.site) for m in models)
         found = compare(x, y, cfg.subsets, cfg.rows, rng, cfg.zscore)

@@ -1,4 +1,4 @@
-"""GRU next-token model (SPEC §4): embedding -> one GRU layer -> readout MLP.
+"""GRU next-token model (docs/METHODS.md § Models and training): embedding -> one GRU layer -> readout MLP.
 
 The hidden site is the GRU state h after each token, so continuing from an intervened state is
 just running the fused `nn.GRU` kernel over the rest of the sequence with h as its initial state.

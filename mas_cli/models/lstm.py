@@ -1,5 +1,5 @@
-"""LSTM next-token model (SPEC §4): embedding -> one LSTM layer (h and c of width/2 each) ->
-readout MLP on h. The hidden site is the concatenation [h; c], `width` wide, because the cell
+"""LSTM next-token model (docs/METHODS.md § Models and training): embedding -> one LSTM layer (h and c
+of width/2 each) -> readout MLP on h. The hidden site is the concatenation [h; c], `width` wide, because the cell
 state carries information h alone does not.
 """
 

@@ -1,5 +1,5 @@
-"""Transformer next-token model (SPEC §4): 2 pre-norm layers, 1 head, rotary position embeddings,
-FFN 4·width, causal mask, then a final LayerNorm and the readout MLP.
+"""Transformer next-token model (docs/METHODS.md § Models and training): 2 pre-norm layers, 1 head, rotary
+position embeddings, FFN 4·width, causal mask, then a final LayerNorm and the readout MLP.
 
 No learned position embedding: RoPE rotates queries and keys by position, so attention sees only
 relative offsets. The hidden site is the residual stream after layer `hidden_layer` (1 of 2):
