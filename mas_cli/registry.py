@@ -114,6 +114,14 @@ class Registry:
             out[s.column_name] = value if scalar else s.text(value)
         return out
 
+    def default_column(self, column: str, budget: str | None) -> str | None:
+        """A result column's default value as `columns` writes it, as text (None: no such column)."""
+        for s in self.settings:
+            if s.column_name == column:
+                value = s.read(defaults(self.config_name, budget))
+                return str(value if isinstance(value, (int, float, bool)) else s.text(value))
+        return None
+
     def grouping(self) -> list[str]:
         """The result columns the report groups by."""
         return [s.column_name for s in self.settings if s.group]

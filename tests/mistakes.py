@@ -1,4 +1,4 @@
-"""Bad input shared by the tests of the planner and of the command line (test_catalogue.py)."""
+"""Bad input shared by the tests of the planner and of the command line (test_bad_input.py)."""
 
 PIPELINE_MISTAKES = [
     ("pipeline.archs=[gru,rnn]", "pipeline.archs names unknown arch 'rnn'"),

@@ -12,24 +12,17 @@ import mas_cli as mas
 from mas_cli.alignment import scoring
 from mas_cli.alignment.directions import build_directions
 from mas_cli.alignment.fit import Aligner
-from mas_cli.alignment.job import align, read_alignment
+from mas_cli.alignment.job import read_alignment
 from mas_cli.alignment.plan import plan_alignment
-from mas_cli.alignment.settings import validate_align
 from mas_cli.alignment.swaps import Block
 from mas_cli.errors import ConfigError, StoreError
 from mas_cli.results import matrix_of
 from mas_cli.zoo import load_frozen
 from tests.cli import assert_one_line, run
 from tests.conftest import compose_config, forge, result_files, run_cli
+from tests.helpers import TINY, run_align
 
-TINY = ["budget=smoke", 'train_overrides=["arch.width=16"]', "allow_undertrained=true", "k=4"]
 COLUMNS = ["method", "site", "k", "variable", "src", "trg", "split", "iia", "tok_acc", "n"]
-
-
-def run_align(root, *overrides):
-    cfg = compose_config("align", [*TINY, f"paths.root={root}", *overrides])
-    validate_align(cfg)
-    return align(cfg)
 
 
 COUNT = [Block("count", 0, 4)]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from mas_cli.alignment.directions import build_directions
 from mas_cli.alignment.fit import Aligner
@@ -16,28 +15,11 @@ from mas_cli.alignment.items import build_direction
 from mas_cli.alignment.maps import AlignedRows, OrthogonalAlignment
 from mas_cli.alignment.settings import ORTHOGONAL_MAPS
 from mas_cli.alignment.swaps import Block
-from mas_cli.alignment.targets import Part, site_path
-from mas_cli.continuation import continuation_for
-from mas_cli.models import build_model
-from mas_cli.specs import ModelSpec
-from mas_cli.tasks import CountingTask, make_counterfactuals, targets_of
-from mas_cli.zoo import FrozenModel
-from tests.planted import PlantedCounter
+from mas_cli.alignment.targets import Part
+from mas_cli.tasks import make_counterfactuals, targets_of
+from tests.helpers import TASK, align_cfg, predictions, random_model, scored_in_order
 
-TASK = CountingTask(name="count", variant="multi_object", void_p=0.2)
-
-
-def random_model(
-    arch: str, width: int = 16, seed: int = 0, task=TASK, layers: int = 2, fast: bool = True
-) -> FrozenModel:
-    """A random model of `arch`; `fast=False` reads and continues it by the generic hook path only."""
-    torch.manual_seed(seed)
-    model = build_model(arch, len(task.vocab), {"width": width, "layers": layers, "hidden_layer": 1})
-    model.eval().requires_grad_(False)
-    found = FrozenModel(ModelSpec(task.name, arch, seed), None, model, task, {})
-    if not fast:
-        found._continuations.update({site: continuation_for(model, site, fast=False) for site in ("hidden", "embed")})
-    return found
+pytestmark = pytest.mark.fast  # pure computation: the tier a developer runs while working
 
 
 def interchange(h_target, h_source, a_target, a_source, k: int, keep_target: bool = True):
@@ -49,15 +31,6 @@ def interchange(h_target, h_source, a_target, a_source, k: int, keep_target: boo
     z_source = torch.nn.functional.pad(z_source, (0, max(z_target.shape[-1] - z_source.shape[-1], 0)))
     kept = (1 - mask) * z_target if keep_target else torch.zeros_like(z_target)
     return a_target.inverse(kept + mask * z_source[..., : z_target.shape[-1]])
-
-
-def align_cfg(k: int, site: str = "hidden", seed: int = 0, normalize: str = "rms", **settings):
-    defaults = dict(train_size=64, val_size=64, max_steps=10, batch_size=32, lr=1e-3, val_every=5)
-    defaults.update(patience=10, min_delta=0.001, lr_factor=0.5, lr_drops=0, target_iia=0.995)
-    defaults.update(settings)
-    top = {"k": k, "site": site, "seed": seed, "orthogonal_map": "matrix_exp", "normalize": normalize}
-    top |= {"method": "mas", "align_fn": "orthogonal", "swap_by_task": {}}
-    return OmegaConf.create({**top, "budget": {"align": defaults}})
 
 
 @pytest.mark.parametrize("orthogonal_map", ORTHOGONAL_MAPS)
@@ -117,18 +90,6 @@ def test_stitching_discards_the_target_and_at_full_width_is_the_composed_map(wid
         torch.testing.assert_close(a_t(stitched)[:, k:], torch.zeros(7, d_t - k), atol=1e-5, rtol=0)
     if d_t == d_s:  # full width: h_t' = A_t⁻¹(A_s(h_s))
         torch.testing.assert_close(stitched, a_t.inverse(a_s(h_s)), atol=1e-5, rtol=0)
-
-
-def predictions(target: FrozenModel, rows_t, parts, site):
-    """The engine's scored predictions of a target at `site` after the plain swap."""
-    return site_path(site)(target.at(site), rows_t, parts, swap)
-
-
-def scored_in_order(target: FrozenModel, source: FrozenModel, batch, rows_t, rows_s, site):
-    """(logits, labels) of one direction's scored predictions, item by item, in position order."""
-    found = predictions(target, rows_t, [Part(batch, source.at(site), rows_s)], site)
-    order = torch.argsort(found.item * 10_000 + found.column)
-    return found.logits[order], found.labels[order]
 
 
 def _direction(source, target, site="hidden", n=48, seed=0):
@@ -230,77 +191,6 @@ def test_full_width_within_model_iia_does_not_depend_on_the_alignment(arch):
         scores.append(aligner.evaluate(directions[0], directions[0].val))
     assert scores[0].iia == scores[1].iia and scores[0].tok_acc == scores[1].tok_acc
     assert scores[0].loss == pytest.approx(scores[1].loss, abs=1e-4)
-
-
-def planted(seed: int, reads_phase: bool = False) -> FrozenModel:
-    task = CountingTask(name="count", variant="multi_object", void_p=0.2)
-    model = PlantedCounter(task, seed, reads_phase).eval().requires_grad_(False)
-    return FrozenModel(ModelSpec("count", "planted", seed), None, model, task, {})
-
-
-@pytest.mark.parametrize("reads_phase", [False, True], ids=["count_only", "count_and_phase"])
-def test_the_planted_model_behaves_like_up_down(reads_phase):
-    model = planted(0, reads_phase)
-    sequences = TASK.sample(200, np.random.default_rng(0), "all").tokens
-    predictions = model.model(torch.from_numpy(sequences)).argmax(-1).numpy()
-    scored = TASK.response_mask(sequences)
-    assert (predictions[scored] == targets_of(sequences)[scored]).all()
-
-
-@pytest.mark.parametrize("normalize", ["rms", "none"])
-@pytest.mark.parametrize("models", [[0], [0, 1]], ids=["das", "mas"])
-def test_das_and_mas_recover_a_planted_count_direction(models, normalize, tmp_path):
-    zoo = [planted(seed) for seed in models]
-    pairs = [(s, t) for s in range(len(zoo)) for t in range(len(zoo))]
-    settings = dict(train_size=1024, val_size=512, max_steps=400, batch_size=64, lr=0.02, val_every=50)
-    cfg = align_cfg(k=1, normalize=normalize, **settings)
-    directions = build_directions(zoo, pairs, "hidden", [Block("count", 0, 1)], cfg.budget.align, 0, "cpu")
-    aligner = Aligner(cfg, zoo, directions, "cpu")
-    aligner.run(checkpoint=tmp_path / "checkpoint.pt", fingerprint={}, title="planted")
-    for d in directions:
-        assert aligner.evaluate(d, d.val).iia >= 0.99
-    for function, model in zip(aligner.functions, zoo):
-        learned = function.matrix()[0].detach()
-        planted_direction = model.model.rotation[:, 0]
-        assert abs(float(learned @ planted_direction)) >= 0.99  # unit vectors: |cos| ≥ 0.99
-
-
-def unintervened_iia(model: FrozenModel, variable: str) -> float:
-    """IIA of doing nothing: the model's own behaviour on the counterfactual inputs, scored
-    against the counterfactual labels (what a swap that moves nothing would get)."""
-    cf = make_counterfactuals(TASK, 500, variable, np.random.default_rng(3))
-    predicted = model.model(torch.from_numpy(cf.tokens)).argmax(-1).numpy()
-    wrong = (predicted != targets_of(cf.tokens)) & cf.label_mask
-    return float((~wrong.any(axis=1)).mean())
-
-
-def test_only_the_phase_reading_planted_model_needs_the_phase_swap():
-    assert unintervened_iia(planted(0), "phase") == 1.0  # a count-only readout passes phase swaps for free
-    assert unintervened_iia(planted(0, reads_phase=True), "phase") <= 0.85
-
-
-def test_a_planted_two_variable_model_is_recovered_per_variable(tmp_path):
-    """MAS over two planted models with count and phase in blocks of one coordinate each, and
-    the null block: every variable's swap works, and each block's row is its planted direction."""
-    zoo = [planted(seed, reads_phase=True) for seed in (0, 1)]
-    pairs = [(s, t) for s in range(2) for t in range(2)]
-    blocks = [Block("count", 0, 1), Block("phase", 1, 2), Block("null_block", 2, 5)]
-    # IIA reaches 1 long before the directions are exact (a little distractor in the phase row
-    # moves the phase by less than the readout's margin), so train on past it: the margins then
-    # pull each row onto its planted direction.
-    settings = dict(train_size=1024, val_size=512, max_steps=400, batch_size=64, lr=0.1, val_every=100)
-    cfg = align_cfg(k=1, target_iia=1.1, patience=100, **settings)
-    directions = build_directions(zoo, pairs, "hidden", blocks, cfg.budget.align, 0, "cpu")
-    aligner = Aligner(cfg, zoo, directions, "cpu")
-    aligner.run(checkpoint=tmp_path / "checkpoint.pt", fingerprint={}, title="planted")
-    assert sorted({d.variable for d in directions}) == ["count", "null_block", "phase"]
-    for d in directions:
-        assert aligner.evaluate(d, d.val).iia >= 0.99, (d.variable, d.source, d.target)
-    for function, model in zip(aligner.functions, zoo):
-        learned = function.matrix()[:2].detach()  # rows 0 and 1: the count and phase blocks
-        planted_directions = model.model.rotation[:, :2]
-        cosines = (learned @ planted_directions).diagonal().abs()
-        assert (cosines >= 0.99).all(), cosines  # unit vectors: |cos| ≥ 0.99 per variable
 
 
 @pytest.mark.parametrize("arch", ["gru", "lstm", "transformer"])

@@ -8,6 +8,8 @@ import torch
 from mas_cli.alignment.maps import OrthogonalAlignment
 from mas_cli.alignment.settings import ORTHOGONAL_MAPS
 
+pytestmark = pytest.mark.fast  # pure computation: the tier a developer runs while working
+
 
 @pytest.mark.parametrize("orthogonal_map", ORTHOGONAL_MAPS)
 @pytest.mark.parametrize("width,k", [(12, 3), (9, 9), (16, 1)])

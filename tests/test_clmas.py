@@ -15,8 +15,7 @@ from mas_cli.errors import ConfigError
 from mas_cli.tasks import CountingTask, make_counterfactuals
 from mas_cli.tasks.counterfactual import natural_values
 from tests.conftest import compose_config, result_files
-from tests.test_align import run_align
-from tests.test_align_math import random_model
+from tests.helpers import random_model, run_align
 
 
 def test_natural_values_follow_the_causal_model():

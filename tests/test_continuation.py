@@ -21,6 +21,8 @@ from mas_cli.tasks import CountingTask, make_counterfactuals
 from mas_cli.zoo import FrozenModel
 from tests.cli import run_printing
 
+pytestmark = pytest.mark.fast  # pure computation: the tier a developer runs while working
+
 TASK = CountingTask(name="count", variant="multi_object", void_p=0.2)
 # every registered architecture, and the transformer with two layers above its site (the fast
 # path's full re-run branch)

@@ -11,6 +11,8 @@ from mas_cli.tasks import ArithmeticTask, CountingTask, make_counterfactuals
 from mas_cli.tasks.counterfactual import continue_from, intervened_state
 from mas_cli.tasks.vocab import EOS, PAD
 
+pytestmark = pytest.mark.fast  # pure computation: the tier a developer runs while working
+
 COUNT = CountingTask()
 ARITH = ArithmeticTask()
 BASE4 = "BOS D0 D1 D2 D0 T R R R R EOS"  # n = 4; positions 1-4 demo, 5 T, 6-9 R

@@ -16,8 +16,7 @@ from mas_cli.alignment.items import build_direction
 from mas_cli.alignment.maps import AlignedRows, OrthogonalAlignment
 from mas_cli.continuation.recurrent import suffix_kernel_runs
 from mas_cli.training import resolve_device
-from tests.test_align_math import random_model, scored_in_order
-from tests.test_train import interrupted_and_resumed
+from tests.helpers import interrupted_and_resumed, random_model, scored_in_order
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -13,7 +13,9 @@ from mas_cli.alignment.fit import Aligner
 from mas_cli.alignment.scoring import Scores
 from mas_cli.alignment.swaps import Block
 from mas_cli.alignment.targets import per_part_loss
-from tests.test_align_math import align_cfg, random_model
+from tests.helpers import align_cfg, random_model
+
+pytestmark = pytest.mark.fast  # pure computation: the tier a developer runs while working
 
 
 @pytest.mark.parametrize("align_fn", ["orthogonal", "linear"])

@@ -15,6 +15,8 @@ from mas_cli.continuation.hooks import patched
 from mas_cli.models import build_model, model_spec
 from mas_cli.tasks import CountingTask
 
+pytestmark = pytest.mark.fast  # pure computation: the tier a developer runs while working
+
 TASK = CountingTask(void_p=0.2)
 WIDTH = 32  # the zoo's (HuggingFace models keep their YAML's sizes)
 

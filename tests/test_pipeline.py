@@ -143,7 +143,7 @@ def test_task_variants_fit_each_variant_with_the_multi_object_reference(tmp_path
         assert variant.split("/")[0] in ("same_object", "count_mod", "count_round")
 
 
-# Mistakes the planner refuses before anything runs (tests/test_catalogue.py runs them through the CLI too).
+# Mistakes the planner refuses before anything runs (tests/test_bad_input.py runs them through the CLI too).
 @pytest.mark.parametrize(("override", "message"), PIPELINE_MISTAKES)
 def test_bad_input_is_refused_before_anything_runs(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):

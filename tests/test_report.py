@@ -142,7 +142,8 @@ def test_report_writes_summary_rows_heatmaps_and_a_k_curve(tmp_path):
     page = (out / "index.html").read_text()
     assert page.count("data:image/png;base64,") == len([n for n in names if n.endswith(".png")])  # self-contained
     assert "<h2" in page and "How far to trust" not in page  # fake runs: nothing to warn about
-    assert "\\begin{tabular}" in page and "| method |" in page  # LaTeX and Markdown snippets
+    assert "\\begin{tabular}" in page and "| causal_model |" in page  # LaTeX and Markdown snippets
+    assert "Every row: method mas, site hidden, variable count" in page  # the same on every row: said once
     assert write_report(tmp_path, out).run.nunique() == 3  # not its own output
     assert pd.read_csv(out / "summary.csv").causal_model.nunique() == 2
 
@@ -206,4 +207,42 @@ def test_a_root_with_only_similarity_results_gets_a_report(tmp_path):
     publish_entry(sim, {"similarity.csv": pd.DataFrame([row]).to_csv(index=False)})
     rows = write_report(tmp_path, tmp_path / "report")
     assert rows.empty
-    assert "count/gru/0 ~ count/gru/1 | embed | 0.9" in (tmp_path / "report" / "summary.md").read_text()
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert "Every row: site embed" in summary and "| count/gru/0 ~ count/gru/1 | 0.9 |" in summary
+
+
+SEVEN = {  # the seven runs of a baselines root over one GRU and one LSTM (the names say the method)
+    "mas": ["method=mas"],
+    "gram-schmidt": ["method=mas", "align_fn=gram_schmidt"],
+    "count-phase": ["method=mas", "swap=[count,phase]"],
+    "stitch": ["method=stitch"],
+    "unimas": ["method=unimas"],
+    "clmas": ["method=clmas"],
+    "latent-stitch": ["method=latent_stitch"],
+}
+
+
+def test_tables_and_figures_show_what_differs_and_never_unused(tmp_path):
+    from mas_cli.alignment.plan import plan_alignment
+    from mas_cli.alignment.settings import ALIGN
+    from tests.conftest import compose_config
+
+    for name, overrides in SEVEN.items():
+        plan = plan_alignment(compose_config("align", ["a=gru", "b=lstm", *overrides]))
+        settings = {k: v for k, v in ALIGN.columns(plan.cfg).items() if k != "k"}
+        k = 128 if plan.cfg.k == "full" else plan.cfg.k
+        pairs = {(G0, G0): 0.9, (G0, L0): 0.7, (L0, G0): 0.8, (L0, L0): 0.95}
+        fake_run(tmp_path, f"alignments/{name}/pair", pairs, items=True, k=k, **settings)
+    write_report(tmp_path, tmp_path / "report")
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert "unused" not in summary and "unused" not in (tmp_path / "report" / "index.html").read_text()
+    cross = summary.split("## Cross-model IIA, by architecture pair", 1)[1].split("\n## ", 1)[0]
+    # the same on every row is said once above the table, not in a column of its own
+    said = next(line for line in cross.splitlines() if line.startswith("Every row: "))
+    assert said == "Every row: site hidden, variable count, fit count/gru + count/lstm.", said  # defaults unsaid
+    header = next(line for line in cross.splitlines() if line.startswith("| "))
+    assert "| method |" in header and "| cl_eps |" not in header and "orthogonal_map" not in header, header
+    assert "| align_fn |" in header  # orthogonal and gram_schmidt tell MAS rows apart
+    names = [p.name for p in (tmp_path / "report").iterdir()]
+    assert len(names) > 10 and max(len(n) for n in names) <= 80, max(names, key=len)
+    assert not [n for n in names if "unused" in n], names

@@ -63,6 +63,7 @@ def slow_rsa(x, y, metric, correlation):
     return np.corrcoef(u, v)[0, 1]
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("zscore", [True, False])
 def test_cka_matches_the_slow_formula_and_is_one_on_itself(zscore):
     x, y = random_pair()
@@ -71,6 +72,7 @@ def test_cka_matches_the_slow_formula_and_is_one_on_itself(zscore):
     assert cka(x, y, zscore) < 0.99
 
 
+@pytest.mark.fast
 def test_cka_invariances():
     x, y = random_pair()
     base = cka(x, y, zscore=False)
@@ -83,6 +85,7 @@ def test_cka_invariances():
     assert cka(x, y * units, zscore=True) == pytest.approx(cka(x, y, zscore=True), abs=1e-10)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("metric", RDMS)
 @pytest.mark.parametrize("correlation", CORRELATIONS)
 def test_rsa_matches_the_slow_formula_and_is_invariant(metric, correlation):
@@ -95,6 +98,7 @@ def test_rsa_matches_the_slow_formula_and_is_invariant(metric, correlation):
     assert value < 0.99
 
 
+@pytest.mark.fast
 def test_stimuli_hold_fifteen_sequences_of_each_count():
     tokens = stimuli(15, np.random.default_rng(0))
     task = CountingTask()
@@ -104,6 +108,7 @@ def test_stimuli_hold_fifteen_sequences_of_each_count():
     assert (tokens[:, 0] == 1).all()  # BOS
 
 
+@pytest.mark.fast
 def test_compare_uses_the_same_rows_for_both_models():
     x, _ = random_pair(n=200)
     rows = compare(x, x.clone(), subsets=4, rows=50, rng=np.random.default_rng(0))
@@ -144,4 +149,4 @@ def test_cli_writes_reuses_and_refuses(tmp_path):
     assert stale.returncode == 2 and "force=true" in stale.stderr
     assert "computed from other weights of count/lstm/0" in stale.stderr
 
-    # bad input (site=middle, a model without the Multi-Object stimuli): tests/test_catalogue.py
+    # bad input (site=middle, a model without the Multi-Object stimuli): tests/test_bad_input.py

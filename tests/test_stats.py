@@ -7,6 +7,8 @@ import pytest
 
 from mas_cli.stats import t_interval, wilson
 
+pytestmark = pytest.mark.fast  # pure computation: the tier a developer runs while working
+
 Z = 1.959963984540054  # the standard normal's 97.5 % quantile
 
 

@@ -13,6 +13,8 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from mas_cli.continuation.suffix_kernel import SuffixKernel
 from mas_cli.models import build_model
 
+pytestmark = pytest.mark.fast  # pure computation: the tier a developer runs while working
+
 
 @pytest.mark.parametrize("arch", ["gru", "lstm"])
 @pytest.mark.parametrize("width", [16, 20, 32])

@@ -12,6 +12,8 @@ from mas_cli.tasks.causal import TRANSFORMS, Free
 from mas_cli.tasks.counting import CAUSAL_MODELS, VARIANTS
 from mas_cli.tasks.vocab import EOS, PAD
 
+pytestmark = pytest.mark.fast  # pure computation: the tier a developer runs while working
+
 COUNTING = st.builds(
     CountingTask,
     variant=st.sampled_from(sorted(VARIANTS)),

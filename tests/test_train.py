@@ -12,6 +12,7 @@ from mas_cli import store
 from mas_cli.errors import ConfigError, StoreError
 from mas_cli.training import Trainer, curriculum_cap, lr_factor, train_model
 from tests.conftest import complete, run_cli
+from tests.helpers import Interrupted, interrupted_and_resumed
 
 
 def test_smoke_run_writes_a_complete_entry(small_train_cfg):
@@ -39,35 +40,6 @@ def test_other_settings_never_overwrite_silently(small_train_cfg):
     train_model(small_train_cfg())
     with pytest.raises(ConfigError, match=r"budget.lr: 0.003 -> 0.01.*force=true"):
         train_model(small_train_cfg("budget.lr=0.01"))
-
-
-class Interrupted(Exception):
-    pass
-
-
-def interrupted_and_resumed(small_train_cfg, tmp_path, monkeypatch, *settings: str) -> tuple[dict, dict]:
-    """(weights of an uninterrupted run, weights of the same run stopped at step 12 and resumed)."""
-    settings = ("budget.checkpoint_every=5", "budget.val_every=5", "budget.criterion=1.0", *settings)
-    uninterrupted = train_model(small_train_cfg(*settings, f"paths.root={tmp_path / 'a'}"))
-
-    original_step = Trainer._train_step
-
-    def stop_at_12(self):
-        if self.step == 12:
-            raise Interrupted
-        return original_step(self)
-
-    cfg = small_train_cfg(*settings, f"paths.root={tmp_path / 'b'}")
-    monkeypatch.setattr(Trainer, "_train_step", stop_at_12)
-    with pytest.raises(Interrupted):
-        train_model(cfg)
-    entry = store.model_dir(tmp_path / "b", "count", "gru", 0)
-    assert (entry.parent / ".seed0.work" / "checkpoint.pt").exists() and not complete(entry)
-    monkeypatch.setattr(Trainer, "_train_step", original_step)
-
-    resumed = train_model(cfg)
-    assert resumed.metrics["steps"] == 20
-    return tuple(torch.load(r.entry / "model.pt", weights_only=True)["state_dict"] for r in (uninterrupted, resumed))
 
 
 def test_interrupted_run_resumes_to_the_same_model(small_train_cfg, tmp_path, monkeypatch):

@@ -22,7 +22,7 @@ from mas_cli.errors import ConfigError
 from mas_cli.registry import NOT_USED
 from mas_cli.store import Entry
 
-ALWAYS = ["method", "site", "variable", "k"]  # the setting columns every table shows
+ALWAYS = ["method", "site", "variable", "k"]  # what every result has, first in each grouping and figure title
 RESULTS = {"iia.csv", "similarity.csv", "curve.csv", "items.csv"}  # what the report reads
 
 
@@ -34,6 +34,23 @@ def grouping() -> list[str]:
 
 def similarity_grouping() -> list[str]:
     return SIMILARITY.grouping()
+
+
+def in_effect(column: pd.Series) -> pd.Series:
+    """The values of a setting column on the rows where the setting is in effect."""
+    return column[column.astype(str) != NOT_USED]
+
+
+def differing(table: pd.DataFrame, columns: list[str]) -> list[str]:
+    """The columns whose values differ between rows where the setting is in effect (a setting
+    that only some methods use, with one value wherever it applies, does not tell rows apart)."""
+    return [c for c in columns if c in table and in_effect(table[c]).nunique(dropna=False) > 1]
+
+
+def at_default(column: str, value, budget: str | None) -> bool:
+    """Whether a result column holds its setting's default (for the budget the rows ran with)."""
+    default = next((d for r in (ALIGN, SIMILARITY) if (d := r.default_column(column, budget)) is not None), None)
+    return default is not None and str(value) == default
 
 
 def fit_design(models: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mas_cli.reporting.figures import colormap, figure, figure_groups, file_name, safe, save
+from mas_cli.reporting.figures import colormap, figure, figure_groups, file_name, save
 from mas_cli.stats import wilson
 
 MOST_FITS = 24  # alignment-curve figures at most (the rest are listed, not drawn)
@@ -65,7 +65,7 @@ def alignment_curves(curves: pd.DataFrame, out: Path) -> list[str]:
         ax.set_title(name.removeprefix("alignments/"), fontsize=8)
         if len(directions) <= 12:
             ax.legend(fontsize=6, loc="lower right")
-        names.append(save(fig, out / f"curves-{safe(name.removeprefix('alignments/'))}.png"))
+        names.append(save(fig, out / file_name("curves", {"run": name.removeprefix("alignments/")})))
     return names
 
 

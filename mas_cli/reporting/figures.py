@@ -3,6 +3,7 @@ file names safe for every viewer (letters, digits, `.`, `_`, `-` only)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from pathlib import Path
@@ -11,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from mas_cli import store
+from mas_cli.registry import NOT_USED
 from mas_cli.reporting.cells import cells
-from mas_cli.reporting.collect import ALWAYS, grouping
+from mas_cli.reporting.collect import ALWAYS, differing, grouping
 
 
 def safe(value) -> str:
@@ -45,18 +47,27 @@ def save(fig, path: Path) -> str:
 def figure_groups(frame: pd.DataFrame, exclude: tuple[str, ...] = ()):
     """(setting, rows) per figure: the rows are split by every column that keeps results apart
     (collect.grouping(): each registry setting, the variable, the fit's design), as the tables
-    are, so no figure pools different fits; `setting` names only the columns that differ
-    between the figures (and method, site, variable and k), so titles and names stay short."""
+    are, so no figure pools different fits; `setting` names only what tells the figures apart
+    (and method, site, variable and k), never a setting that is not in effect, so titles and
+    names stay short."""
     keys = [c for c in grouping() if c in frame and c not in exclude]
-    shown = [c for c in keys if c in ALWAYS or frame[c].nunique(dropna=False) > 1]
+    shown = [c for c in keys if c in ALWAYS or c in differing(frame, [c])]
     for values, part in frame.groupby(keys, sort=False, dropna=False):
         setting = dict(zip(keys, values if isinstance(values, tuple) else (values,)))
-        yield {c: setting[c] for c in shown}, part
+        yield {c: setting[c] for c in shown if str(setting[c]) != NOT_USED}, part
+
+
+LONGEST_NAME = 80  # characters of a figure's file name: readable in a listing, safe on every system
 
 
 def file_name(prefix: str, setting: dict) -> str:
-    """A figure's file name from its setting: `<prefix>-<value>-...`, k as `k<k>`."""
-    return "-".join([prefix, *(f"k{v}" if k == "k" else safe(v) for k, v in setting.items())]) + ".png"
+    """A figure's file name from its setting: `<prefix>-<value>-...`, k as `k<k>`. A name longer
+    than LONGEST_NAME keeps its start and ends in a short digest of the whole, so it stays unique."""
+    name = "-".join([prefix, *(f"k{v}" if k == "k" else safe(v) for k, v in setting.items())])
+    if len(name) + len(".png") > LONGEST_NAME:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        name = name[: LONGEST_NAME - len(".png") - len(digest) - 1].rstrip("-_") + "-" + digest
+    return name + ".png"
 
 
 def _described(setting: dict) -> str:
@@ -106,7 +117,9 @@ def k_curves(val: pd.DataFrame, keys: list[str], out: Path) -> list[str]:
         colours = colormap("tab20").colors
         for i, (setting, line) in enumerate(lines):
             curve = cells(line, ["k"]).sort_values("k")
-            label = ", ".join(str(v) for v in setting[:-1]) + (" within" if setting[-1] else " cross")
+            label = ", ".join(str(v) for v in setting[:-1] if str(v) != NOT_USED) + (
+                " within" if setting[-1] else " cross"
+            )
             colour = colours[i % len(colours)]
             ax.plot(curve.k, curve["mean"], "-" if setting[-1] else "--", marker="o", color=colour, label=label)
             band = curve["sd"].fillna(0)

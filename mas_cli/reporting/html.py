@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mas_cli.reporting.markdown import EXPLAINED, markdown_table
+from mas_cli.reporting.markdown import EXPLAINED, Shown, markdown_table
 from mas_cli.results import cautions
 
 STYLE = """
@@ -24,6 +24,7 @@ nav a { margin-right: 1rem; }
 table { border-collapse: collapse; font-size: 0.85rem; margin: 0.6rem 0; }
 th, td { border: 1px solid #ddd; padding: 0.25rem 0.5rem; text-align: right; }
 th { background: #f5f5f7; } td:first-child, th:first-child { text-align: left; }
+td { white-space: nowrap; } .same { color: #444; font-size: 0.9rem; }
 details { margin: 0.3rem 0 1rem; } summary { cursor: pointer; color: #555; }
 pre { background: #f5f5f7; padding: 0.6rem; overflow-x: auto; font-size: 0.8rem; }
 figure { display: inline-block; margin: 0.6rem 1rem 0.6rem 0; vertical-align: top; }
@@ -43,10 +44,13 @@ def anchor(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
 
 
-def _table(title: str, table: pd.DataFrame) -> str:
+def _table(title: str, found: Shown) -> str:
+    table = found.table
+    same = f'<p class="same">Every row: {html.escape(found.same)}.</p>' if found.same else ""
     return "\n".join(
         [
             f'<h2 id="{anchor(title)}">{html.escape(title)}</h2>',
+            same,
             table.to_html(index=False, escape=True, na_rep="", border=0),
             f"<details><summary>LaTeX</summary><pre>{html.escape(latex(table))}</pre></details>",
             f"<details><summary>Markdown</summary><pre>{html.escape(markdown_table(table))}</pre></details>",
@@ -75,7 +79,7 @@ def _trust(val: pd.DataFrame) -> str:
 
 
 def index_html(
-    out: Path, source: Path, val: pd.DataFrame, tables: dict[str, pd.DataFrame], figures: dict[str, list[str]]
+    out: Path, source: Path, val: pd.DataFrame, tables: dict[str, Shown], figures: dict[str, list[str]]
 ) -> str:
     """The page: trust first, then every table (with snippets), then the figures by kind."""
     runs = val.run.nunique() if not val.empty else 0

@@ -3,13 +3,15 @@ settings that vary as columns, then the figures."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from mas_cli.alignment.methods import METHODS
+from mas_cli.registry import NOT_USED
 from mas_cli.reporting.cells import KEYS
-from mas_cli.reporting.collect import ALWAYS, grouping, similarity_grouping
+from mas_cli.reporting.collect import ALWAYS, at_default, differing, grouping, in_effect, similarity_grouping
 from mas_cli.results import DEFAULT_BUDGET, cautions
 
 TITLES = {
@@ -33,8 +35,26 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def varying(val: pd.DataFrame) -> list[str]:
-    """The setting columns a table shows: the basic ones and every other one that varies."""
-    return ALWAYS + [c for c in grouping() if c not in ALWAYS and val[c].nunique(dropna=False) > 1]
+    """The setting columns that tell the report's rows apart (k curves draw one line per value)."""
+    return differing(val, grouping())
+
+
+def same_for_all(table: pd.DataFrame, columns: list[str]) -> str:
+    """What every row of a table shares, said once above it: what any result has (method, site,
+    variable, k, the fit's design) and every other setting off its default, e.g. `site hidden,
+    k 16, cl_eps 10.0 where it applies`; settings no row uses are left out."""
+    budgets = table["budget"].unique() if "budget" in table else []
+    budget = str(budgets[0]) if len(budgets) == 1 else None
+    said = []
+    for c in columns:
+        if c not in table or c in differing(table, [c]):
+            continue
+        values = in_effect(table[c])
+        if values.empty or (c not in (*ALWAYS, "fit") and at_default(c, values.iloc[0], budget)):
+            continue
+        where = "" if len(values) == len(table) else " where it applies"
+        said.append(f"{c} {values.iloc[0]}{where}")
+    return ", ".join(said)
 
 
 def trust(val: pd.DataFrame) -> list[str]:
@@ -70,21 +90,28 @@ def _interval(low: float, high: float) -> str:
     return "—" if pd.isna(low) else f"{max(low, 0.0):.3f}–{min(high, 1.0):.3f}"
 
 
-def shown(table: pd.DataFrame, leading: list[str], trailing: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The table as summary.md shows it: the `leading` columns (settings and row key), the
-    numbers of each cell, then `trailing` columns as they are."""
+def shown(
+    table: pd.DataFrame, leading: list[str], trailing: tuple[str, ...] = (), compact: bool = False
+) -> pd.DataFrame:
+    """The table as summary.md shows it: the `leading` columns (settings and row key; a setting
+    not in effect on a row is left blank), the numbers of each cell, then `trailing` columns
+    (their names with spaces, so a header can wrap). `compact` keeps IIA and its chance level
+    only: the table beside RSA and CKA repeats cells whose interval and notes the cross-model
+    table already shows."""
     order = {name: i for i, name in enumerate(METHODS)}
     leading = [c for c in leading if c in table]
     table = table.sort_values(leading, key=lambda s: s.map(order) if s.name == "method" else s)
-    out = table[leading].copy()
+    out = table[leading].astype(object).where(table[leading].astype(str) != NOT_USED, "")
     if "mean" in table:
         out["IIA"] = [_number(m) + ("" if pd.isna(s) else f" ± {s:.3f}") for m, s in zip(table["mean"], table["sd"])]
-        out["95 % CI"] = [_interval(low, high) for low, high in zip(table.ci_lo, table.ci_hi)]
-        out["seeds"] = table.n_seeds.map(lambda n: "" if pd.isna(n) else str(int(n)))
+        if not compact:
+            out["95 % CI"] = [_interval(low, high) for low, high in zip(table.ci_lo, table.ci_hi)]
+            out["seeds"] = table.n_seeds.map(lambda n: "" if pd.isna(n) else str(int(n)))
         out["IIA none"] = table.iia_none.map(_number)
-        out["notes"] = [_notes(row) if not pd.isna(row.n_rows) else "" for row in table.itertuples()]
+        if not compact:
+            out["notes"] = [_notes(row) if not pd.isna(row.n_rows) else "" for row in table.itertuples()]
     for column in trailing:
-        out[column] = table[column].round(3)
+        out[column.replace("_", " ")] = table[column].round(3)
     return out
 
 
@@ -97,25 +124,33 @@ EXPLAINED = (
 )
 
 
-def rendered_tables(val: pd.DataFrame, found: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """Every table as the report shows it, by title: the settings that vary, the row key, the
-    numbers of each cell (and, beside MAS, the correlative measures)."""
-    columns = varying(val) if not val.empty else []
+@dataclass
+class Shown:
+    """A table as the report shows it, and what all its rows share (said once above it)."""
+
+    table: pd.DataFrame
+    same: str
+
+
+def rendered_tables(val: pd.DataFrame, found: dict[str, pd.DataFrame]) -> dict[str, Shown]:
+    """Every table as the report shows it, by title: the settings that differ between its rows,
+    the row key, the numbers of each cell (and, beside MAS, the correlative measures)."""
     out = {}
     for name, title in TITLES.items():
         table = found.get(name)
         if table is None or table.empty:
             continue
         key = KEYS[name]
+        settings = grouping()
         if name == "similarity":
-            settings = [c for c in similarity_grouping() if c != "seed" and table[c].nunique(dropna=False) > 1]
-            leading = [*(c for c in columns if c != "site"), key, "site", *settings]
-            out[title] = shown(table, leading, tuple(measure_columns(table)))
-        else:
-            out[title] = shown(table, [*columns, key])
+            settings = list(dict.fromkeys([*settings, *(c for c in similarity_grouping() if c != "seed")]))
+        leading = [*differing(table, settings), key]
+        trailing = tuple(measure_columns(table)) if name == "similarity" else ()
+        compact = name == "similarity"
+        out[title] = Shown(shown(table, leading, trailing, compact), same_for_all(table, settings))
     pivot = hypotheses(found.get("within"))
     if pivot is not None:
-        out["Which program: DAS IIA by architecture and hypothesis"] = pivot
+        out["Which program: DAS IIA by architecture and hypothesis"] = Shown(pivot, "method das")
     return out
 
 
@@ -148,8 +183,9 @@ def summary_markdown(val: pd.DataFrame, found: dict[str, pd.DataFrame], source: 
         "",
         EXPLAINED,
     ]
-    for title, table in rendered_tables(val, found).items():
-        lines += ["", f"## {title}", "", markdown_table(table)]
+    for title, found_table in rendered_tables(val, found).items():
+        same = [f"Every row: {found_table.same}.", ""] if found_table.same else []
+        lines += ["", f"## {title}", "", *same, markdown_table(found_table.table)]
     if figures:
         lines += ["", "## Figures", "", *[f"![{name}]({name})" for name in figures]]
     lines += ["", "The same report as one page: [index.html](index.html)."]

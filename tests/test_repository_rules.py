@@ -22,7 +22,7 @@ from mas_cli.errors import ConfigError
 from mas_cli.registry import Setting
 from mas_cli.reporting import write_report
 from tests.conftest import compose_config
-from tests.test_align import run_align
+from tests.helpers import run_align
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,9 @@ def test_a_new_setting_is_one_registry_entry(tmp_path, monkeypatch):
     assert sorted(by_setting.dummy) == [3, 4]  # one cell each, never pooled
     summary = (tmp_path / "report" / "summary.md").read_text()
     table = summary.split("## Within and across models, by setting")[1].split("##")[0].splitlines()
-    assert "| dummy |" in table[2] and len([row for row in table if row.startswith("| das |")]) == 2
+    header = next(row for row in table if row.startswith("| "))
+    assert "| dummy |" in header and len([row for row in table if row.startswith("| 3 |") or "| 4 |" in row]) == 2
+    assert "Every row: method das, site hidden, variable count, k 4" in summary  # the rest: said once
 
 
 def test_every_setting_has_its_default_in_conf_and_a_check():
@@ -183,11 +185,18 @@ def test_the_readme_counts_what_it_counts():
         del sys.modules["mutants"]
     readme = (ROOT / "README.md").read_text()
     assert f"plants\n  {len(mutants.MUTANTS)} named faults" in readme
-    from tests.test_catalogue import cases
-    from tests.test_catalogue_store import PLANTED, SPOILED
-
-    stores = f"{len(SPOILED) + len(PLANTED)} spoiled or planted stores\n  ({len(SPOILED)} forged or corrupt"
-    assert f"runs {len(cases())} mistaken command lines" in readme and stores in readme
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-m", "",
+         "tests/test_bad_input.py", "tests/test_bad_stores.py"],
+        cwd=ROOT, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    counts = {name: collected.count(f"::{name}[") for name in ("test_every_mistake_is_one_line",
+              "test_spoiled_store_files_are_one_line_and_run_no_code",
+              "test_planted_links_are_refused_and_nothing_outside_changes")}  # fmt: skip
+    mistakes, spoiled, planted = counts.values()
+    assert mistakes > 300 and spoiled > 20 and planted > 20, counts
+    stores = f"{spoiled + planted} spoiled or planted stores\n  ({spoiled} forged or corrupt"
+    assert f"runs {mistakes} mistaken command lines" in readme and stores in readme
 
 
 def test_nothing_is_compiled_and_no_compiler_is_needed(tmp_path):
@@ -225,8 +234,8 @@ def test_the_method_help_names_every_method_of_the_table_and_its_default_k():
 
 def _git_grep(*args: str) -> list[str]:
     """Matches in tracked files other than this one (which names the patterns)."""
-    found = subprocess.run(["git", "grep", *args, "--", ":!tests/test_library.py"], cwd=ROOT, capture_output=True,
-                           text=True)  # fmt: skip
+    argv = ["git", "grep", *args, "--", f":!{Path(__file__).relative_to(ROOT)}"]
+    found = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
     return found.stdout.splitlines()
 
 
