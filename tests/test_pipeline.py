@@ -12,6 +12,7 @@ from mas_cli.errors import ConfigError
 from mas_cli.pipeline import execute
 from mas_cli.pipeline.overview import short
 from mas_cli.pipeline.plan import plan_pipeline
+from tests.cli import snapshot
 from tests.conftest import compose_config, result_files, run_cli
 from tests.mistakes import PIPELINE_MISTAKES
 
@@ -171,6 +172,10 @@ SMOKE = [
 
 
 def test_cli_runs_in_parallel_reuses_finished_work_and_adds_only_a_new_seed(tmp_path):
+    planned = run_cli("pipeline", "plan=true", "pipeline.seeds=[0]", *SMOKE, cwd=tmp_path)
+    assert planned.returncode == 0, planned.stderr
+    assert "| train | 1 | count/gru | 20 |" in planned.stdout and "0 job(s) already in the root" in planned.stdout
+    assert not (tmp_path / "out").exists()  # a plan runs and writes nothing
     first = run_cli("pipeline", "pipeline.seeds=[0]", "pipeline.jobs=2", *SMOKE, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "[train 2/2]" in first.stdout
@@ -194,6 +199,11 @@ def test_cli_runs_in_parallel_reuses_finished_work_and_adds_only_a_new_seed(tmp_
     assert again.returncode == 0, again.stderr
     assert "[train" not in again.stdout and "[align" not in again.stdout  # nothing left to run
 
+    before = snapshot(out)
+    planned = run_cli("pipeline", "plan=true", "pipeline.seeds=[0,1]", *SMOKE, cwd=tmp_path)
+    assert planned.returncode == 0, planned.stderr
+    assert "2 job(s) already in the root (reused)" in planned.stdout and "| align | 1 | mas" in planned.stdout
+    assert snapshot(out) == before
     more = run_cli("pipeline", "pipeline.seeds=[0,1]", *SMOKE, cwd=tmp_path)
     assert more.returncode == 0, more.stderr
     assert "[train 2/2]" in more.stdout and "[train 3/" not in more.stdout  # only the two seed-1 models
@@ -224,3 +234,20 @@ class _Done:
 )
 def test_a_long_job_label_counts_its_models(label, line):
     assert short(label) == line
+
+
+@pytest.mark.parametrize(
+    ("method", "cost"),
+    [("mas", 4.0), ("unimas", 2.0), ("stitch", 1.0), ("clmas", 2.2), ("accessible_only", 2.0), ("latent_stitch", 0.1)],
+)
+def test_a_fits_estimate_sums_its_directions_by_how_they_learn(tmp_path, method, cost):
+    """Behaviour-trained directions cost 1, latent-only ones 0.1, untrained ones nothing."""
+    from mas_cli.pipeline.estimate import align_step_seconds
+
+    job = plan(tmp_path, f"pipeline.methods=[{method}]", "pipeline.seeds=[0]").align[0]  # gru → lstm
+
+    class Costs:
+        def of(self, cfg, source, target, latent):
+            return 0.1 if latent else 1.0
+
+    assert align_step_seconds(job, Costs()) == pytest.approx(cost)

@@ -55,7 +55,7 @@ def build_functions(models: list[FrozenModel], cfg: DictConfig, device, span: in
     for i, m in enumerate(models):
         width = m.at(cfg.site).width()
         function = make_alignment(cfg.align_fn, width, span, cfg.orthogonal_map, generator).to(device)
-        if fit:
+        if fit and cfg.normalize != "none":  # none: μ = 0 and s = 1 as built, no activations needed
             natural = natural_activations(m, cfg.site, NATURAL_SEQUENCES, seeds.normalisation(cfg.seed, i), device)
             function.fit_normalization(natural, cfg.normalize)
         functions.append(function)

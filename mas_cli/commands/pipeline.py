@@ -7,12 +7,13 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from mas_cli.commands.common import command, configure_runtime
-from mas_cli.config import check_report_folder, validate_runtime
+from mas_cli.config import boolean, check_report_folder, validate_runtime
 
 
 def check(cfg: DictConfig) -> None:
     validate_runtime(cfg)
-    if cfg.pipeline.report is True:  # written last: a store the user may only read would fail only then
+    boolean("plan")(cfg.plan)
+    if cfg.pipeline.report is True and not cfg.plan:  # written last: a read-only store fails only then
         fix = "add pipeline.report=false to only reuse its results, or mas report out=<a folder you can write>"
         check_report_folder(Path(cfg.paths.root) / "report", "pipeline.report", fix)
 
@@ -22,9 +23,12 @@ def main(cfg: DictConfig) -> dict:
     from mas_cli.pipeline.plan import plan_pipeline
 
     plan = plan_pipeline(cfg)  # every job composed and checked (no torch yet): refusals are immediate
+    configure_runtime(cfg)
+    from mas_cli.pipeline.estimate import print_estimate
     from mas_cli.pipeline.run import run_pipeline
 
-    configure_runtime(cfg)
+    if cfg.plan:
+        return {"estimate_s": print_estimate(plan, cfg.device)}
     summary = run_pipeline(cfg, plan)
     if summary["failed"]:
         raise SystemExit(1)  # the refused jobs are listed above; the rest completed
