@@ -12,7 +12,7 @@ from mas_cli.errors import ConfigError
 from mas_cli.pipeline import execute
 from mas_cli.pipeline.overview import short
 from mas_cli.pipeline.plan import plan_pipeline
-from tests.cli import snapshot
+from tests.cli import run_printing, snapshot
 from tests.conftest import compose_config, result_files, run_cli
 from tests.mistakes import PIPELINE_MISTAKES
 
@@ -172,9 +172,9 @@ SMOKE = [
 
 
 def test_cli_runs_in_parallel_reuses_finished_work_and_adds_only_a_new_seed(tmp_path):
-    planned = run_cli("pipeline", "plan=true", "pipeline.seeds=[0]", *SMOKE, cwd=tmp_path)
-    assert planned.returncode == 0, planned.stderr
-    assert "| train | 1 | count/gru | 20 |" in planned.stdout and "0 job(s) already in the root" in planned.stdout
+    code, planned, err = run_printing(["pipeline", "plan=true", "pipeline.seeds=[0]", *SMOKE], tmp_path)
+    assert code == 0, err
+    assert "| train | 1 | count/gru | 20 |" in planned and "0 job(s) already in the root" in planned
     assert not (tmp_path / "out").exists()  # a plan runs and writes nothing
     first = run_cli("pipeline", "pipeline.seeds=[0]", "pipeline.jobs=2", *SMOKE, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
@@ -200,9 +200,9 @@ def test_cli_runs_in_parallel_reuses_finished_work_and_adds_only_a_new_seed(tmp_
     assert "[train" not in again.stdout and "[align" not in again.stdout  # nothing left to run
 
     before = snapshot(out)
-    planned = run_cli("pipeline", "plan=true", "pipeline.seeds=[0,1]", *SMOKE, cwd=tmp_path)
-    assert planned.returncode == 0, planned.stderr
-    assert "2 job(s) already in the root (reused)" in planned.stdout and "| align | 1 | mas" in planned.stdout
+    code, planned, err = run_printing(["pipeline", "plan=true", "pipeline.seeds=[0,1]", *SMOKE], tmp_path)
+    assert code == 0, err
+    assert "2 job(s) already in the root (reused)" in planned and "| align | 1 | mas" in planned
     assert snapshot(out) == before
     more = run_cli("pipeline", "pipeline.seeds=[0,1]", *SMOKE, cwd=tmp_path)
     assert more.returncode == 0, more.stderr

@@ -21,6 +21,7 @@ from mas_cli.config import positive_int
 from mas_cli.errors import ConfigError
 from mas_cli.registry import Setting
 from mas_cli.reporting import write_report
+from tests.cli import run_printing
 from tests.conftest import compose_config
 from tests.helpers import run_align
 
@@ -220,9 +221,9 @@ def test_nothing_is_compiled_and_no_compiler_is_needed(tmp_path):
 
 
 def test_the_method_help_names_every_method_of_the_table_and_its_default_k():
-    shown = subprocess.run([sys.executable, "-m", "mas_cli.cli", "align", "--help"], capture_output=True, text=True)
-    assert shown.returncode == 0, shown.stderr
-    words = " ".join(shown.stdout.split())  # the help wraps at the terminal's width
+    code, shown, err = run_printing(["align", "--help"], ROOT)
+    assert code == 0, err
+    words = " ".join(shown.split())  # the help wraps at the terminal's width
     method_help = words.split("method=mas", 1)[1].split("site=", 1)[0]
     named = set(re.findall(r"[a-z_]+", method_help.split(";")[0]))
     assert set(METHODS) <= named, set(METHODS) - named

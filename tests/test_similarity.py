@@ -10,7 +10,7 @@ import torch
 
 from mas_cli.correlative.measures import RDMS, cka, compare, rsa, stimuli
 from mas_cli.tasks.counting import CountingTask
-from tests.conftest import run_cli
+from tests.cli import run_printing
 
 CORRELATIONS = ("spearman", "pearson")
 
@@ -132,21 +132,20 @@ def test_cli_writes_reuses_and_refuses(tmp_path):
         *SMOKE,
         "paths.root=out",
     )
-    done = run_cli(*args, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+    code, _, err = run_printing(list(args), tmp_path)  # in this process: seconds, not a start-up each
+    assert code == 0, err
     found = pd.read_csv(
         tmp_path / "out/similarity/hidden-s0-subsets_3-rows_200/count.gru.0+count.lstm.0/similarity.csv"
     )
     assert set(found.measure) == {"cka", *(f"rsa_{m}_{c}" for m in RDMS for c in CORRELATIONS)}
     assert (found.src == "count/gru/0").all() and (found.n == 3).all() and found.value.between(-1, 1).all()
-    again = run_cli(*args, cwd=tmp_path)
-    assert "reusing" in again.stdout
-    other = run_cli(*args[:-1], "subsets=4", "paths.root=out", cwd=tmp_path)  # its own result, beside
-    assert other.returncode == 0 and (tmp_path / "out/similarity/hidden-s0-subsets_4-rows_200").is_dir()
+    assert "reusing" in run_printing(list(args), tmp_path)[1]
+    code, _, _ = run_printing([*args[:-1], "subsets=4", "paths.root=out"], tmp_path)  # its own result, beside
+    assert code == 0 and (tmp_path / "out/similarity/hidden-s0-subsets_4-rows_200").is_dir()
     retrain = ["train", "arch=lstm", "arch.width=16", "budget=smoke", "budget.lr=0.01", "force=true", "paths.root=out"]
-    assert run_cli(*retrain, cwd=tmp_path).returncode == 0
-    stale = run_cli(*args, cwd=tmp_path)  # computed from the old lstm: never reused silently
-    assert stale.returncode == 2 and "force=true" in stale.stderr
-    assert "computed from other weights of count/lstm/0" in stale.stderr
+    assert run_printing(retrain, tmp_path)[0] == 0
+    code, _, err = run_printing(list(args), tmp_path)  # computed from the old lstm: never reused silently
+    assert code == 2 and "force=true" in err
+    assert "computed from other weights of count/lstm/0" in err
 
     # bad input (site=middle, a model without the Multi-Object stimuli): tests/test_bad_input.py
