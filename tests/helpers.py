@@ -4,6 +4,7 @@ item order, and a training run stopped and resumed."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -19,7 +20,7 @@ from mas_cli.specs import ModelSpec
 from mas_cli.tasks import CountingTask
 from mas_cli.training import Trainer, train_model
 from mas_cli.zoo import FrozenModel
-from tests.conftest import complete, compose_config
+from tests.conftest import complete, compose_config, publish_entry
 
 TASK = CountingTask(name="count", variant="multi_object", void_p=0.2)
 
@@ -94,3 +95,38 @@ def interrupted_and_resumed(small_train_cfg, tmp_path, monkeypatch, *settings: s
     resumed = train_model(cfg)
     assert resumed.metrics["steps"] == 20
     return tuple(torch.load(r.entry / "model.pt", weights_only=True)["state_dict"] for r in (uninterrupted, resumed))
+
+
+def fake_run(root, name: str, iia: dict[tuple[str, str], float], items: bool = False, **settings) -> None:
+    """An iia.csv as `mas align` writes it, with the given validation IIA per (src, trg); with
+    `items`, its items.csv (10 items per direction, the first round(10 · IIA) right) and
+    curve.csv (that IIA at steps 50 and 100) too."""
+    setting = {"method": "mas", "site": "hidden", "swap": "count", "k": 16, "seed": 0, "budget": "quick"}
+    setting |= {"normalize": "rms", "orthogonal_map": "cayley", "align_fn": "orthogonal"} | settings
+    models = "+".join(sorted({m for pair in iia for m in pair}))
+    rows = []
+    for (src, trg), value in iia.items():
+        for split in ("train", "val"):
+            rows.append(
+                setting
+                | {"models": models, "src": src, "trg": trg, "variable": "count", "split": split, "iia": value}
+                | {"iia_none": 0.1, "tok_acc": 1.0, "loss": 0.1, "n": 500, "steps": 100, "stop": "every direction"}
+                | {"src_trained": True, "trg_trained": True}
+            )
+    files = {"iia.csv": pd.DataFrame(rows).to_csv(index=False)}
+    if items:
+        per_item = [
+            {"src": s, "trg": t, "variable": "count", "item": i, "read": "count", "before": 1 + i % 5, "after": 1 + i}
+            | {"correct": i < round(10 * v), "correct_none": False}
+            for (s, t), v in iia.items()
+            for i in range(10)
+        ]
+        curve = [
+            {"step": step, "src": s, "trg": t, "variable": "count", "split": split, "iia": v}
+            for (s, t), v in iia.items()
+            for step in (50, 100)
+            for split in ("train", "val")
+        ]
+        files |= {"items.csv": pd.DataFrame(per_item).to_csv(index=False)}
+        files |= {"curve.csv": pd.DataFrame(curve).to_csv(index=False)}
+    publish_entry(root / name, files)

@@ -14,44 +14,10 @@ from mas_cli.reporting.cells import cells, tables
 from mas_cli.reporting.collect import collect_items
 from mas_cli.reporting.figures import figure_groups
 from tests.conftest import publish_entry, run_cli
+from tests.helpers import fake_run
 
 PNG = b"\x89PNG\r\n\x1a\n"
 G0, G1, L0, L1 = "count/gru/0", "count/gru/1", "count/lstm/0", "count/lstm/1"
-
-
-def fake_run(root, name: str, iia: dict[tuple[str, str], float], items: bool = False, **settings) -> None:
-    """An iia.csv as `mas align` writes it, with the given validation IIA per (src, trg); with
-    `items`, its items.csv (10 items per direction, the first round(10 · IIA) right) and
-    curve.csv (that IIA at steps 50 and 100) too."""
-    setting = {"method": "mas", "site": "hidden", "swap": "count", "k": 16, "seed": 0, "budget": "quick"}
-    setting |= {"normalize": "rms", "orthogonal_map": "cayley", "align_fn": "orthogonal"} | settings
-    models = "+".join(sorted({m for pair in iia for m in pair}))
-    rows = []
-    for (src, trg), value in iia.items():
-        for split in ("train", "val"):
-            rows.append(
-                setting
-                | {"models": models, "src": src, "trg": trg, "variable": "count", "split": split, "iia": value}
-                | {"iia_none": 0.1, "tok_acc": 1.0, "loss": 0.1, "n": 500, "steps": 100, "stop": "every direction"}
-                | {"src_trained": True, "trg_trained": True}
-            )
-    files = {"iia.csv": pd.DataFrame(rows).to_csv(index=False)}
-    if items:
-        per_item = [
-            {"src": s, "trg": t, "variable": "count", "item": i, "read": "count", "before": 1 + i % 5, "after": 1 + i}
-            | {"correct": i < round(10 * v), "correct_none": False}
-            for (s, t), v in iia.items()
-            for i in range(10)
-        ]
-        curve = [
-            {"step": step, "src": s, "trg": t, "variable": "count", "split": split, "iia": v}
-            for (s, t), v in iia.items()
-            for step in (50, 100)
-            for split in ("train", "val")
-        ]
-        files |= {"items.csv": pd.DataFrame(per_item).to_csv(index=False)}
-        files |= {"curve.csv": pd.DataFrame(curve).to_csv(index=False)}
-    publish_entry(root / name, files)
 
 
 def cell(table: pd.DataFrame, **where) -> pd.Series:

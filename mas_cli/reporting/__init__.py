@@ -28,6 +28,7 @@ from mas_cli import store
 from mas_cli.console import console
 from mas_cli.errors import ConfigError
 from mas_cli.reporting.cells import summary_rows, tables
+from mas_cli.reporting.claims import claims_markdown, claims_table
 from mas_cli.reporting.collect import StoreWalk, collect, collect_curves, collect_items, collect_similarity
 from mas_cli.reporting.curves import alignment_curves, das_bars, iia_by_count, training_curves
 from mas_cli.reporting.figures import heatmaps, k_curves
@@ -82,7 +83,12 @@ def write_report(source: Path, out: Path) -> pd.DataFrame:
         _write_csv(out / "similarity.csv", sim)
     _write_csv(out / "summary.csv", summary_rows(found))
     shown = rendered_tables(val, found)
+    claims = claims_table(val, sim)
+    claims = claims if claims.seen.any() else None  # a root that holds nothing any claim needs: no claims files
+    if claims is not None:
+        _write_csv(out / "claims.csv", claims.drop(columns="seen"))
+        store.write_text(out / "claims.md", claims_markdown(claims))
     every = [name for names in figures.values() for name in names]
     store.write_text(out / "summary.md", summary_markdown(val, found, source, every))
-    store.write_text(out / "index.html", index_html(out, source, val, shown, figures))
+    store.write_text(out / "index.html", index_html(out, source, val, shown, figures, claims))
     return rows

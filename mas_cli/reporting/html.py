@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mas_cli.reporting.claims import INTRO
+from mas_cli.reporting.claims import shown as claims_shown
 from mas_cli.reporting.markdown import EXPLAINED, Shown, markdown_table
 from mas_cli.results import cautions
 
@@ -25,6 +27,7 @@ table { border-collapse: collapse; font-size: 0.85rem; margin: 0.6rem 0; }
 th, td { border: 1px solid #ddd; padding: 0.25rem 0.5rem; text-align: right; }
 th { background: #f5f5f7; } td:first-child, th:first-child { text-align: left; }
 td { white-space: nowrap; } .same { color: #444; font-size: 0.9rem; }
+table.claims td { white-space: normal; text-align: left; } table.claims td:nth-child(8) { font-weight: 600; }
 details { margin: 0.3rem 0 1rem; } summary { cursor: pointer; color: #555; }
 pre { background: #f5f5f7; padding: 0.6rem; overflow-x: auto; font-size: 0.8rem; }
 figure { display: inline-block; margin: 0.6rem 1rem 0.6rem 0; vertical-align: top; }
@@ -58,6 +61,15 @@ def _table(title: str, found: Shown) -> str:
     )
 
 
+CLAIMS = "The papers' claims"
+
+
+def _claims(claims: pd.DataFrame) -> str:
+    """The claims table, first: its cells wrap (long sentences), the verdict in bold."""
+    table = claims_shown(claims).to_html(index=False, escape=True, na_rep="", border=0, classes="claims")
+    return "\n".join([f'<h2 id="{anchor(CLAIMS)}">{html.escape(CLAIMS)}</h2>', f"<p>{html.escape(INTRO)}</p>", table])
+
+
 def _figure(out: Path, name: str, caption: str) -> str:
     data = base64.b64encode((out / name).read_bytes()).decode()
     wide = ' class="wide"' if name.startswith(("training", "iia-by-count")) else ""
@@ -79,11 +91,18 @@ def _trust(val: pd.DataFrame) -> str:
 
 
 def index_html(
-    out: Path, source: Path, val: pd.DataFrame, tables: dict[str, Shown], figures: dict[str, list[str]]
+    out: Path,
+    source: Path,
+    val: pd.DataFrame,
+    tables: dict[str, Shown],
+    figures: dict[str, list[str]],
+    claims: pd.DataFrame | None = None,
 ) -> str:
-    """The page: trust first, then every table (with snippets), then the figures by kind."""
+    """The page: trust first, then the claims table (when the root holds what a claim needs), every
+    table (with snippets), then the figures by kind."""
     runs = val.run.nunique() if not val.empty else 0
-    sections = [*tables, *(kind for kind, names in figures.items() if names)]
+    first = [CLAIMS] if claims is not None else []
+    sections = [*first, *tables, *(kind for kind, names in figures.items() if names)]
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8"><title>MAS report</title>',
@@ -93,6 +112,7 @@ def index_html(
         _trust(val),
         "<nav>" + "".join(f'<a href="#{anchor(s)}">{html.escape(s)}</a>' for s in sections) + "</nav>",
         f"<p>{html.escape(EXPLAINED).replace('`', '')}</p>",
+        *([_claims(claims)] if claims is not None else []),
         *(_table(title, table) for title, table in tables.items()),
     ]
     for kind, names in figures.items():
