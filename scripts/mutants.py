@@ -211,6 +211,14 @@ MUTANTS = [
         ("tests/test_claims.py",),
     ),
     Mutant(
+        "report_unit_per_direction",
+        "a report cell's unit is a direction, so the two directions of one model pair count as two seeds",
+        "mas_cli/reporting/cells.py",
+        "        unit=unordered_pair(rows.src, rows.trg),  # a → b and b → a: one pair of models, one unit",
+        '        unit=rows.src + " > " + rows.trg,',
+        ("tests/test_report.py",),
+    ),
+    Mutant(
         "wilson_at_one_sigma",
         "the IIA interval is Wilson's at z = 1 instead of the 95 % quantile",
         "mas_cli/stats.py",

@@ -44,6 +44,10 @@ def test_a_pair_in_several_runs_of_one_setting_counts_once(tmp_path):
     cross = cell(found["cross"], pair="gru → lstm")
     assert (cross["mean"], cross.n_seeds) == (pytest.approx((0.5 + 0.3) / 2), 2)
     assert cross.iia_none == pytest.approx(0.1)
+    # across models by setting: both directions of a model pair are one unit, not two seeds
+    both = cell(found["by_setting"], scope="cross-model")
+    seed0, seed1 = (0.6 + 0.7 + 0.4 + 0.5) / 4, (0.3 + 0.9) / 2
+    assert (both["mean"], both.n_seeds) == (pytest.approx((seed0 + seed1) / 2), 2)
 
 
 def test_fits_of_other_designs_and_settings_are_never_pooled(tmp_path):
@@ -212,3 +216,14 @@ def test_tables_and_figures_show_what_differs_and_never_unused(tmp_path):
     names = [p.name for p in (tmp_path / "report").iterdir()]
     assert len(names) > 10 and max(len(n) for n in names) <= 80, max(names, key=len)
     assert not [n for n in names if "unused" in n], names
+
+
+def test_a_high_chance_level_is_said_on_its_row():
+    from mas_cli.reporting.markdown import shown
+
+    rows = pd.DataFrame(
+        {"site": ["embed", "hidden"], "src": [G0, G0], "trg": [G0, G0], "iia": [0.9, 0.9], "iia_none": [0.55, 0.08]}
+        | {"stop": ["x", "x"], "src_trained": [True, True], "trg_trained": [True, True]}
+    )
+    notes = shown(cells(rows, ["site"]), ["site"]).set_index("site").notes
+    assert notes["embed"] == "high chance level: read the margin" and notes["hidden"] == ""

@@ -2,8 +2,9 @@
 
 A cell holds the validation rows of one setting (every grouping column: collect.grouping()) and
 one row key (an architecture, an architecture pair, within or across models). Its unit is a
-model pair (source, target): a pair that appears in several runs of the same setting (other
-alignment seeds, say) is averaged first and counts once. Over the pairs the cell reports
+pair of models, unordered (one model for within-model rows): both directions between two models,
+and a pair that appears in several runs of the same setting (other alignment seeds, say), are
+averaged first and count once. Over the pairs the cell reports
 
     mean, sd          mean and standard deviation of the pairs' IIA
     ci_lo, ci_hi      95 % interval of that mean (Student's t over the pairs; none for one pair)
@@ -33,8 +34,9 @@ def cells(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     flagged = rows.assign(
         capped=(rows.stop == "step cap").astype(int),
         untrained=(~(rows.src_trained & rows.trg_trained)).astype(int),
+        unit=unordered_pair(rows.src, rows.trg),  # a → b and b → a: one pair of models, one unit
     )
-    pairs = flagged.groupby([*keys, "src", "trg"], dropna=False, sort=False).agg(
+    pairs = flagged.groupby([*keys, "unit"], dropna=False, sort=False).agg(
         iia=("iia", "mean"),
         iia_none=("iia_none", "mean"),
         n_rows=("iia", "size"),

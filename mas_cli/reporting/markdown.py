@@ -71,6 +71,9 @@ def trust(val: pd.DataFrame) -> list[str]:
     return ["## How far to trust these numbers", "", *lines]
 
 
+HIGH_CHANCE = 0.3  # IIA none from here on (the embedding site: 0.5 and more) turns a value into a margin
+
+
 def _number(value: float) -> str:
     return "—" if pd.isna(value) else f"{value:.3f}"
 
@@ -83,6 +86,8 @@ def _notes(row) -> str:
         notes.append("undertrained")
     if getattr(row, "budget", DEFAULT_BUDGET) not in (DEFAULT_BUDGET, "paper"):
         notes.append(f"budget {row.budget}")
+    if getattr(row, "iia_none", 0.0) >= HIGH_CHANCE:
+        notes.append("high chance level: read the margin")
     return ", ".join(notes)
 
 
