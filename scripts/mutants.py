@@ -219,6 +219,14 @@ MUTANTS = [
         ("tests/test_report.py",),
     ),
     Mutant(
+        "report_pools_inaccessible_directions",
+        "CLMAS cells average the directions into the inaccessible model with the behaviour-trained ones",
+        "mas_cli/reporting/cells.py",
+        '    return pd.Series(np.where(latent, ", into the inaccessible model", ""), index=rows.index)',
+        '    return pd.Series(np.where(latent, "", ""), index=rows.index)',
+        ("tests/test_clmas.py",),
+    ),
+    Mutant(
         "wilson_at_one_sigma",
         "the IIA interval is Wilson's at z = 1 instead of the 95 % quantile",
         "mas_cli/stats.py",

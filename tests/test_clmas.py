@@ -104,6 +104,15 @@ def test_ablation_and_latent_stitching_rows(tmp_path):
     val = stitched.rows[stitched.rows.split == "val"]
     assert list(zip(val.src, val.trg)) == [("count/gru/0", "count/lstm/0")] and set(val.k) == {16}
     assert set(val.method) == {"latent_stitch"} and val.cl_loss.notna().all()
+    # the report keeps the directions into the inaccessible model apart from the trained ones
+    from mas_cli.reporting import collect
+    from mas_cli.reporting.cells import tables
+
+    rows = collect(tmp_path).query("split == 'val'")
+    scopes = tables(rows, pd.DataFrame())["by_setting"].set_index(["method", "scope"]).index
+    assert ("accessible_only", "cross-model, into the inaccessible model") in scopes  # lstm is the last model
+    assert ("accessible_only", "cross-model") in scopes  # lstm -> gru, trained by behaviour
+    assert ("latent_stitch", "cross-model, into the inaccessible model") in scopes
 
 
 @pytest.mark.parametrize(

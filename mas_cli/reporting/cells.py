@@ -70,6 +70,13 @@ def _kind(rows: pd.DataFrame, side: str) -> pd.Series:
     return rows[f"{side}_task"] + "/" + rows[f"{side}_arch"] if several_tasks else rows[f"{side}_arch"]
 
 
+def _latent(rows: pd.DataFrame) -> pd.Series:
+    """A suffix for directions into a model whose behaviour may not be used (CLMAS, its ablation,
+    latent stitching): their own rows, never averaged with the behaviour-trained directions."""
+    latent = rows["latent"] if "latent" in rows else pd.Series(False, index=rows.index)
+    return pd.Series(np.where(latent, ", into the inaccessible model", ""), index=rows.index)
+
+
 def unordered_pair(src: pd.Series, trg: pd.Series) -> list[str]:
     return [" ~ ".join(sorted(p)) for p in zip(src, trg)]
 
@@ -82,10 +89,10 @@ def tables(val: pd.DataFrame, sim: pd.DataFrame) -> dict[str, pd.DataFrame]:
     settings = grouping()
     if not val.empty:
         within, cross = val[val.within], val[~val.within]
-        found["within"] = cells(within.assign(arch=_kind(within, "src")), [*settings, "arch"])
-        pair = _kind(cross, "src") + " → " + _kind(cross, "trg")
+        found["within"] = cells(within.assign(arch=_kind(within, "src") + _latent(within)), [*settings, "arch"])
+        pair = _kind(cross, "src") + " → " + _kind(cross, "trg") + _latent(cross)
         found["cross"] = cells(cross.assign(pair=pair), [*settings, "pair"])
-        directions = np.where(val.within, "within-model", "cross-model")
+        directions = np.where(val.within, "within-model", "cross-model") + _latent(val)
         found["by_setting"] = cells(val.assign(scope=directions), [*settings, "scope"])
     if not sim.empty:
         found["similarity"] = similarity_beside_iia(val, sim)

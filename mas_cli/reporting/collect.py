@@ -188,6 +188,9 @@ def collect(source: Path, exclude: Path | None = None, walk: StoreWalk | None = 
         trained = f"{side}_trained"
         rows[trained] = rows[trained].astype(bool) if trained in rows else True
     rows["within"] = rows.src == rows.trg
+    # directions trained by the latent loss (into a model whose behaviour may not be used): the
+    # only rows with a count of unmatched items
+    rows["latent"] = rows.cl_unmatched.notna() if "cl_unmatched" in rows else False
     return rows
 
 
