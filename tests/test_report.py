@@ -227,3 +227,15 @@ def test_a_high_chance_level_is_said_on_its_row():
     )
     notes = shown(cells(rows, ["site"]), ["site"]).set_index("site").notes
     assert notes["embed"] == "high chance level: read the margin" and notes["hidden"] == ""
+
+
+def test_the_which_program_pivot_shows_each_chance_level(tmp_path):
+    from mas_cli.reporting.markdown import hypotheses
+
+    for causal_model in ("up_down", "up_up"):
+        fake_run(
+            tmp_path, f"alignments/das-{causal_model}/g0", {(G0, G0): 0.9}, method="das", causal_model=causal_model
+        )
+    val = collect(tmp_path).query("split == 'val'")
+    pivot = hypotheses(tables(val, pd.DataFrame())["within"])
+    assert pivot.set_index("arch").loc["gru", "up_up (count)"] == "0.900 (none 0.100)"

@@ -168,7 +168,10 @@ def hypotheses(within: pd.DataFrame | None) -> pd.DataFrame | None:
     if das.causal_model.nunique() < 2:
         return None
     label = das.causal_model.astype(str) + " (" + das.variable.astype(str) + ")"
-    cell = [_number(m) + ("" if pd.isna(s) else f" ± {s:.3f}") for m, s in zip(das["mean"], das["sd"])]
+    cell = [  # the chance level beside each value: the context test's IIA none is 1.0 by construction
+        _number(m) + ("" if pd.isna(s) else f" ± {s:.3f}") + f" (none {_number(n)})"
+        for m, s, n in zip(das["mean"], das["sd"], das["iia_none"])
+    ]
     pivot = das.assign(hypothesis=label, cell=cell).pivot_table(
         index="arch", columns="hypothesis", values="cell", aggfunc="first"
     )
