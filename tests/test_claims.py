@@ -74,6 +74,19 @@ def test_too_few_pairs_and_smoke_numbers_never_give_a_verdict(tmp_path):
     assert found.verdict == "inconclusive" and "smoke" in found.note
 
 
+def test_an_undertrained_model_gives_numbers_but_no_verdict(tmp_path):
+    rows = gru_seed_root(tmp_path, cross_all([0.95, 0.96, 0.97])).copy()
+    rows.loc[rows.trg == GRUS[2], "trg_trained"] = False
+    found = claim(claims_table(rows, pd.DataFrame()), "C1")
+    assert found.verdict == "inconclusive" and "training criterion" in found.note and found.n_seeds == 3
+
+
+def test_an_arch_without_a_task_means_the_counting_task(tmp_path):
+    other = {("same_object/gru/0", GRUS[0]): 0.2, (GRUS[0], "same_object/gru/0"): 0.2}
+    rows = gru_seed_root(tmp_path, cross_all([0.95, 0.96, 0.97]) | other)
+    assert claim(claims_table(rows, pd.DataFrame()), "C1").n_seeds == 3  # the Same-Object pair is not gru~gru
+
+
 def test_rows_of_two_settings_are_never_pooled_into_one_verdict(tmp_path):
     gru_seed_root(tmp_path, cross_all([0.95, 0.96, 0.97]))
     rows = gru_seed_root(tmp_path / "other", cross_all([0.95, 0.96, 0.97]), normalize="none")
@@ -106,3 +119,18 @@ def test_the_report_writes_the_claims_first(tmp_path):
     page = (tmp_path / "report" / "index.html").read_text()
     assert page.index("The papers&#x27; claims") < page.index("Within-model IIA")
     assert "| C1: GRU seeds share the count variable" in (tmp_path / "report" / "claims.md").read_text()
+
+
+@pytest.mark.slow
+def test_the_paper_experiment_on_the_smoke_budget_gives_no_verdict(tmp_path):
+    """Every model and fit of experiment=paper, at seconds each: every claim has its rows and
+    every verdict is inconclusive (smoke numbers test the software only)."""
+    from tests.cli import run_printing
+
+    argv = ["pipeline", "experiment=paper", "budget=smoke", "pipeline.allow_undertrained=true", "paths.root=out"]
+    code, _, err = run_printing(argv, tmp_path)  # the models' own width: the claims name k = 128
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "out" / "report" / "claims.csv", keep_default_na=False)
+    assert len(table) >= 10 and set(table.verdict) == {"inconclusive"}
+    undertrained = "a model below its training criterion: numbers, but no verdict"  # RSA and CKA: no budget
+    assert set(table.note) <= {"smoke budget: numbers that test the software only", undertrained}, table.note

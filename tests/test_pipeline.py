@@ -78,6 +78,16 @@ def test_pairs_and_reference_fits(tmp_path):
             | {("clmas", "hidden", 16): 30, ("accessible_only", "hidden", 16): 30}
             | {("latent_stitch", "hidden", "full"): 30},
         ),
+        (
+            "paper",  # seven parts; the models and fits they share are planned once
+            12,
+            {("mas", "hidden", k): n for k, n in ((2, 3), (4, 3), (16, 12), (128, 3))}
+            | {("mas", "embed", 4): 3, ("mas", "embed", 16): 3}
+            | {("stitch", "hidden", 2): 6, ("stitch", "hidden", 128): 6}
+            | {("similarity", "hidden", None): 6, ("similarity", "embed", None): 3}
+            | {("clmas", "hidden", 16): 6, ("accessible_only", "hidden", 16): 6}
+            | {("das", "hidden", 4): 3, ("das", "hidden", 16): 18},
+        ),
     ],
 )
 def test_each_preset_plans_its_jobs(tmp_path, preset, n_models, expected_fits):
@@ -94,6 +104,7 @@ def test_every_preset_is_tested():
         "arithmetic_vs_count",
         "baselines",
         "embedding_site",
+        "paper",
         "seeds_and_archs",
         "subspace_sweep",
         "task_variants",
@@ -251,3 +262,8 @@ def test_a_fits_estimate_sums_its_directions_by_how_they_learn(tmp_path, method,
             return 0.1 if latent else 1.0
 
     assert align_step_seconds(job, Costs()) == pytest.approx(cost)
+
+
+def test_parts_must_be_pipeline_settings(tmp_path):
+    with pytest.raises(ConfigError, match=r"pipeline.parts\[0\] names unknown pipeline key\(s\) arches"):
+        plan(tmp_path, "pipeline.parts=[{arches: [gru]}]")

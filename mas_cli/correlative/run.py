@@ -109,7 +109,10 @@ def similarity(cfg: DictConfig) -> pd.DataFrame:
         x, y = (site_rows(m.model, tokens, cfg.site) for m in models)
         found = compare(x, y, cfg.subsets, cfg.rows, rng, cfg.zscore)
         settings = SIMILARITY.columns(cfg)
-        rows = pd.DataFrame([{"src": specs[0].label, "trg": specs[1].label, **settings, **r} for r in found])
+        trained = {
+            f"{side}_trained": bool(m.metrics.get("trained_to_criterion")) for side, m in zip(("src", "trg"), models)
+        }
+        rows = pd.DataFrame([{"src": specs[0].label, "trg": specs[1].label, **settings, **r, **trained} for r in found])
         work = entry.start(fresh=True)
         store.write_json(work / "fingerprint.json", wanted)
         buffer = io.StringIO()

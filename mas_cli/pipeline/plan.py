@@ -249,6 +249,27 @@ def hypotheses_of(cfg: DictConfig, method: str) -> list[dict]:
 
 
 def plan_pipeline(cfg: DictConfig) -> PipelinePlan:
+    """Every job of the pipeline; with `pipeline.parts`, of each part (the pipeline's keys with
+    the part's own on top), each model trained once and each fit run once however many parts
+    name it."""
+    parts = cfg.pipeline.get("parts")
+    if not parts:
+        return _plan_one(cfg)
+    if not isinstance(parts, ListConfig) or not all(isinstance(p, DictConfig) for p in parts):
+        raise ConfigError("pipeline.parts must be a list of pipeline settings, e.g. [{archs: [gru], seeds: [0, 1]}]")
+    plans = []
+    for i, part in enumerate(parts):
+        unknown = set(part) - set(cfg.pipeline)
+        if unknown:
+            raise ConfigError(f"pipeline.parts[{i}] names unknown pipeline key(s) {', '.join(sorted(unknown))}")
+        plans.append(_plan_one(OmegaConf.merge(cfg, {"pipeline": {**part, "parts": []}})))
+    models = list(dict.fromkeys(m for p in plans for m in p.models))
+    train = {job.label: job for p in plans for job in p.train}
+    fits = {OmegaConf.to_yaml(job.config): job for p in plans for job in p.align}
+    return PipelinePlan(models, [train[m.label] for m in models], list(fits.values()))
+
+
+def _plan_one(cfg: DictConfig) -> PipelinePlan:
     validate_runtime(cfg)
     jobs = cfg.pipeline.jobs
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:

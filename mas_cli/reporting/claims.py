@@ -31,10 +31,6 @@ def load_claims() -> tuple[int, list[dict]]:
     return int(found["min_seeds"]), found["claims"]
 
 
-def _kind(task: pd.Series, arch: pd.Series, with_task: bool) -> pd.Series:
-    return task + "/" + arch if with_task else arch
-
-
 def select(rows: pd.DataFrame, where: dict) -> pd.DataFrame:
     """The rows a statistic's `where` names."""
     if rows.empty:
@@ -49,11 +45,9 @@ def select(rows: pd.DataFrame, where: dict) -> pd.DataFrame:
                 keep &= rows[key].astype(str) == str(wanted)
     if "scope" in where and "within" in rows:
         keep &= rows.within == (where["scope"] == "within")
-    if "archs" in where:
-        wanted = sorted(where["archs"].split("~"))
-        with_task = "/" in where["archs"]
-        src = _kind(rows.src_task, rows.src_arch, with_task) if "src_task" in rows else rows.src.str.split("/").str[1]
-        trg = _kind(rows.trg_task, rows.trg_arch, with_task) if "trg_task" in rows else rows.trg.str.split("/").str[1]
+    if "archs" in where:  # task/arch, the task `count` where the claim names none
+        wanted = sorted(a if "/" in a else f"count/{a}" for a in where["archs"].split("~"))
+        src, trg = (rows[side].str.rsplit("/", n=1).str[0] for side in ("src", "trg"))  # task/arch/seed -> task/arch
         keep &= pd.Series([sorted(p) == wanted for p in zip(src, trg)], index=rows.index)
     if where.get("into") == "last":
         keep &= rows.trg == rows.models.str.split("+").str[-1]
@@ -84,6 +78,15 @@ def _welch(a: pd.Series, b: pd.Series) -> tuple[float, float]:
 SMOKE = "smoke budget: numbers that test the software only"
 
 
+def _undertrained(rows: pd.DataFrame) -> str | None:
+    """A model below its training criterion behind these rows (files written before the
+    similarity rows said so count as trained)."""
+    flags = [rows[c].astype(str) == "False" for c in ("src_trained", "trg_trained") if c in rows]
+    if any(flag.any() for flag in flags):
+        return "a model below its training criterion: numbers, but no verdict"
+    return None
+
+
 def _trouble(rows: pd.DataFrame) -> str | None:
     """Why these rows cannot give a statistic, or None."""
     if rows.empty:
@@ -102,15 +105,17 @@ def statistic(spec: dict, val: pd.DataFrame, sim: pd.DataFrame) -> dict:
         rows = select(sim[sim.measure == measure], spec["where"]) if not sim.empty else sim
         if rows.empty:
             return _summary(pd.Series(dtype=float), float("nan"), "no RSA/CKA rows in this root", seen=False)
-        return _summary(per_unit(rows, "value").value, float("nan"), None)
+        return _summary(per_unit(rows, "value").value, float("nan"), _undertrained(rows))
     parts = {name: select(val, spec[name] if kind != "iia" else spec["where"]) for name in ("a", "b", "c")[: _n(kind)]}
     trouble = next((f"{n}: {t}" for n, r in parts.items() if (t := _trouble(r))), None)
     if trouble:
         seen = any(not r.empty for r in parts.values())
         return _summary(pd.Series(dtype=float), float("nan"), trouble.removeprefix("a: "), seen=seen)
     smoke = any("budget" in r and (r.budget.astype(str) == "smoke").any() for r in parts.values())
+    undertrained = next((u for r in parts.values() if (u := _undertrained(r))), None)
     found = _computed(kind, {name: per_unit(r) for name, r in parts.items()})
-    return found | {"note": SMOKE} if smoke else found  # the numbers, but never a verdict
+    note = SMOKE if smoke else undertrained
+    return found | {"note": note} if note else found  # the numbers, but never a verdict
 
 
 def _computed(kind: str, units: dict[str, pd.DataFrame]) -> dict:
