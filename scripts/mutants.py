@@ -206,8 +206,8 @@ MUTANTS = [
         "claims_from_smoke",
         "smoke-budget numbers give verdicts",
         "mas_cli/reporting/claims.py",
-        '    return found | {"note": SMOKE} if smoke else found  # the numbers, but never a verdict',
-        "    return found",
+        "    note = SMOKE if smoke else undertrained",
+        "    note = undertrained",
         ("tests/test_claims.py",),
     ),
     Mutant(
