@@ -47,6 +47,7 @@ from mas_cli.continuation import recurrent as recurrent_path
 from mas_cli.continuation.hooks import patched
 from mas_cli.memory import release_if_grown
 from mas_cli.models import build_model
+from mas_cli.pipeline.estimate import seconds_per_call
 from mas_cli.specs import ModelSpec
 from mas_cli.tasks import CountingTask, make_counterfactuals
 from mas_cli.zoo import FrozenModel
@@ -79,14 +80,8 @@ def per_token_flops(model) -> tuple[int, int]:
 
 
 def time_it(step, steps: int) -> float:
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Median seconds per call after three warm-up calls (the library's timer, as plan=true uses it)."""
+    return seconds_per_call(step, steps, warmup=3)
 
 
 def fit_step(aligner: Aligner) -> None:

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from mas_cli.alignment.fit import Aligner
 from mas_cli.alignment.job import describe, make_directions
 from mas_cli.alignment.methods import METHODS
-from mas_cli.alignment.plan import Plan, check_models, plan_alignment
+from mas_cli.alignment.plan import Plan, check_models
 from mas_cli.console import console
 from mas_cli.models import build_model
 from mas_cli.pipeline.plan import Job, PipelinePlan
@@ -39,10 +39,12 @@ CALIBRATION_ITEMS = 64  # counterfactuals per direction while timing (a step's c
 TIMED_STEPS = 3  # after one warm-up step; the median is taken
 
 
-def seconds_per_call(step) -> float:
-    step()  # warm-up: first-call allocations and lazy initialisation
+def seconds_per_call(step, steps: int = TIMED_STEPS, warmup: int = 1) -> float:
+    """Median seconds of `steps` calls after `warmup` calls (first-call allocations, lazy setup)."""
+    for _ in range(warmup):
+        step()
     times = []
-    for _ in range(TIMED_STEPS):
+    for _ in range(steps):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
@@ -107,8 +109,8 @@ class DirectionCosts:
 
 
 def align_step_seconds(job: Job, costs: DirectionCosts) -> float:
-    """One step of a fit: the sum of its directions' costs."""
-    plan = plan_alignment(job.config)
+    """One step of a fit: the sum of its directions' costs (the plan the pipeline planner made)."""
+    plan = job.plan
     method = METHODS[plan.cfg.method]
     total = 0.0
     for pair in plan.pairs:
@@ -156,11 +158,8 @@ def print_estimate(plan: PipelinePlan, device_name: str) -> float:
     console.print("|---|---|---|---|---|---|")
     for (stage, what, cap, ms), n in rows.items():
         console.print(f"| {stage} | {n} | {what} | {cap:,} | {ms} | {clock(n * cap * ms / 1e3)} |")
-    console.print(
-        f"{done} job(s) already in the root (reused); {similarity} similarity job(s) (seconds each) not counted."
-    )
-    console.print(
-        f"at most {clock(total)} one job at a time on {torch.get_num_threads()} thread(s): every job at its step "
-        "cap (training stops at its criterion and fits by their rules, usually well before); nothing was run"
-    )
+    console.print(f"{done} job(s) already in the root (reused)")
+    console.print(f"{similarity} similarity job(s) not counted (seconds each)")
+    console.print(f"at most {clock(total)}, one job at a time on {torch.get_num_threads()} thread(s), every job")
+    console.print("at its step cap (training and fits usually stop well before); nothing was run")
     return total

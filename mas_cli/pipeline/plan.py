@@ -11,7 +11,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mas_cli import store
 from mas_cli.alignment.methods import METHODS as ALIGN_METHODS
-from mas_cli.alignment.plan import check_models, plan_alignment
+from mas_cli.alignment.plan import Plan, check_models, plan_alignment
 from mas_cli.alignment.settings import validate_align
 from mas_cli.architectures import names as architecture_names
 from mas_cli.composition import compose_config, config_names, inherit_runtime
@@ -49,6 +49,7 @@ class Job:
     config: DictConfig  # the full `mas train` / `mas align` config
     done: bool  # a complete result already exists (it is reused, not re-run)
     specs: list[ModelSpec] = field(default_factory=list)  # the models an align/similarity job needs
+    plan: Plan | None = None  # an align job's resolved plan (directions, latent directions, run dir)
 
 
 @dataclass
@@ -191,7 +192,7 @@ def method_jobs(
     label = f"{method} {site} {swap} k{k}{'' if causal_model is None else ' ' + causal_model}: "
     label += " + ".join(s.label for s in group)
     done = store.Entry(plan.run_dir).complete() and not align_cfg.force
-    return Job("align", label, align_cfg, done, list(group))
+    return Job("align", label, align_cfg, done, list(group), plan)
 
 
 def _ks_of(cfg: DictConfig, method: str, ks: list) -> list:
@@ -262,7 +263,10 @@ def plan_pipeline(cfg: DictConfig) -> PipelinePlan:
         unknown = set(part) - set(cfg.pipeline)
         if unknown:
             raise ConfigError(f"pipeline.parts[{i}] names unknown pipeline key(s) {', '.join(sorted(unknown))}")
-        plans.append(_plan_one(OmegaConf.merge(cfg, {"pipeline": {**part, "parts": []}})))
+        try:
+            plans.append(_plan_one(OmegaConf.merge(cfg, {"pipeline": {**part, "parts": []}})))
+        except ConfigError as exc:  # say which part: the same key may be right in the others
+            raise ConfigError(f"pipeline.parts[{i}]: {exc}") from None
     models = list(dict.fromkeys(m for p in plans for m in p.models))
     train = {job.label: job for p in plans for job in p.train}
     fits = {OmegaConf.to_yaml(job.config): job for p in plans for job in p.align}
