@@ -97,7 +97,7 @@ def test_clmas_never_uses_the_inaccessible_behaviour_in_training(tmp_path, monke
 def test_ablation_and_latent_stitching_rows(tmp_path):
     ablation = run_align(tmp_path, "a=gru", "b=lstm", "method=clmas", "cl.eps=0")
     assert set(ablation.rows.method) == {"accessible_only"}
-    assert ablation.run_dir.parent.name == "accessible_only-hidden-count-k4-s0-budget_smoke"
+    assert ablation.run_dir.parent.name == "accessible_only-hidden-full-k4-s0-budget_smoke"
     named = run_align(tmp_path, "a=gru", "b=lstm", "method=accessible_only")  # the same run, by its name
     assert named.reused and named.run_dir == ablation.run_dir
     stitched = run_align(tmp_path, "a=gru", "b=lstm", "method=latent_stitch", "k=full")

@@ -25,7 +25,7 @@ from mas_cli.alignment.directions import build_directions
 from mas_cli.alignment.fit import Aligner
 from mas_cli.alignment.plan import ALIGNMENT_FORMAT, Plan, check_models, fingerprint_of, plan_alignment
 from mas_cli.alignment.scoring import unintervened
-from mas_cli.alignment.settings import ALIGN, swap_map
+from mas_cli.alignment.settings import ALIGN, swap_map, swapped
 from mas_cli.alignment.swaps import row_variable, variable_blocks
 from mas_cli.config import refuse_other_settings
 from mas_cli.console import console, path_line
@@ -121,7 +121,8 @@ def fit(plan: Plan, entry: store.Entry, models: list[FrozenModel], fingerprint: 
     work = entry.start(fresh=cfg.force)
     checkpoint = work / "checkpoint.pt"
     mapped = "".join(f", {task} models swap {variable}" for task, variable in sorted(swap_map(cfg).items()))
-    console.print(f"counterfactual data: {len(plan.pairs)} direction(s), swap={cfg.swap}{mapped}, site={cfg.site}")
+    swap = "+".join(swapped(cfg))
+    console.print(f"counterfactual data: {len(plan.pairs)} direction(s), swap={swap}{mapped}, site={cfg.site}")
     try:
         directions = make_directions(plan, models, device)
     except ValueError as exc:  # the counterfactual generator found nothing it can express

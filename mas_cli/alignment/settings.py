@@ -35,7 +35,10 @@ CL_LOSSES = ("both", "mse", "cos")
 
 
 def swapped(cfg: DictConfig) -> list[str]:
-    """The swapped variables, one k-block each, in order (`swap=count` or `swap=[count,phase]`)."""
+    """The swapped variables, one k-block each, in order (`swap=count` or `swap=[count,phase]`;
+    unset: the method's default)."""
+    if cfg.swap is None:
+        return [METHODS[cfg.method].default_swap]
     return list(cfg.swap) if isinstance(cfg.swap, ListConfig) else [cfg.swap]
 
 
@@ -49,6 +52,8 @@ def _latent(cfg: DictConfig) -> bool:
 
 
 def _check_swap(value, cfg: DictConfig) -> None:
+    if value is None:  # the method's default
+        return
     value = [value] if isinstance(value, str) else value
     require(
         isinstance(value, list) and len(value) > 0 and all(isinstance(v, str) and v for v in value),

@@ -28,6 +28,7 @@ from mas_cli.alignment.fit import Aligner
 from mas_cli.alignment.job import describe, make_directions
 from mas_cli.alignment.methods import METHODS
 from mas_cli.alignment.plan import Plan, check_models
+from mas_cli.alignment.settings import swapped
 from mas_cli.console import console
 from mas_cli.models import build_model
 from mas_cli.pipeline.plan import Job, PipelinePlan
@@ -88,7 +89,7 @@ class DirectionCosts:
 
     def of(self, job_cfg: DictConfig, source, target, latent: bool) -> float:
         arch_key = [OmegaConf.to_yaml(self.train_configs[s].arch) + s.task for s in (source, target)]
-        key = (*arch_key, job_cfg.site, latent, str(job_cfg.swap))
+        key = (*arch_key, job_cfg.site, latent, "+".join(swapped(job_cfg)))
         if key not in self.known:
             self.known[key] = self._measure(job_cfg, source, target, latent)
         return self.known[key]

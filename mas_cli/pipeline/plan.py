@@ -12,7 +12,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from mas_cli import store
 from mas_cli.alignment.methods import METHODS as ALIGN_METHODS
 from mas_cli.alignment.plan import Plan, check_models, plan_alignment
-from mas_cli.alignment.settings import validate_align
+from mas_cli.alignment.settings import swapped, validate_align
 from mas_cli.architectures import names as architecture_names
 from mas_cli.composition import compose_config, config_names, inherit_runtime
 from mas_cli.config import seed_value, validate_runtime
@@ -188,7 +188,7 @@ def method_jobs(
     validate_align(align_cfg)
     plan = plan_alignment(align_cfg)
     check_models(plan.cfg, [on_demand.describe(s, align_cfg.site, align_cfg.causal_model) for s in group])
-    swap, k, causal_model = align_cfg.swap, plan.cfg.k, align_cfg.causal_model
+    swap, k, causal_model = "+".join(swapped(align_cfg)), plan.cfg.k, align_cfg.causal_model
     label = f"{method} {site} {swap} k{k}{'' if causal_model is None else ' ' + causal_model}: "
     label += " + ".join(s.label for s in group)
     done = store.Entry(plan.run_dir).complete() and not align_cfg.force
