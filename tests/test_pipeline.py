@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from mas_cli.alignment.settings import swapped
 from mas_cli.composition import config_names
 from mas_cli.errors import ConfigError
 from mas_cli.pipeline import execute
@@ -79,9 +80,9 @@ def test_pairs_and_reference_fits(tmp_path):
             | {("latent_stitch", "hidden", "full"): 30},
         ),
         (
-            "paper",  # seven parts; the models and fits they share are planned once
+            "paper",  # seven parts; the models and fits they share are planned once (C7 adds MAS at swap=full: 3 of the 15)
             12,
-            {("mas", "hidden", k): n for k, n in ((2, 3), (4, 3), (16, 12), (128, 3))}
+            {("mas", "hidden", k): n for k, n in ((2, 3), (4, 3), (16, 15), (128, 3))}
             | {("mas", "embed", 4): 3, ("mas", "embed", 16): 3}
             | {("stitch", "hidden", 2): 6, ("stitch", "hidden", 128): 6}
             | {("similarity", "hidden", None): 6, ("similarity", "embed", None): 3}
@@ -143,7 +144,7 @@ def test_arithmetic_vs_count_maps_count_onto_cumu_val_in_one_joint_fit(tmp_path)
     p = plan(tmp_path, "experiment=arithmetic_vs_count")
     assert [j.label for j in p.train] == ["count/gru/0", "count/gru/1", "arithmetic/gru/0", "arithmetic/gru/1"]
     (fit,) = p.align
-    assert fit.config.swap == "count" and fit.config.swap_by_task.arithmetic == "cumu_val"
+    assert swapped(fit.config) == ["count"] and fit.config.swap_by_task.arithmetic == "cumu_val"
     assert len(fit.config.models) == 4 and fit.config.directions == "all"
 
 
