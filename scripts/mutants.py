@@ -211,6 +211,22 @@ MUTANTS = [
         ("tests/test_claims.py",),
     ),
     Mutant(
+        "gradient_split_at_or_above",
+        "graded symbols: items at the median value count as the upper half",
+        "mas_cli/reporting/claims.py",
+        "    upper = value > value.drop_duplicates().median()",
+        "    upper = value >= value.drop_duplicates().median()",
+        ("tests/test_claims.py",),
+    ),
+    Mutant(
+        "gradient_ignores_by",
+        "graded symbols: the |original − swapped| claim reads the swapped-in value",
+        "mas_cli/reporting/claims.py",
+        '    value = rows.after if spec["by"] == "after" else (rows.before - rows.after).abs()',
+        "    value = rows.after",
+        ("tests/test_claims.py",),
+    ),
+    Mutant(
         "report_unit_per_direction",
         "a report cell's unit is a direction, so the two directions of one model pair count as two seeds",
         "mas_cli/reporting/cells.py",

@@ -97,10 +97,12 @@ def interrupted_and_resumed(small_train_cfg, tmp_path, monkeypatch, *settings: s
     return tuple(torch.load(r.entry / "model.pt", weights_only=True)["state_dict"] for r in (uninterrupted, resumed))
 
 
-def fake_run(root, name: str, iia: dict[tuple[str, str], float], items: bool = False, **settings) -> None:
+def fake_run(root, name: str, iia: dict[tuple[str, str], float], items: bool = False, values=None, **settings) -> None:
     """An iia.csv as `mas align` writes it, with the given validation IIA per (src, trg); with
-    `items`, its items.csv (10 items per direction, the first round(10 · IIA) right) and
-    curve.csv (that IIA at steps 50 and 100) too."""
+    `items`, its items.csv (10 items per direction, the first round(10 · IIA) right; item i holds
+    `values[i]` = (before, after), else (1 + i % 5, 1 + i)) and curve.csv (that IIA at steps 50
+    and 100) too."""
+    values = values or [(1 + i % 5, 1 + i) for i in range(10)]
     setting = {"method": "mas", "site": "hidden", "swap": "count", "k": 16, "seed": 0, "budget": "quick"}
     setting |= {"normalize": "rms", "orthogonal_map": "cayley", "align_fn": "orthogonal"} | settings
     models = "+".join(sorted({m for pair in iia for m in pair}))
@@ -116,7 +118,15 @@ def fake_run(root, name: str, iia: dict[tuple[str, str], float], items: bool = F
     files = {"iia.csv": pd.DataFrame(rows).to_csv(index=False)}
     if items:
         per_item = [
-            {"src": s, "trg": t, "variable": "count", "item": i, "read": "count", "before": 1 + i % 5, "after": 1 + i}
+            {
+                "src": s,
+                "trg": t,
+                "variable": "count",
+                "item": i,
+                "read": "count",
+                "before": values[i][0],
+                "after": values[i][1],
+            }
             | {"correct": i < round(10 * v), "correct_none": False}
             for (s, t), v in iia.items()
             for i in range(10)

@@ -13,6 +13,7 @@ from scipy import stats
 
 from mas_cli.reporting import collect, write_report
 from mas_cli.reporting.claims import COLUMNS, claims_table
+from mas_cli.reporting.collect import collect_items
 from tests.helpers import fake_run
 
 GRUS = [f"count/gru/{s}" for s in range(3)]
@@ -107,6 +108,38 @@ def test_a_difference_is_paired_by_model(tmp_path):
     differences = [0.98 - 0.5, 0.96 - 0.6, 0.97 - 0.4]
     assert found["mean"] == pytest.approx(sum(differences) / 3) and found.n_seeds == 3
     assert found.verdict == "holds"
+
+
+# Item i of each planted DAS run: (original count, swapped-in count); the first round(10 · IIA) are right.
+GRADED = [(0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (9, 5), (9, 6), (9, 7), (9, 8), (9, 9)]
+
+
+def plain_gradient(value_of, iia: float) -> float:
+    """IIA above the median of the distinct values minus IIA at or below it, written out."""
+    values = sorted({value_of(b, a) for b, a in GRADED})
+    middle = len(values) // 2
+    median = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+    upper, lower = [], []
+    for i, (b, a) in enumerate(GRADED):
+        (upper if value_of(b, a) > median else lower).append(1.0 if i < round(10 * iia) else 0.0)
+    return sum(upper) / len(upper) - sum(lower) / len(lower)
+
+
+def test_graded_symbols_compare_iia_above_and_below_the_median_value(tmp_path):
+    dases = [0.7, 0.7, 0.8]
+    for model, value in zip(GRUS, dases):
+        name = f"alignments/das-up_down/{model.replace('/', '.')}"
+        fake_run(
+            tmp_path, name, {(model, model): value}, items=True, values=GRADED, method="das", causal_model="up_down"
+        )
+    rows = collect(tmp_path)
+    table = claims_table(rows[rows.split == "val"], pd.DataFrame(), collect_items(tmp_path))
+    for claim_id, value_of in (("C9a", lambda b, a: a), ("C9b", lambda b, a: abs(b - a))):
+        per_model = [plain_gradient(value_of, v) for v in dases]
+        found = claim(table, claim_id)
+        assert found["mean"] == pytest.approx(sum(per_model) / 3, abs=1e-12) and found.n_seeds == 3
+    assert claim(table, "C9a")["mean"] == pytest.approx(-2 / 3)  # (1/4 − 1), (1/4 − 1), (2/4 − 1), by hand
+    assert claim(table, "C9a").verdict == "holds"  # every model's IIA falls for larger counts
 
 
 def test_the_report_writes_the_claims_first(tmp_path):

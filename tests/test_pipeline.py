@@ -80,7 +80,7 @@ def test_pairs_and_reference_fits(tmp_path):
             | {("latent_stitch", "hidden", "full"): 30},
         ),
         (
-            "paper",  # seven parts; the models and fits they share are planned once (C7 adds MAS at swap=full: 3 of the 15)
+            "paper",  # seven parts; the models and fits they share are planned once (C7 adds 3 at swap=full)
             12,
             {("mas", "hidden", k): n for k, n in ((2, 3), (4, 3), (16, 15), (128, 3))}
             | {("mas", "embed", 4): 3, ("mas", "embed", 16): 3}

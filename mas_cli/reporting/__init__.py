@@ -83,7 +83,7 @@ def write_report(source: Path, out: Path) -> pd.DataFrame:
         _write_csv(out / "similarity.csv", sim)
     _write_csv(out / "summary.csv", summary_rows(found))
     shown = rendered_tables(val, found)
-    claims = claims_table(val, sim)
+    claims = claims_table(val, sim, items)
     claims = claims if claims.seen.any() else None  # a root that holds nothing any claim needs: no claims files
     if claims is not None:
         _write_csv(out / "claims.csv", claims.drop(columns="seen"))

@@ -97,9 +97,30 @@ def _trouble(rows: pd.DataFrame) -> str | None:
     return None
 
 
-def statistic(spec: dict, val: pd.DataFrame, sim: pd.DataFrame) -> dict:
+def gradient(spec: dict, items: pd.DataFrame) -> dict:
+    """Graded symbols: per model pair, IIA on the items whose value (`by`: the swapped-in value
+    `after`, or `distance` = |original − swapped|) lies above the median of the distinct values
+    the selected items hold, minus IIA on the rest. Negative: IIA falls as the value grows."""
+    if not items.empty:
+        items = items.assign(within=items.src == items.trg)
+    rows = select(items, spec["where"]) if not items.empty else items
+    trouble = _trouble(rows)
+    if trouble:
+        return _summary(pd.Series(dtype=float), float("nan"), trouble, seen=not rows.empty)
+    value = rows.after if spec["by"] == "after" else (rows.before - rows.after).abs()
+    upper = value > value.drop_duplicates().median()
+    unit = pd.Series([" ~ ".join(sorted({s, t})) for s, t in zip(rows.src, rows.trg)], index=rows.index)
+    right = rows.correct.astype(float)
+    found = right[upper].groupby(unit[upper]).mean() - right[~upper].groupby(unit[~upper]).mean()
+    smoke = "budget" in rows and (rows.budget.astype(str) == "smoke").any()
+    return _summary(found, float("nan"), SMOKE if smoke else None)
+
+
+def statistic(spec: dict, val: pd.DataFrame, sim: pd.DataFrame, items: pd.DataFrame | None = None) -> dict:
     """mean, ci_lo, ci_hi, iia_none, n_seeds and a note (why no verdict is possible, if so)."""
     kind = spec["of"]
+    if kind == "gradient":
+        return gradient(spec, pd.DataFrame() if items is None else items)
     if kind in ("cka", "rsa"):
         measure = "cka" if kind == "cka" else "rsa_cosine_spearman"
         rows = select(sim[sim.measure == measure], spec["where"]) if not sim.empty else sim
@@ -181,17 +202,20 @@ def describe(spec: dict) -> str:
 
     if spec["of"] in ("iia", "cka", "rsa"):
         return f"{spec['of']}: {one(spec['where'])}"
+    if spec["of"] == "gradient":
+        return f"gradient by {spec['by']}: {one(spec['where'])}"
     parts = " | ".join(f"{n}: {one(spec[n])}" for n in ("a", "b", "c")[: _n(spec["of"])])
     return f"{spec['of']} ({parts})"
 
 
-def claims_table(val: pd.DataFrame, sim: pd.DataFrame) -> pd.DataFrame:
+def claims_table(val: pd.DataFrame, sim: pd.DataFrame, items: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per claim of conf/claims.yaml (COLUMNS, and `seen`: whether the root holds rows of
-    it; no claims file is written when it holds none), judged on these rows."""
+    it; no claims file is written when it holds none), judged on these rows (validation IIA rows,
+    RSA/CKA rows, and the validation items for the graded-symbol claims)."""
     min_seeds, claims = load_claims()
     out = []
     for claim in claims:
-        found = statistic(claim["statistic"], val, sim)
+        found = statistic(claim["statistic"], val, sim, items)
         decided, reason = verdict(found, claim["rule"], min_seeds)
         out.append(
             {"claim": f"{claim['id']}: {claim['claim']}", "source": claim["source"],
