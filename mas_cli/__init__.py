@@ -12,6 +12,8 @@ alignments between the frozen models and read interchange intervention accuracy 
     h1 = al.from_aligned(1, z)                  # aligned space -> model 1's site
     out = al.intervene(source=0, target=1, items=100)   # the target's behaviour after a swap
     mas.similarity("gru:0", "lstm:0"), mas.report("outputs"), mas.load_model("count/gru:0")
+    mine = mas.wrap(module, site="layers.1", name="mine")   # any torch module beside the zoo's
+    mas.align(["gru:0", mine])
 
 docs/API.md shows each call. Names are imported on first use, so `import mas_cli` (and every
 command's help and refusals) stays quick.
@@ -28,7 +30,7 @@ try:
 except metadata.PackageNotFoundError:  # running from a checkout that is not installed
     __version__ = "0+unknown"
 
-_API = ("train", "load_model", "align", "load_alignment", "similarity", "report")
+_API = ("train", "load_model", "wrap", "align", "load_alignment", "similarity", "report")
 __all__ = [*_API, "ConfigError", "MasError", "StoreError", "__version__"]
 
 

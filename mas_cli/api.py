@@ -80,17 +80,30 @@ def load_model(spec: str, root="outputs", device: str = "cpu", allow_undertraine
     return load_frozen(parsed, model_dir(root, parsed.task, parsed.arch, parsed.seed), device, allow_undertrained)
 
 
-def align(models: list[str], root="outputs", budget: str = "quick", overrides=(), **settings):
-    """Like `mas align models=[...]`: fit (or reuse) one alignment. Returns an AlignResult
-    (`run_dir`, `iia`: the iia.csv rows, `specs`, `reused`)."""
+def align(models: list, root="outputs", budget: str = "quick", overrides=(), **settings):
+    """Like `mas align models=[...]`: fit (or reuse) one alignment. `models` holds specs
+    ("gru:0") and models from `wrap`. Returns an AlignResult (`run_dir`, `iia`: the iia.csv
+    rows, `specs`, `reused`)."""
     from mas_cli.alignment.job import align as fit
     from mas_cli.alignment.plan import plan_alignment
     from mas_cli.alignment.settings import validate_align
+    from mas_cli.zoo import FrozenModel
 
-    cfg = config("align", root, overrides, models=list(models), budget=budget, **settings)
+    wrapped = [m for m in models if isinstance(m, FrozenModel)]
+    names = [m.spec.label if isinstance(m, FrozenModel) else m for m in models]
+    cfg = config("align", root, overrides, models=names, budget=budget, **settings)
     validate_align(cfg)
-    plan_alignment(cfg)
-    return fit(cfg)
+    plan_alignment(cfg, {m.spec.label: m.spec for m in wrapped})
+    return fit(cfg, wrapped)
+
+
+def wrap(module, site: str, task: str = "count", name: str = "wrapped", embed: str | None = None):
+    """Any torch module mapping token ids [B, L] of `task`'s vocabulary to logits [B, L, V], as
+    a model `align` accepts beside the zoo's: `site` (a module path) is its hidden site, `embed`
+    its embed site. Holds a frozen copy (mas_cli/wrapped.py)."""
+    from mas_cli.wrapped import wrap as wrapped
+
+    return wrapped(module, site, task, name, embed)
 
 
 def load_alignment(run_dir: str | Path, device: str = "cpu"):

@@ -62,19 +62,24 @@ class AlignResult:
         return self.rows
 
 
-def align(cfg: DictConfig) -> AlignResult:
+def align(cfg: DictConfig, wrapped: list[FrozenModel] = ()) -> AlignResult:
     """Reuse the complete run for this config, or fit it (resuming a checkpoint). Bad settings
     are refused before anything is trained or written; missing models are trained first. A
     complete run is reused without taking its lock (a store the user cannot write is read all
-    the same)."""
-    plan = plan_alignment(cfg)
+    the same). `wrapped`: models wrapped in Python (mas.wrap), named in cfg.models by label."""
+    given = {m.spec.label: m for m in wrapped}
+    plan = plan_alignment(cfg, {label: m.spec for label, m in given.items()})
+    stored = [s for s in plan.specs if s.label not in given]
     on_demand = ModelsOnDemand(cfg)
-    missing = [s for s in plan.specs if not store.model_entry(cfg.paths.root, s.task, s.arch, s.seed).complete()]
+    missing = [s for s in stored if not store.model_entry(cfg.paths.root, s.task, s.arch, s.seed).complete()]
     if missing:
         check_models(plan.cfg, [on_demand.describe(s, cfg.site, cfg.causal_model) for s in missing])
-    entries = on_demand.ensure(plan.specs)
+    entries = dict(zip(stored, on_demand.ensure(stored)))
     device = resolve_device(cfg.device)
-    models = [load_frozen(s, e, device, cfg.allow_undertrained) for s, e in zip(plan.specs, entries)]
+    models = [
+        _on(given[s.label], device) if s.label in given else load_frozen(s, entries[s], device, cfg.allow_undertrained)
+        for s in plan.specs
+    ]
     plan = plan.with_k(check_models(plan.cfg, [describe(m, cfg.site, cfg.causal_model) for m in models]))
     wanted = fingerprint_of(plan, [m.identity() for m in models])
     entry = store.Entry(plan.run_dir, redo="refit with force=true", root=cfg.paths.root)
@@ -85,6 +90,11 @@ def align(cfg: DictConfig) -> AlignResult:
         if not cfg.force and (found := _reusable(entry, plan, wanted, models)) is not None:
             return found
         return fit(plan, entry, models, wanted, device)
+
+
+def _on(model: FrozenModel, device) -> FrozenModel:
+    model.model.to(device)
+    return model
 
 
 def _reusable(entry: store.Entry, plan: Plan, wanted: dict, models: list[FrozenModel]) -> AlignResult | None:

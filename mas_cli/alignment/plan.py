@@ -37,22 +37,25 @@ class Plan:
         return replace(self, cfg=OmegaConf.merge(self.cfg, {"k": k}))
 
 
-def model_specs(cfg: DictConfig) -> list[ModelSpec]:
+def model_specs(cfg: DictConfig, wrapped: dict[str, ModelSpec] | None = None) -> list[ModelSpec]:
+    """The models a config names; `wrapped` maps the labels of models wrapped in Python
+    (mas.wrap, passed to mas.align) to their specs."""
+    wrapped = wrapped or {}
     given = [cfg[key] for key in ("a", "b") if cfg[key] is not None]
     if given and cfg.models:
         raise ConfigError("give either a=/b= or models=[...], not both")
     raw = list(cfg.models) if cfg.models else given
     if not raw:
         raise ConfigError("name the models to align: a=gru b=lstm, or models=[gru:0,gru:1,lstm:0]")
-    specs = [parse_spec(text, cfg.task.name) for text in raw]
+    specs = [wrapped[text] if text in wrapped else parse_spec(text, cfg.task.name) for text in raw]
     if len(set(specs)) < len(specs):
         raise ConfigError(f"models {list(raw)} name the same model twice; each model appears once")
     return specs
 
 
-def plan_alignment(cfg: DictConfig) -> Plan:
+def plan_alignment(cfg: DictConfig, wrapped: dict[str, ModelSpec] | None = None) -> Plan:
     """Everything that follows from the config alone (no model loaded yet)."""
-    specs = model_specs(cfg)
+    specs = model_specs(cfg, wrapped)
     method = METHODS[resolve_method(cfg.method, len(specs), cfg.cl.eps)]
     low, high = method.models
     if not low <= len(specs) <= (high or len(specs)):

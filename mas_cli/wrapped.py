@@ -1,0 +1,108 @@
+"""Any torch module as a model `mas.align` accepts beside the zoo's (`mas.wrap`).
+
+The module must do what every zoo model does: map token ids [B, L] of a task's vocabulary to
+next-token logits [B, L, V]. Alignment reaches it by the generic path alone (forward hooks on
+the named module, continuation/generic.py), so nothing else is asked of it:
+
+    import mas_cli as mas
+    mine = mas.wrap(module, site="layers.1", task="count", name="mine")
+    fit = mas.align(["gru:0", mine], root="outputs")
+
+`site` (a module path, as `module.named_modules()` prints it) becomes the model's `hidden` site,
+`embed` (optional) its `embed` site, so a fit's `site=hidden` reads each model where it should.
+The handle holds a frozen copy of the module: changing the module afterwards changes nothing
+already wrapped; wrap it again, and a stored fit of the old weights is refused (its weight digest
+differs) until `force=True`. Its task accuracy is measured on the task's validation sequences
+when it is wrapped (the report flags a model below the training criterion, as for the zoo's).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import numpy as np
+import torch
+from torch import nn
+
+from mas_cli import seeds, store
+from mas_cli.architectures import names
+from mas_cli.composition import compose_config
+from mas_cli.continuation.sites import resolve_site
+from mas_cli.errors import ConfigError
+from mas_cli.evaluation import EvalSet, task_accuracy
+from mas_cli.specs import ModelSpec
+from mas_cli.tasks import task_from_config
+from mas_cli.zoo import FrozenModel
+
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+class WrappedModule(nn.Module):
+    """A user's module with the zoo's site names; its logits are its `features` (the readout is
+    the identity), so task accuracy is measured as for the zoo's models."""
+
+    def __init__(self, module: nn.Module, sites: dict[str, str]):
+        super().__init__()
+        self.inner = module
+        self.sites = sites
+        self.readout = nn.Identity()
+
+    def site_root(self) -> nn.Module:
+        return self.inner  # site paths read as the user's module prints them
+
+    def site_paths(self) -> dict[str, str]:
+        return dict(self.sites)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.inner(tokens)
+
+    def features(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.inner(tokens)
+
+
+def _probe(model: WrappedModule, task, name: str) -> None:
+    """The module's forward on a few of the task's sequences: logits [B, L, V] or one line."""
+    tokens = torch.from_numpy(task.sample(4, np.random.default_rng(0)).tokens)
+    want = (*tokens.shape, len(task.vocab))
+    try:
+        with torch.no_grad():
+            logits = model(tokens)
+    except Exception as exc:  # the user's code: any error it raises says what it could not do
+        failed = f"the module's forward failed on tokens {tuple(tokens.shape)} ({type(exc).__name__}: {exc})"
+        raise ConfigError(f"mas.wrap({name}): {failed}") from None
+    shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+    if shape != want:
+        raise ConfigError(
+            f"mas.wrap({name}): the module must map tokens [B, L] to logits [B, L, V] over the {task.name} "
+            f"vocabulary ({len(task.vocab)} tokens): expected {want}, got {shape}"
+        )
+
+
+def wrap(module: nn.Module, site: str, task: str = "count", name: str = "wrapped", embed: str | None = None):
+    """A FrozenModel of `module` (a frozen copy) named `<task>/<name>/0` in results, with `site`
+    as its hidden site (and `embed` as its embed site)."""
+    if not isinstance(module, nn.Module):
+        raise ConfigError(f"mas.wrap needs a torch.nn.Module, got {type(module).__name__}")
+    if not isinstance(name, str) or not NAME.match(name) or name in names():
+        raise ConfigError(
+            f"mas.wrap: name={name!r} must be letters, digits and _ (starting with a letter) and not a zoo "
+            f"architecture ({', '.join(names())})"
+        )
+    cfg = compose_config("train", [f"task={task}"])
+    found = task_from_config(cfg.task)
+    sites = {"hidden": site} | ({} if embed is None else {"embed": embed})
+    model = WrappedModule(copy.deepcopy(module), sites).eval().requires_grad_(False)
+    for path in sites.values():
+        resolve_site(model.inner, path)  # a path the module lacks: one line naming the nearest real ones
+    _probe(model, found, name)
+    validation = EvalSet.draw(found, cfg.budget.val_size, seeds.training_validation(0), "train", "cpu")
+    accuracy, _ = task_accuracy(model, validation)
+    metrics = {
+        "fingerprint": {"wrapped": name, "module": type(module).__qualname__, "sites": sites},
+        "val_task_acc": accuracy,
+        "trained_to_criterion": accuracy >= cfg.budget.criterion,
+        "criterion": cfg.budget.criterion,
+    }
+    digest = store.weights_digest(model.inner.state_dict())
+    return FrozenModel(ModelSpec(found.name, name, 0), None, model, found, metrics, digest)

@@ -1,0 +1,102 @@
+"""Any torch module through `mas.wrap`: a hand-built module that holds the count in one known
+direction is found at k = 1 by the real command path (store, run directory, iia.csv), an
+untrained target stays at its chance level, a stored fit of other weights is refused, and a
+module that cannot be aligned is refused in one line before anything runs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import mas_cli as mas
+from mas_cli.tasks import CountingTask
+from tests.planted import PlantedCounter
+
+TASK = CountingTask()
+# Fewer items than the quick budget's: the generic path steps these modules position by position
+SMALL = ["budget.align.train_size=512", "budget.align.val_size=200", "budget.align.batch_size=64"]
+
+
+class Untrained(nn.Module):
+    """A recurrent module of random weights: a GRU cell stepped once per position, then a linear
+    readout. It has never seen the task."""
+
+    def __init__(self, width: int = 8):
+        super().__init__()
+        with torch.random.fork_rng():  # the same weights every time, the caller's stream untouched
+            torch.manual_seed(5)
+            self.embedding = nn.Embedding(len(TASK.vocab), width)
+            self.cell = nn.GRUCell(width, width)
+            self.head = nn.Linear(width, len(TASK.vocab))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        inputs = self.embedding(tokens)
+        state, states = inputs.new_zeros(len(tokens), self.cell.hidden_size), []
+        for t in range(tokens.shape[1]):
+            state = self.cell(inputs[:, t], state)
+            states.append(state)
+        return self.head(torch.stack(states, 1))
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("wrap")
+    planted = mas.wrap(PlantedCounter(TASK, seed=0), site="cell", name="planted")
+    untrained = mas.wrap(Untrained(), site="cell", name="untrained")
+    fit = mas.align([planted, untrained], root=root, k=1, orthogonal_map="matrix_exp", overrides=SMALL)
+    return root, fit, planted, untrained
+
+
+def test_a_planted_direction_is_found_and_an_untrained_target_stays_at_chance(fitted):
+    _, fit, planted, untrained = fitted
+    val = fit.iia[fit.iia.split == "val"].set_index(["src", "trg"])
+    mine, other = planted.spec.label, untrained.spec.label
+    assert (mine, other) == ("count/planted/0", "count/untrained/0")
+    assert val.loc[(mine, mine), "iia"] >= 0.99  # the planted count direction, at k = 1
+    for source in (mine, other):
+        row = val.loc[(source, other)]
+        assert row.iia == row.iia_none  # no swap makes a model that never learned the task count
+    assert planted.metrics["trained_to_criterion"] and not untrained.metrics["trained_to_criterion"]
+    assert not val.loc[(mine, other), "trg_trained"]  # the report flags it, as for the zoo's models
+
+
+def test_a_fit_of_other_weights_is_refused_in_one_line(fitted):
+    root, fit, _, _ = fitted
+    changed = Untrained()
+    with torch.no_grad():
+        changed.head.bias[0] += 1.0
+    again = [
+        mas.wrap(PlantedCounter(TASK, seed=0), site="cell", name="planted"),
+        mas.wrap(changed, site="cell", name="untrained"),
+    ]
+    with pytest.raises(mas.ConfigError, match="computed from other weights of count/untrained/0.*force=true"):
+        mas.align(again, root=root, k=1, orthogonal_map="matrix_exp", overrides=SMALL)
+    same = [
+        mas.wrap(PlantedCounter(TASK, seed=0), site="cell", name="planted"),
+        mas.wrap(Untrained(), site="cell", name="untrained"),
+    ]
+    assert mas.align(same, root=root, k=1, orthogonal_map="matrix_exp", overrides=SMALL).reused
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    ("module", "settings", "message"),
+    [
+        ("not a module", {}, "needs a torch.nn.Module, got str"),
+        (Untrained(), {"name": "gru"}, "must be letters, digits and _ .* not a zoo architecture"),
+        (Untrained(), {"name": "my model"}, "must be letters, digits and _"),
+        (Untrained(), {"site": "cel"}, "cel"),
+        (nn.Sequential(nn.Linear(3, 3)), {"site": "0"}, "the module's forward failed on tokens"),
+        (
+            nn.Sequential(nn.Embedding(9, 4), nn.Linear(4, 3)),
+            {"site": "0"},
+            r"expected \(4, \d+, 9\), got \(4, \d+, 3\)",
+        ),
+    ],
+    ids=["not_a_module", "zoo_name", "space_in_name", "no_such_site", "forward_fails", "wrong_logits"],
+)
+def test_a_module_that_cannot_be_aligned_is_refused_in_one_line(module, settings, message):
+    with pytest.raises(mas.ConfigError, match=message) as refused:
+        mas.wrap(module, **{"site": "cell", "name": "mine", **settings})
+    assert "\n" not in str(refused.value)
