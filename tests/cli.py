@@ -17,8 +17,15 @@ def run(argv: list[str], cwd: Path) -> tuple[int, str]:
 
 
 def run_printing(argv: list[str], cwd: Path) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of `mas <argv>` run in this process from `cwd`."""
+    """(exit status, stdout, stderr) of `mas <argv>` run in this process from `cwd`. What a
+    command sets for its whole process (the console recorded for the results' logs, torch's
+    threads) is put back afterwards, as a process of its own would leave the next one."""
+    import torch
+
+    from mas_cli.console import console
+
     err, out, argv_before, here = io.StringIO(), io.StringIO(), sys.argv[:], os.getcwd()
+    recording, threads = console.record, torch.get_num_threads()
     os.chdir(cwd)
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
@@ -31,6 +38,7 @@ def run_printing(argv: list[str], cwd: Path) -> tuple[int, str, str]:
                 code = exc.code if isinstance(exc.code, int) else 1
     finally:
         sys.argv, _ = argv_before, os.chdir(here)
+        console.record, _ = recording, torch.set_num_threads(threads)
     return code, out.getvalue(), err.getvalue()
 
 
