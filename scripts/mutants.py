@@ -227,6 +227,14 @@ MUTANTS = [
         ("tests/test_claims.py",),
     ),
     Mutant(
+        "hf_positions_by_column",
+        "a HuggingFace model's positions count columns, padding included (GPT-2's move under left padding)",
+        "mas_cli/models/hf.py",
+        "    positions = (real.cumsum(1) - 1).clamp(min=0)",
+        "    positions = torch.arange(tokens.shape[1], device=tokens.device).expand_as(tokens)",
+        ("tests/test_padding.py",),
+    ),
+    Mutant(
         "report_unit_per_direction",
         "a report cell's unit is a direction, so the two directions of one model pair count as two seeds",
         "mas_cli/reporting/cells.py",

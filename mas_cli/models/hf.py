@@ -13,8 +13,9 @@ Each family is one YAML in conf/arch/ (hf_llama.yaml, ...): `family` is transfor
 Site paths are those of the HuggingFace model itself (`model.layers.0` for Llama, `transformer.h.0`
 for GPT-2), so `site=` takes any path HuggingFace prints. The token ids are the task's (PAD 0,
 BOS 1, EOS 2). Sequences are right-padded and attention is causal, so padding never changes a
-prediction at a real token; the attention mask (all ones) and positions 0, 1, 2, ... from the
-first token are passed explicitly (`inputs`).
+prediction at a real token; the attention mask and the positions (0, 1, 2, ... from the first real
+token) are passed explicitly in every call (`padded_inputs`), so a batch padded on the left
+predicts what each item predicts alone too (tests/test_padding.py).
 
 Weights are stored as safetensors (training.py), which needs the `safetensors` package of the
 same extra: `pip install -e ".[hf]"`.
@@ -64,6 +65,16 @@ class HuggingFaceConfig:
             raise ConfigError(f"arch.hf: transformers cannot build this {family} ({reason[-1][:200]})") from None
 
 
+def padded_inputs(tokens: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A padded batch as a HuggingFace model must see it: `real` [B, L] (1 at real tokens, 0 at
+    padding, on either side) is the attention mask, and each real token's position is the number
+    of real tokens before it, said outright. Left out, a family guesses positions from the column
+    (GPT-2's learned positions then move under left padding), so every call passes both."""
+    real = real.to(tokens.dtype)
+    positions = (real.cumsum(1) - 1).clamp(min=0)
+    return {"input_ids": tokens, "attention_mask": real, "position_ids": positions}
+
+
 class HuggingFaceModel(SequenceModel):
     Config = HuggingFaceConfig
     weights_format = "safetensors"
@@ -93,12 +104,11 @@ class HuggingFaceModel(SequenceModel):
     def site_paths(self) -> dict[str, str]:
         return {"embed": self._embed, "hidden": self._hidden}
 
-    def inputs(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
-        """What the HF model is called with: every token attended to (right padding never reaches
-        a real token under causal attention) and positions 0, 1, 2, ... said outright, so no
-        family guesses them from padding (GPT-2's learned positions would move)."""
-        positions = torch.arange(tokens.shape[1], device=tokens.device).expand_as(tokens)
-        return {"input_ids": tokens, "attention_mask": torch.ones_like(tokens), "position_ids": positions}
+    def inputs(self, tokens: torch.Tensor, real: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """What the HF model is called with (`padded_inputs`). The zoo's batches are right-padded
+        and attention is causal, so by default every token is attended to: right padding never
+        reaches a real token."""
+        return padded_inputs(tokens, torch.ones_like(tokens) if real is None else real)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.hf(**self.inputs(tokens), use_cache=False).logits
