@@ -44,6 +44,7 @@ def run_job(stage: str, label: str, config: dict, threads: int, log: str | None 
     if log is not None:  # a worker process: the job's console output goes to its log file
         console_module.console.file = open_log(Path(log))
         memory.tune_this_process()  # a process of mas's own, as the command that started it
+    threads_before = torch.get_num_threads()  # in this process (log None): put back afterwards
     torch.set_num_threads(threads)
     cfg = OmegaConf.create({**config, "threads": threads})  # each result's config.yaml says what ran
     start = time.perf_counter()
@@ -63,6 +64,8 @@ def run_job(stage: str, label: str, config: dict, threads: int, log: str | None 
         release_free_heap()  # the next job starts from what this one holds, not what it freed
         if log is not None:
             console_module.console.file.close()
+        else:
+            torch.set_num_threads(threads_before)
 
 
 def open_log(path: Path):
