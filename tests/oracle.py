@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 import mas_cli as mas
+from mas_cli.alignment.settings import swapped
 from mas_cli.tasks import make_counterfactuals, targets_of, trial_correct
 
 
@@ -76,7 +77,7 @@ def intervened(f_target, f_source, h_target, h_source, first: int, stop: int, ze
 def oracle_blocks(cfg, models) -> list[tuple[str, int, int]]:
     """(variable, first, stop) of each aligned block: variable j holds coordinates [j·k, (j+1)·k),
     the null block the rest of the smallest site."""
-    variables = list(cfg.swap) if not isinstance(cfg.swap, str) else [cfg.swap]
+    variables = swapped(cfg)  # which variables a config swaps (unset: the method's own default)
     blocks = [(v, j * cfg.k, (j + 1) * cfg.k) for j, v in enumerate(variables)]
     if cfg.null_block:
         blocks.append(("null_block", blocks[-1][2], min(m.at(cfg.site).width() for m in models)))
