@@ -218,6 +218,25 @@ def test_tables_and_figures_show_what_differs_and_never_unused(tmp_path):
     assert not [n for n in names if "unused" in n], names
 
 
+def test_a_swap_column_that_repeats_the_variable_is_left_out(tmp_path):
+    from mas_cli.reporting.markdown import rendered_tables
+
+    pairs = {(G0, G0): 0.9, (G0, L0): 0.7, (L0, G0): 0.8, (L0, L0): 0.95}
+    fake_run(tmp_path, "alignments/count/pair", pairs)
+    fake_run(tmp_path, "alignments/full/pair", pairs, swap="full")
+    rows = collect(tmp_path)
+    val = rows[rows.split == "val"]
+    header = list(
+        rendered_tables(val, tables(val, pd.DataFrame()))["Within-model IIA (DAS directions), by architecture"].table
+    )
+    assert "swap" in header and "variable" not in header  # rows of swap full still say variable count
+    val = val.assign(variable=val["swap"])  # as `mas align` writes them: a whole-state swap is variable full
+    header = list(
+        rendered_tables(val, tables(val, pd.DataFrame()))["Within-model IIA (DAS directions), by architecture"].table
+    )
+    assert "variable" in header and "swap" not in header
+
+
 def test_a_high_chance_level_is_said_on_its_row():
     from mas_cli.reporting.markdown import shown
 

@@ -149,7 +149,7 @@ def rendered_tables(val: pd.DataFrame, found: dict[str, pd.DataFrame]) -> dict[s
         settings = grouping()
         if name == "similarity":
             settings = list(dict.fromkeys([*settings, *(c for c in similarity_grouping() if c != "seed")]))
-        leading = [*differing(table, settings), key]
+        leading = [*(c for c in differing(table, settings) if not (c == "swap" and _swap_is_the_variable(table))), key]
         trailing = tuple(measure_columns(table)) if name == "similarity" else ()
         compact = name == "similarity"
         out[title] = Shown(shown(table, leading, trailing, compact), same_for_all(table, settings))
@@ -157,6 +157,12 @@ def rendered_tables(val: pd.DataFrame, found: dict[str, pd.DataFrame]) -> dict[s
     if pivot is not None:
         out["Which program: DAS IIA by architecture and hypothesis"] = Shown(pivot, "method das")
     return out
+
+
+def _swap_is_the_variable(table: pd.DataFrame) -> bool:
+    """Every row's `swap` setting is its own `variable` (one variable a fit): the variable column
+    already says it, so the swap column is left out."""
+    return "variable" in table and (table["swap"].astype(str) == table["variable"].astype(str)).all()
 
 
 def hypotheses(within: pd.DataFrame | None) -> pd.DataFrame | None:
