@@ -1,7 +1,9 @@
 """Any torch module as a model `mas.align` accepts beside the zoo's (`mas.wrap`).
 
 The module must do what every zoo model does: map token ids [B, L] of a task's vocabulary to
-next-token logits [B, L, V]. Alignment reaches it by the generic path alone (forward hooks on
+next-token logits [B, L, V]. A HuggingFace causal LM (any `PreTrainedModel` whose vocabulary is
+the task's) is called with the attention mask and positions said outright and read through its
+output's `logits`. Alignment reaches it by the generic path alone (forward hooks on
 the named module, continuation/generic.py), so nothing else is asked of it:
 
     import mas_cli as mas
@@ -31,6 +33,7 @@ from mas_cli.composition import compose_config
 from mas_cli.continuation.sites import resolve_site
 from mas_cli.errors import ConfigError
 from mas_cli.evaluation import EvalSet, task_accuracy
+from mas_cli.models.hf import padded_inputs
 from mas_cli.specs import ModelSpec
 from mas_cli.tasks import task_from_config
 from mas_cli.zoo import FrozenModel
@@ -47,6 +50,7 @@ class WrappedModule(nn.Module):
         self.inner = module
         self.sites = sites
         self.readout = nn.Identity()
+        self.huggingface = hasattr(module, "config") and hasattr(module, "get_input_embeddings")
 
     def site_root(self) -> nn.Module:
         return self.inner  # site paths read as the user's module prints them
@@ -55,10 +59,14 @@ class WrappedModule(nn.Module):
         return dict(self.sites)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.inner(tokens)
+        if self.huggingface:  # the mask and positions said outright, as for the zoo's HF families
+            out = self.inner(**padded_inputs(tokens, torch.ones_like(tokens)), use_cache=False)
+        else:
+            out = self.inner(tokens)
+        return getattr(out, "logits", out)  # a HuggingFace model returns an output object
 
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.inner(tokens)
+        return self.forward(tokens)
 
 
 def _probe(model: WrappedModule, task, name: str) -> None:

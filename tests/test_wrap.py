@@ -99,3 +99,35 @@ def test_a_module_that_cannot_be_aligned_is_refused_in_one_line(module, settings
     with pytest.raises(mas.ConfigError, match=message) as refused:
         mas.wrap(module, **{"site": "cell", "name": "mine", **settings})
     assert "\n" not in str(refused.value)
+
+
+def test_a_local_huggingface_checkpoint_is_wrapped_and_aligned_offline(tmp_path, monkeypatch):
+    """A causal LM saved with save_pretrained and loaded from its folder with local_files_only:
+    wrapped at a decoder layer, aligned with another (smoke budget), and refused once one of its
+    weights changed on disk."""
+    transformers = pytest.importorskip("transformers")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    settings = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                "num_key_value_heads": 2, "max_position_embeddings": 64, "vocab_size": len(TASK.vocab)}  # fmt: skip
+    folders = []
+    for seed in (0, 1):
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model = transformers.AutoModelForCausalLM.from_config(transformers.LlamaConfig(**settings))
+        model.save_pretrained(tmp_path / f"llama{seed}")
+        folders.append(tmp_path / f"llama{seed}")
+
+    def load(folder, name):
+        model = transformers.AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+        return mas.wrap(model, site="model.layers.0", name=name)
+
+    root = tmp_path / "out"
+    fit = mas.align([load(folders[0], "llama_a"), load(folders[1], "llama_b")], root=root, k=2, budget="smoke")
+    val = fit.iia[fit.iia.split == "val"]
+    assert len(val) == 4 and (fit.run_dir / "iia.csv").is_file() and val.iia.between(0, 1).all()
+    changed = transformers.AutoModelForCausalLM.from_pretrained(folders[1], local_files_only=True)
+    with torch.no_grad():
+        changed.lm_head.weight[0, 0] += 1.0
+    changed.save_pretrained(folders[1])
+    with pytest.raises(mas.ConfigError, match="computed from other weights of count/llama_b/0"):
+        mas.align([load(folders[0], "llama_a"), load(folders[1], "llama_b")], root=root, k=2, budget="smoke")
