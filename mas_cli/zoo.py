@@ -15,6 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from mas_cli import seeds, store
+from mas_cli.checkpoints import is_checkpoint
 from mas_cli.composition import compose_config, inherit_runtime
 from mas_cli.config import validate_train
 from mas_cli.console import console
@@ -167,6 +168,11 @@ def model_to_inspect(cfg: DictConfig):
 
     from mas_cli.models import build_model
 
+    if is_checkpoint(cfg.model):  # a local HuggingFace folder
+        from mas_cli.checkpoints import load_checkpoint  # (wrapped.py, under it, imports this module)
+
+        found = load_checkpoint(cfg.model, cfg.task.name)
+        return found.model, f"{found.spec.label} ({cfg.model.removeprefix('hf:')})"
     if cfg.model is not None:
         spec = parse_spec(cfg.model, cfg.task.name)
         entry = store.model_dir(cfg.paths.root, spec.task, spec.arch, spec.seed)

@@ -5,6 +5,7 @@ module that cannot be aligned is refused in one line before anything runs."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -131,3 +132,54 @@ def test_a_local_huggingface_checkpoint_is_wrapped_and_aligned_offline(tmp_path,
     changed.save_pretrained(folders[1])
     with pytest.raises(mas.ConfigError, match="computed from other weights of count/llama_b/0"):
         mas.align([load(folders[0], "llama_a"), load(folders[1], "llama_b")], root=root, k=2, budget="smoke")
+
+
+def test_the_command_line_aligns_local_checkpoints_and_refuses_what_it_must(tmp_path, monkeypatch):
+    """`mas align a=hf:<dir> b=hf:<dir>` offline: iia.csv written; a changed weight file makes the
+    rerun refuse reuse in one line; a folder of pickled weights, or none, is refused in one line
+    before anything is written."""
+    transformers = pytest.importorskip("transformers")
+    from tests.cli import run_printing
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    settings = {
+        "n_embd": 16,
+        "n_inner": 32,
+        "n_layer": 2,
+        "n_head": 2,
+        "n_positions": 64,
+        "vocab_size": len(TASK.vocab),
+    }
+    folders = []
+    for seed in (0, 1):
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model = transformers.AutoModelForCausalLM.from_config(transformers.GPT2Config(**settings))
+        model.save_pretrained(tmp_path / f"gpt{seed}")
+        folders.append(tmp_path / f"gpt{seed}")
+    root = tmp_path / "out"
+    command = ["align", f"a=hf:{folders[0]}", f"b=hf:{folders[1]}", "budget=smoke", "k=2", f"paths.root={root}"]
+    code, out, err = run_printing(command, tmp_path)
+    assert code == 0, err
+    (iia,) = root.glob("alignments/*/count.local_gpt0.0+count.local_gpt1.0/iia.csv")
+    code, listed, err = run_printing(["sites", f"model=hf:{folders[0]}"], tmp_path)
+    assert code == 0 and "hidden     transformer.h.0" in listed and "sites of count/local_gpt0/0" in listed, err
+    assert {"count/local_gpt0/0", "count/local_gpt1/0"} <= set(pd.read_csv(iia).src)
+    changed = transformers.AutoModelForCausalLM.from_pretrained(folders[1], local_files_only=True)
+    with torch.no_grad():
+        changed.lm_head.weight[0, 0] += 1.0
+    changed.save_pretrained(folders[1])
+    code, _, err = run_printing(command, tmp_path)
+    assert (
+        code == 2 and "computed from other weights of count/local_gpt1/0" in err and len(err.strip().splitlines()) == 1
+    )
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "config.json").write_text("{}")
+    (pickled / "pytorch_model.bin").write_bytes(b"not loaded")
+    for folder, said in (
+        (pickled, "only pickled weights (pytorch_model.bin)"),
+        (tmp_path / "nowhere", "no such folder"),
+    ):
+        code, _, err = run_printing([*command[:1], f"a=hf:{folder}", *command[2:]], tmp_path)
+        assert code == 2 and said in err and len(err.strip().splitlines()) == 1, err

@@ -23,10 +23,11 @@ from omegaconf import DictConfig, OmegaConf
 from mas_cli import store
 from mas_cli.alignment.directions import build_directions
 from mas_cli.alignment.fit import Aligner
-from mas_cli.alignment.plan import ALIGNMENT_FORMAT, Plan, check_models, fingerprint_of, plan_alignment
+from mas_cli.alignment.plan import ALIGNMENT_FORMAT, Plan, check_models, fingerprint_of, model_texts, plan_alignment
 from mas_cli.alignment.scoring import unintervened
 from mas_cli.alignment.settings import ALIGN, swap_map, swapped
 from mas_cli.alignment.swaps import row_variable, variable_blocks
+from mas_cli.checkpoints import is_checkpoint, load_checkpoint
 from mas_cli.config import refuse_other_settings
 from mas_cli.console import console, path_line
 from mas_cli.errors import ConfigError, StoreError
@@ -67,7 +68,8 @@ def align(cfg: DictConfig, wrapped: list[FrozenModel] = ()) -> AlignResult:
     are refused before anything is trained or written; missing models are trained first. A
     complete run is reused without taking its lock (a store the user cannot write is read all
     the same). `wrapped`: models wrapped in Python (mas.wrap), named in cfg.models by label."""
-    given = {m.spec.label: m for m in wrapped}
+    checkpoints = [load_checkpoint(t, cfg.task.name) for t in model_texts(cfg) if is_checkpoint(t)]
+    given = {m.spec.label: m for m in [*wrapped, *checkpoints]}
     plan = plan_alignment(cfg, {label: m.spec for label, m in given.items()})
     stored = [s for s in plan.specs if s.label not in given]
     on_demand = ModelsOnDemand(cfg)

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mas_cli.alignment.methods import METHODS, Method, Pair, resolve_method
 from mas_cli.alignment.settings import ALIGN, swap_map, swapped
+from mas_cli.checkpoints import checkpoint_spec, is_checkpoint
 from mas_cli.console import console
 from mas_cli.errors import ConfigError
 from mas_cli.specs import ModelSpec, parse_spec
@@ -47,10 +48,23 @@ def model_specs(cfg: DictConfig, wrapped: dict[str, ModelSpec] | None = None) ->
     raw = list(cfg.models) if cfg.models else given
     if not raw:
         raise ConfigError("name the models to align: a=gru b=lstm, or models=[gru:0,gru:1,lstm:0]")
-    specs = [wrapped[text] if text in wrapped else parse_spec(text, cfg.task.name) for text in raw]
+    specs = [_spec(text, cfg.task.name, wrapped) for text in raw]
     if len(set(specs)) < len(specs):
         raise ConfigError(f"models {list(raw)} name the same model twice; each model appears once")
     return specs
+
+
+def _spec(text, task: str, wrapped: dict[str, ModelSpec]) -> ModelSpec:
+    if text in wrapped:
+        return wrapped[text]
+    if is_checkpoint(text):  # a local HuggingFace folder, loaded by the job (checkpoints.py)
+        return checkpoint_spec(text, task)
+    return parse_spec(text, task)
+
+
+def model_texts(cfg: DictConfig) -> list:
+    """The models as the config names them (a=/b= or models=[...])."""
+    return list(cfg.models) if cfg.models else [cfg[key] for key in ("a", "b") if cfg[key] is not None]
 
 
 def plan_alignment(cfg: DictConfig, wrapped: dict[str, ModelSpec] | None = None) -> Plan:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from mas_cli.checkpoints import checkpoint_folder, is_checkpoint
 from mas_cli.commands.common import command
 from mas_cli.config import validate_arch, validate_runtime, validate_task
 from mas_cli.specs import parse_spec
@@ -13,7 +14,9 @@ def check(cfg: DictConfig) -> None:
     validate_runtime(cfg, writes_root=False)  # only reads (the store, for model=)
     validate_task(cfg.task)
     validate_arch(cfg.arch)
-    if cfg.model is not None:
+    if is_checkpoint(cfg.model):
+        checkpoint_folder(cfg.model)  # a local HuggingFace folder: checked before anything loads
+    elif cfg.model is not None:
         parse_spec(cfg.model, cfg.task.name)
 
 

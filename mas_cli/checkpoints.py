@@ -1,0 +1,78 @@
+"""Local HuggingFace checkpoints as models on the command line: `mas align a=hf:<dir> b=...`.
+
+`<dir>` is a `save_pretrained` folder (config.json and safetensors weights). It is loaded fully
+offline (`local_files_only`), never with `trust_remote_code`, and never from a pickle: a folder
+that holds only `pytorch_model.bin` is refused in one line. The model is wrapped as any torch
+module is (wrapped.py): a frozen copy whose weight digest goes into every result, so a fit is
+refused once a weight file changed. Its vocabulary must be the task's (the built-in tasks speak
+their own tokens); its `hidden` site is the output of the middle decoder layer (layer
+(n − 1) // 2, as the zoo's two-layer HF families), `embed` its input embedding, and any module
+path or `layer:<i>` works as `site=` too.
+
+    results name it  <task>/local_<folder name>/0
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mas_cli.errors import ConfigError
+from mas_cli.specs import ModelSpec
+
+PREFIX = "hf:"
+
+
+def is_checkpoint(text) -> bool:
+    return isinstance(text, str) and text.startswith(PREFIX)
+
+
+def checkpoint_folder(text: str) -> Path:
+    """The folder of `hf:<dir>`, checked to be a safetensors `save_pretrained` folder (no torch)."""
+    folder = Path(text[len(PREFIX) :]).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"{text}: no such folder; give a save_pretrained folder, e.g. a=hf:./my-model")
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"{text}: the folder has no config.json; save the model with model.save_pretrained(dir)")
+    if not any(folder.glob("*.safetensors")):
+        pickled = sorted(p.name for p in folder.glob("*.bin"))
+        said = f"holds only pickled weights ({pickled[0]}), which mas never loads" if pickled else "holds no weights"
+        raise ConfigError(f"{text}: the folder {said}; save it as safetensors with model.save_pretrained(dir)")
+    return folder
+
+
+def checkpoint_spec(text: str, task: str) -> ModelSpec:
+    """How results name the checkpoint: `<task>/local_<folder name>/0`."""
+    folder = checkpoint_folder(text)
+    name = "local_" + re.sub(r"\W", "_", folder.resolve().name)  # never a zoo arch (hf_llama, ...)
+    return ModelSpec(task, name, 0)
+
+
+def load_checkpoint(text: str, task: str):
+    """The checkpoint as a wrapped, frozen model (wrapped.py)."""
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    from mas_cli.models.base import layer_stack
+    from mas_cli.wrapped import wrap
+
+    folder, spec = checkpoint_folder(text), checkpoint_spec(text, task)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # its bar would break a refusal's one line; put back below
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, local_files_only=True, trust_remote_code=False, use_safetensors=True
+        )
+    except (OSError, ValueError) as exc:  # transformers' own reasons; its last line says what
+        reason = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+        raise ConfigError(f"{text}: transformers cannot load it offline ({reason[-1][:200]})") from None
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    stack = layer_stack(model)
+    if stack is None:
+        raise ConfigError(f"{text}: no stack of decoder layers found; wrap it in Python with mas.wrap(site=...)")
+    middle = (len(model.get_submodule(stack)) - 1) // 2
+    embedding = model.get_input_embeddings()
+    embed = next(path for path, module in model.named_modules() if module is embedding)
+    return wrap(model, site=f"{stack}.{middle}", task=task, name=spec.arch, embed=embed)
