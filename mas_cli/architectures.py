@@ -49,12 +49,17 @@ def model_class(name: str) -> type:
         return found
     module, _, cls = found.partition(":")
     if found in EXTRAS:
-        needed, how = EXTRAS[found]
-        try:
-            importlib.import_module(needed)
-        except ImportError:
-            raise ConfigError(f"arch={name} needs {how}") from None
+        require_extra(found, f"arch={name}")
     return getattr(importlib.import_module(module), cls)
+
+
+def require_extra(key: str, who: str) -> None:
+    """One line when what `key` (an EXTRAS entry) needs is not installed."""
+    needed, how = EXTRAS[key]
+    try:
+        importlib.import_module(needed)
+    except ImportError:
+        raise ConfigError(f"{who} needs {how}") from None
 
 
 def has_yaml(name: str) -> bool:

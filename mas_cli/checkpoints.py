@@ -43,29 +43,32 @@ def checkpoint_folder(text: str) -> Path:
 
 def checkpoint_spec(text: str, task: str) -> ModelSpec:
     """How results name the checkpoint: `<task>/local_<folder name>/0`."""
-    folder = checkpoint_folder(text)
-    name = "local_" + re.sub(r"\W", "_", folder.resolve().name)  # never a zoo arch (hf_llama, ...)
-    return ModelSpec(task, name, 0)
+    return ModelSpec(task, _name(checkpoint_folder(text)), 0)
+
+
+def _name(folder: Path) -> str:
+    return "local_" + re.sub(r"\W", "_", folder.resolve().name)  # never a zoo arch (hf_llama, ...)
 
 
 def load_checkpoint(text: str, task: str):
     """The checkpoint as a wrapped, frozen model (wrapped.py)."""
-    from transformers import AutoModelForCausalLM
+    from mas_cli.architectures import HF, require_extra
+
+    require_extra(HF, text)
+    from transformers import AutoModelForCausalLM as CausalLM
     from transformers.utils import logging as hf_logging
 
-    from mas_cli.models.base import layer_stack
+    from mas_cli.models.base import layer_stack, module_path
+    from mas_cli.models.hf import reason
     from mas_cli.wrapped import wrap
 
-    folder, spec = checkpoint_folder(text), checkpoint_spec(text, task)
+    folder = checkpoint_folder(text)
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # its bar would break a refusal's one line; put back below
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, local_files_only=True, trust_remote_code=False, use_safetensors=True
-        )
-    except (OSError, ValueError) as exc:  # transformers' own reasons; its last line says what
-        reason = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
-        raise ConfigError(f"{text}: transformers cannot load it offline ({reason[-1][:200]})") from None
+        model = CausalLM.from_pretrained(folder, local_files_only=True, trust_remote_code=False, use_safetensors=True)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{text}: transformers cannot load it offline ({reason(exc)})") from None
     finally:
         if bars:
             hf_logging.enable_progress_bar()
@@ -73,6 +76,5 @@ def load_checkpoint(text: str, task: str):
     if stack is None:
         raise ConfigError(f"{text}: no stack of decoder layers found; wrap it in Python with mas.wrap(site=...)")
     middle = (len(model.get_submodule(stack)) - 1) // 2
-    embedding = model.get_input_embeddings()
-    embed = next(path for path, module in model.named_modules() if module is embedding)
-    return wrap(model, site=f"{stack}.{middle}", task=task, name=spec.arch, embed=embed)
+    embed = module_path(model, model.get_input_embeddings())
+    return wrap(model, site=f"{stack}.{middle}", task=task, name=_name(folder), embed=embed, who=text)

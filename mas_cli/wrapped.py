@@ -69,7 +69,7 @@ class WrappedModule(nn.Module):
         return self.forward(tokens)
 
 
-def _probe(model: WrappedModule, task, name: str) -> None:
+def _probe(model: WrappedModule, task, who: str) -> None:
     """The module's forward on a few of the task's sequences: logits [B, L, V] or one line."""
     tokens = torch.from_numpy(task.sample(4, np.random.default_rng(0)).tokens)
     want = (*tokens.shape, len(task.vocab))
@@ -78,18 +78,26 @@ def _probe(model: WrappedModule, task, name: str) -> None:
             logits = model(tokens)
     except Exception as exc:  # the user's code: any error it raises says what it could not do
         failed = f"the module's forward failed on tokens {tuple(tokens.shape)} ({type(exc).__name__}: {exc})"
-        raise ConfigError(f"mas.wrap({name}): {failed}") from None
+        raise ConfigError(f"{who}: {failed}") from None
     shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
     if shape != want:
         raise ConfigError(
-            f"mas.wrap({name}): the module must map tokens [B, L] to logits [B, L, V] over the {task.name} "
+            f"{who}: the module must map tokens [B, L] to logits [B, L, V] over the {task.name} "
             f"vocabulary ({len(task.vocab)} tokens): expected {want}, got {shape}"
         )
 
 
-def wrap(module: nn.Module, site: str, task: str = "count", name: str = "wrapped", embed: str | None = None):
+def wrap(
+    module: nn.Module,
+    site: str,
+    task: str = "count",
+    name: str = "wrapped",
+    embed: str | None = None,
+    who: str | None = None,
+):
     """A FrozenModel of `module` (a frozen copy) named `<task>/<name>/0` in results, with `site`
-    as its hidden site (and `embed` as its embed site)."""
+    as its hidden site (and `embed` as its embed site); refusals name it `who` (default
+    `mas.wrap(<name>)`)."""
     if not isinstance(module, nn.Module):
         raise ConfigError(f"mas.wrap needs a torch.nn.Module, got {type(module).__name__}")
     if not isinstance(name, str) or not NAME.match(name) or name in names():
@@ -103,7 +111,7 @@ def wrap(module: nn.Module, site: str, task: str = "count", name: str = "wrapped
     model = WrappedModule(copy.deepcopy(module), sites).eval().requires_grad_(False)
     for path in sites.values():
         resolve_site(model.inner, path)  # a path the module lacks: one line naming the nearest real ones
-    _probe(model, found, name)
+    _probe(model, found, who or f"mas.wrap({name})")
     validation = EvalSet.draw(found, cfg.budget.val_size, seeds.training_validation(0), "train", "cpu")
     accuracy, _ = task_accuracy(model, validation)
     metrics = {

@@ -102,6 +102,22 @@ def test_a_module_that_cannot_be_aligned_is_refused_in_one_line(module, settings
     assert "\n" not in str(refused.value)
 
 
+def save_two(config, prefix) -> list:
+    """Two causal LMs of `config` with random weights (seeds 0 and 1), saved with save_pretrained
+    in <prefix>0 and <prefix>1; the caller's random stream is left alone."""
+    from transformers import AutoModelForCausalLM
+
+    folders = []
+    for seed in (0, 1):
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model = AutoModelForCausalLM.from_config(config)
+        folder = prefix.with_name(f"{prefix.name}{seed}")
+        model.save_pretrained(folder)
+        folders.append(folder)
+    return folders
+
+
 def test_a_local_huggingface_checkpoint_is_wrapped_and_aligned_offline(tmp_path, monkeypatch):
     """A causal LM saved with save_pretrained and loaded from its folder with local_files_only:
     wrapped at a decoder layer, aligned with another (smoke budget), and refused once one of its
@@ -110,13 +126,7 @@ def test_a_local_huggingface_checkpoint_is_wrapped_and_aligned_offline(tmp_path,
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     settings = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
                 "num_key_value_heads": 2, "max_position_embeddings": 64, "vocab_size": len(TASK.vocab)}  # fmt: skip
-    folders = []
-    for seed in (0, 1):
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            model = transformers.AutoModelForCausalLM.from_config(transformers.LlamaConfig(**settings))
-        model.save_pretrained(tmp_path / f"llama{seed}")
-        folders.append(tmp_path / f"llama{seed}")
+    folders = save_two(transformers.LlamaConfig(**settings), tmp_path / "llama")
 
     def load(folder, name):
         model = transformers.AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
@@ -150,13 +160,7 @@ def test_the_command_line_aligns_local_checkpoints_and_refuses_what_it_must(tmp_
         "n_positions": 64,
         "vocab_size": len(TASK.vocab),
     }
-    folders = []
-    for seed in (0, 1):
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            model = transformers.AutoModelForCausalLM.from_config(transformers.GPT2Config(**settings))
-        model.save_pretrained(tmp_path / f"gpt{seed}")
-        folders.append(tmp_path / f"gpt{seed}")
+    folders = save_two(transformers.GPT2Config(**settings), tmp_path / "gpt")
     root = tmp_path / "out"
     command = ["align", f"a=hf:{folders[0]}", f"b=hf:{folders[1]}", "budget=smoke", "k=2", f"paths.root={root}"]
     code, out, err = run_printing(command, tmp_path)

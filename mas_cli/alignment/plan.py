@@ -42,10 +42,9 @@ def model_specs(cfg: DictConfig, wrapped: dict[str, ModelSpec] | None = None) ->
     """The models a config names; `wrapped` maps the labels of models wrapped in Python
     (mas.wrap, passed to mas.align) to their specs."""
     wrapped = wrapped or {}
-    given = [cfg[key] for key in ("a", "b") if cfg[key] is not None]
-    if given and cfg.models:
+    if cfg.models and (cfg.a is not None or cfg.b is not None):
         raise ConfigError("give either a=/b= or models=[...], not both")
-    raw = list(cfg.models) if cfg.models else given
+    raw = model_texts(cfg)
     if not raw:
         raise ConfigError("name the models to align: a=gru b=lstm, or models=[gru:0,gru:1,lstm:0]")
     specs = [_spec(text, cfg.task.name, wrapped) for text in raw]

@@ -43,6 +43,11 @@ def layer_stack(root: nn.Module) -> str | None:
     return min(found)[2] if found else None
 
 
+def module_path(root: nn.Module, module: nn.Module) -> str:
+    """The path of `module` inside `root` (as `root.named_modules()` names it)."""
+    return next(path for path, found in root.named_modules() if found is module)
+
+
 def check_readout(settings) -> None:
     """What every zoo model's config shares: its width, the readout MLP, its dropout, and the
     gradient clipping training applies to it."""

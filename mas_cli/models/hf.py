@@ -31,7 +31,7 @@ from torch import nn
 from mas_cli.composition import plain
 from mas_cli.config import number_in, positive_int, require
 from mas_cli.errors import ConfigError
-from mas_cli.models.base import SequenceModel, layer_stack
+from mas_cli.models.base import SequenceModel, layer_stack, module_path
 from mas_cli.tasks.vocab import BOS, EOS, PAD
 
 
@@ -60,9 +60,14 @@ class HuggingFaceConfig:
                 HuggingFaceModel(config)
         except ConfigError:
             raise
-        except Exception as exc:  # transformers raises many kinds; its last line says what is wrong
-            reason = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
-            raise ConfigError(f"arch.hf: transformers cannot build this {family} ({reason[-1][:200]})") from None
+        except Exception as exc:  # transformers raises many kinds
+            raise ConfigError(f"arch.hf: transformers cannot build this {family} ({reason(exc)})") from None
+
+
+def reason(exc: Exception) -> str:
+    """What transformers says went wrong: the last line of its message (it raises many kinds)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    return lines[-1][:200]
 
 
 def padded_inputs(tokens: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -96,7 +101,7 @@ class HuggingFaceModel(SequenceModel):
             )
         self._hidden = f"{layers}.{config.hidden_layer - 1}"
         embedding = self.hf.get_input_embeddings()
-        self._embed = next(path for path, module in self.hf.named_modules() if module is embedding)
+        self._embed = module_path(self.hf, embedding)
 
     def site_root(self) -> nn.Module:
         return self.hf
