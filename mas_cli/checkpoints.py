@@ -63,13 +63,16 @@ def load_checkpoint(text: str, task: str):
     from mas_cli.wrapped import wrap
 
     folder = checkpoint_folder(text)
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # its bar would break a refusal's one line; put back below
+    # transformers' progress bar and warnings would break a refusal's one line: off, put back below
+    bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
     try:
         model = CausalLM.from_pretrained(folder, local_files_only=True, trust_remote_code=False, use_safetensors=True)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{text}: transformers cannot load it offline ({reason(exc)})") from None
     finally:
+        hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
     stack = layer_stack(model)
