@@ -30,7 +30,7 @@ try:
 except metadata.PackageNotFoundError:  # running from a checkout that is not installed
     __version__ = "0+unknown"
 
-_API = ("train", "load_model", "wrap", "align", "load_alignment", "similarity", "report")
+_API = ("train", "load_model", "wrap", "align", "export_items", "load_alignment", "similarity", "report")
 __all__ = [*_API, "ConfigError", "MasError", "StoreError", "__version__"]
 
 

@@ -106,6 +106,34 @@ def wrap(module, site: str, task: str = "count", name: str = "wrapped", embed: s
     return wrapped(module, site, task, name, embed)
 
 
+def export_items(path: str | Path, root="outputs", budget: str = "quick", overrides=(), **settings) -> Path:
+    """The counterfactual items the task's causal model draws for a one-model fit with these
+    settings (`mas align models=[<one>] ...`: direction 0 → 0, its train and val items), written
+    as an items file (docs/DATA.md § Items): a template for your own, and what `data=items
+    data.path=<path>` fits exactly as the built-in source does."""
+    from types import SimpleNamespace
+
+    from mas_cli import seeds
+    from mas_cli.alignment.items import counterfactuals_for
+    from mas_cli.alignment.settings import swapped, validate_align
+    from mas_cli.data.items_file import item_rows, write_items
+    from mas_cli.tasks import task_from_config
+
+    cfg = config("align", root, overrides, budget=budget, **settings)
+    validate_align(cfg)
+    if len(swapped(cfg)) != 1 or cfg.null_block:
+        raise ConfigError("export_items writes the items of one swapped variable; give one swap= and no null_block")
+    model = SimpleNamespace(task=task_from_config(cfg.task))  # all counterfactuals_for reads of a model
+    rows = []
+    for index, (split, size) in enumerate((("train", cfg.budget.align.train_size), ("val", cfg.budget.align.val_size))):
+        rng = seeds.counterfactual_items(cfg.seed, 0, 0, index, 0)
+        variable = swapped(cfg)[0]
+        cf = counterfactuals_for(model, model, cfg.site, variable, size, rng, cfg.causal_model, variable)
+        rows += item_rows(cf, split)
+    write_items(Path(path), rows)
+    return Path(path)
+
+
 def load_alignment(run_dir: str | Path, device: str = "cpu"):
     """A fitted alignment from its run directory (any `alignments/<settings>/<models>/`), with
     its frozen models loaded from the same root. Returns an Alignment."""

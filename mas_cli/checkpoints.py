@@ -5,7 +5,8 @@ offline (`local_files_only`), never with `trust_remote_code`, and never from a p
 that holds only `pytorch_model.bin` is refused in one line. The model is wrapped as any torch
 module is (wrapped.py): a frozen copy whose weight digest goes into every result, so a fit is
 refused once a weight file changed. Its vocabulary must be the task's (the built-in tasks speak
-their own tokens); its `hidden` site is the output of the middle decoder layer (layer
+their own tokens), or, with data=continuation, it reads prompts with the tokenizer saved in the
+folder (`tokenizer.save_pretrained(dir)`); its `hidden` site is the output of the middle decoder layer (layer
 (n − 1) // 2, as the zoo's two-layer HF families), `embed` its input embedding, and any module
 path or `layer:<i>` works as `site=` too.
 
@@ -17,10 +18,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from mas_cli.data.texts import NAME as TEXT
 from mas_cli.errors import ConfigError
 from mas_cli.specs import ModelSpec
 
 PREFIX = "hf:"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
 
 def is_checkpoint(text) -> bool:
@@ -51,7 +54,8 @@ def _name(folder: Path) -> str:
 
 
 def load_checkpoint(text: str, task: str):
-    """The checkpoint as a wrapped, frozen model (wrapped.py)."""
+    """The checkpoint as a wrapped, frozen model (wrapped.py); for task `text` (data=continuation)
+    a language model with the folder's own tokenizer."""
     from mas_cli.architectures import HF, require_extra
 
     require_extra(HF, text)
@@ -69,6 +73,7 @@ def load_checkpoint(text: str, task: str):
     hf_logging.set_verbosity_error()
     try:
         model = CausalLM.from_pretrained(folder, local_files_only=True, trust_remote_code=False, use_safetensors=True)
+        tokenizer = _tokenizer(folder, text) if task == TEXT else None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{text}: transformers cannot load it offline ({reason(exc)})") from None
     finally:
@@ -80,4 +85,16 @@ def load_checkpoint(text: str, task: str):
         raise ConfigError(f"{text}: no stack of decoder layers found; wrap it in Python with mas.wrap(site=...)")
     middle = (len(model.get_submodule(stack)) - 1) // 2
     embed = module_path(model, model.get_input_embeddings())
-    return wrap(model, site=f"{stack}.{middle}", task=task, name=_name(folder), embed=embed, who=text)
+    site = f"{stack}.{middle}"
+    return wrap(model, site=site, task=task, name=_name(folder), embed=embed, who=text, tokenizer=tokenizer)
+
+
+def _tokenizer(folder: Path, text: str):
+    """The folder's own tokenizer (data=continuation), offline and without remote code."""
+    from transformers import AutoTokenizer
+
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise ConfigError(
+            f"{text}: the folder has no tokenizer; save it beside the model with tokenizer.save_pretrained(dir)"
+        )
+    return AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)

@@ -28,6 +28,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from mas_cli.composition import plain
 
+# Config groups whose keys are settings, each with the key that names its chosen option (the
+# option's file is conf/<group>/<that value>.yaml): a key's default is its value in that option.
+SETTING_GROUPS = {"data": "source"}
 NOT_USED = "unused"  # a row's value for a setting not in effect (pandas would read "n/a" back as missing)
 
 
@@ -89,7 +92,7 @@ class Registry:
         """The base pattern, then each setting in effect that is off its default, in table order."""
         found = {s.key.replace(".", "_"): s.text(s.read(cfg)) for s in self.settings}
         name = self.base.format(**found)
-        usual = defaults(self.config_name, _budget_name(cfg))
+        usual = defaults(self.config_name, _budget_name(cfg), _options(cfg))
         for s in self.in_effect(cfg):
             if "{" + s.key.replace(".", "_") + "}" in self.base:
                 continue
@@ -131,11 +134,19 @@ def _budget_name(cfg: DictConfig) -> str | None:
     return OmegaConf.select(cfg, "budget.name", default=None)
 
 
+def _options(cfg: DictConfig) -> tuple:
+    """The chosen option of each settings group, e.g. (("data", "items"),)."""
+    chosen = ((group, OmegaConf.select(cfg, f"{group}.{key}", default=None)) for group, key in SETTING_GROUPS.items())
+    return tuple((group, option) for group, option in chosen if isinstance(option, str))
+
+
 @cache
-def defaults(config_name: str, budget: str | None) -> DictConfig:
+def defaults(config_name: str, budget: str | None, options: tuple = ()) -> DictConfig:
     """Where every setting's default lives: the command's own YAML (conf/<config_name>.yaml),
     with `budget` the chosen budget's YAML (so each budget's values are its own defaults) except
-    `budget.name`, which stays the default budget's name (the default of the `budget` setting)."""
+    `budget.name`, which stays the default budget's name (the default of the `budget` setting),
+    and for each group of SETTING_GROUPS the chosen option's keys (`options`, as _options gives
+    them; the group's default option otherwise), its own key kept at the default option's value."""
     conf = resources.files("mas_cli.conf")
     own = OmegaConf.load(conf / f"{config_name}.yaml")
     chosen = {}
@@ -145,4 +156,10 @@ def defaults(config_name: str, budget: str | None) -> DictConfig:
     if "budget" in chosen:
         own.budget = OmegaConf.load(conf / "budget" / f"{budget or chosen['budget']}.yaml")
         own.budget.name = chosen["budget"]
+    picked = dict(options)
+    for group in SETTING_GROUPS.keys() & set(chosen):
+        own[group] = OmegaConf.load(conf / group / f"{picked.get(group, chosen[group])}.yaml")
+        own[group][SETTING_GROUPS[group]] = OmegaConf.load(conf / group / f"{chosen[group]}.yaml")[
+            SETTING_GROUPS[group]
+        ]
     return own

@@ -31,6 +31,7 @@ from mas_cli import seeds, store
 from mas_cli.architectures import names
 from mas_cli.composition import compose_config
 from mas_cli.continuation.sites import resolve_site
+from mas_cli.data.texts import TextTask
 from mas_cli.errors import ConfigError
 from mas_cli.evaluation import EvalSet, task_accuracy
 from mas_cli.models.hf import padded_inputs
@@ -69,9 +70,14 @@ class WrappedModule(nn.Module):
         return self.forward(tokens)
 
 
-def _probe(model: WrappedModule, task, who: str) -> None:
-    """The module's forward on a few of the task's sequences: logits [B, L, V] or one line."""
-    tokens = torch.from_numpy(task.sample(4, np.random.default_rng(0)).tokens)
+def _probe(model: WrappedModule, task, who: str, sample=None) -> None:
+    """The module's forward on a few of the task's sequences (or `sample`, token ids): logits
+    [B, L, V] or one line. A language model's V may exceed its tokenizer's size (padded rows)."""
+    tokens = (
+        torch.tensor(sample)
+        if sample is not None
+        else torch.from_numpy(task.sample(4, np.random.default_rng(0)).tokens)
+    )
     want = (*tokens.shape, len(task.vocab))
     try:
         with torch.no_grad():
@@ -80,6 +86,8 @@ def _probe(model: WrappedModule, task, who: str) -> None:
         failed = f"the module's forward failed on tokens {tuple(tokens.shape)} ({type(exc).__name__}: {exc})"
         raise ConfigError(f"{who}: {failed}") from None
     shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+    if isinstance(task, TextTask) and isinstance(logits, torch.Tensor) and shape[:2] == want[:2]:
+        want = shape if shape[2] >= want[2] else want
     if shape != want:
         raise ConfigError(
             f"{who}: the module must map tokens [B, L] to logits [B, L, V] over the {task.name} "
@@ -94,10 +102,12 @@ def wrap(
     name: str = "wrapped",
     embed: str | None = None,
     who: str | None = None,
+    tokenizer=None,
 ):
     """A FrozenModel of `module` (a frozen copy) named `<task>/<name>/0` in results, with `site`
     as its hidden site (and `embed` as its embed site); refusals name it `who` (default
-    `mas.wrap(<name>)`)."""
+    `mas.wrap(<name>)`). With a `tokenizer` it is a language model (`text/<name>/0`) over the
+    tokenizer's vocabulary, for data=continuation; `task` is then not used."""
     if not isinstance(module, nn.Module):
         raise ConfigError(f"mas.wrap needs a torch.nn.Module, got {type(module).__name__}")
     if not isinstance(name, str) or not NAME.match(name) or name in names():
@@ -105,20 +115,26 @@ def wrap(
             f"mas.wrap: name={name!r} must be letters, digits and _ (starting with a letter) and not a zoo "
             f"architecture ({', '.join(names())})"
         )
-    cfg = compose_config("train", [f"task={task}"])
-    found = task_from_config(cfg.task)
     sites = {"hidden": site} | ({} if embed is None else {"embed": embed})
     model = WrappedModule(copy.deepcopy(module), sites).eval().requires_grad_(False)
     for path in sites.values():
         resolve_site(model.inner, path)  # a path the module lacks: one line naming the nearest real ones
+    digest = store.weights_digest(model.inner.state_dict())
+    fingerprint = {"wrapped": name, "module": type(module).__qualname__, "sites": sites}
+    if tokenizer is not None:  # a language model: no task to measure it on (data=continuation)
+        found = TextTask(tokenizer)
+        _probe(model, found, who or f"mas.wrap({name})", sample=[[0, 1, 2, 3]] * 2)
+        metrics = {"fingerprint": fingerprint, "trained_to_criterion": True, "criterion": None}
+        return FrozenModel(ModelSpec(found.name, name, 0), None, model, found, metrics, digest)
+    cfg = compose_config("train", [f"task={task}"])
+    found = task_from_config(cfg.task)
     _probe(model, found, who or f"mas.wrap({name})")
     validation = EvalSet.draw(found, cfg.budget.val_size, seeds.training_validation(0), "train", "cpu")
     accuracy, _ = task_accuracy(model, validation)
     metrics = {
-        "fingerprint": {"wrapped": name, "module": type(module).__qualname__, "sites": sites},
+        "fingerprint": fingerprint,
         "val_task_acc": accuracy,
         "trained_to_criterion": accuracy >= cfg.budget.criterion,
         "criterion": cfg.budget.criterion,
     }
-    digest = store.weights_digest(model.inner.state_dict())
     return FrozenModel(ModelSpec(found.name, name, 0), None, model, found, metrics, digest)

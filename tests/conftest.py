@@ -33,9 +33,10 @@ def small_train_cfg(tmp_path):
     return make
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Run the installed `mas` entry point as a user would (module form: same interpreter)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def run_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the installed `mas` entry point as a user would (module form: same interpreter), with
+    `env` added to the environment."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "mas_cli.cli", *args],
         cwd=cwd,

@@ -43,12 +43,14 @@ def build_directions(
     bank_size=0,
     causal_model=None,
     by_task=None,
+    draw=None,
 ) -> list[Direction]:
     """Counterfactual data per direction and block; seeded by (seed, source, target, split,
     block) so that the same run always sees the same items. Directions in `latent_pairs` also
     get matched natural latents from a bank of `bank_size` natural sequences of their target.
     `by_task` maps a task name to the variable its models swap instead (cross-task alignment:
-    the target's variable takes the source's value)."""
+    the target's variable takes the source's value). `draw`: the run's own source of
+    counterfactuals (mas_cli/data/), else the task's causal model."""
     by_task = by_task or {}
     banks = {t: build_bank(models[t], bank_size, seeds.latent_bank(seed, t), device) for _, t in latent_pairs}
     out = []
@@ -67,6 +69,8 @@ def build_directions(
                     bank,
                     causal_model,
                     by_task.get(models[s].task.name, block.variable),
+                    draw,
+                    ("train", "val")[split],
                 )
                 for split, size in enumerate((settings.train_size, settings.val_size))
             ]

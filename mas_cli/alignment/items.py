@@ -112,10 +112,12 @@ class DirectionData:
 
 @torch.no_grad()
 def natural_activations(model, site: str, n: int, rng: np.random.Generator, device) -> torch.Tensor:
-    """The site's activations [P, d] at every non-pad position of n natural sequences of the
+    """The site's activations [P, d] at every real position of n natural sequences of the
     model's own task (what an alignment function's normalisation is fitted to)."""
-    tokens = torch.from_numpy(model.task.sample(n, rng, "all").tokens).to(device)
-    return model.at(site).collect_all(tokens)[tokens != PAD]
+    natural = model.task.sample(n, rng, "all")
+    tokens = torch.from_numpy(natural.tokens).to(device)
+    real = torch.arange(tokens.shape[1], device=device)[None, :] < torch.from_numpy(natural.lengths).to(device)[:, None]
+    return model.at(site).collect_all(tokens)[real]
 
 
 def counterfactuals_for(
@@ -149,10 +151,16 @@ def build_direction(
     bank=None,
     causal_model=None,
     source_variable=None,
+    draw=None,
+    split: str = "train",
 ) -> DirectionData:
     """n counterfactual items for source → target (FrozenModels), with frozen activations; with
-    a LatentBank of the target (hidden site), each item's matching natural latent."""
-    cf = counterfactuals_for(source, target, site, variable, n, rng, causal_model, source_variable)
+    a LatentBank of the target (hidden site), each item's matching natural latent. `draw`: the
+    run's own source of counterfactuals (mas_cli/data/; None: the task's causal model)."""
+    if draw is None:
+        cf = counterfactuals_for(source, target, site, variable, n, rng, causal_model, source_variable)
+    else:
+        cf = draw(source, target, variable, n, rng, split)
     return direction_data(cf, source, target, site, device, bank, rng)
 
 

@@ -23,13 +23,23 @@ from omegaconf import DictConfig, OmegaConf
 from mas_cli import store
 from mas_cli.alignment.directions import build_directions
 from mas_cli.alignment.fit import Aligner
-from mas_cli.alignment.plan import ALIGNMENT_FORMAT, Plan, check_models, fingerprint_of, model_texts, plan_alignment
+from mas_cli.alignment.plan import (
+    ALIGNMENT_FORMAT,
+    Plan,
+    check_models,
+    fingerprint_of,
+    model_task,
+    model_texts,
+    plan_alignment,
+)
 from mas_cli.alignment.scoring import unintervened
 from mas_cli.alignment.settings import ALIGN, swap_map, swapped
 from mas_cli.alignment.swaps import row_variable, variable_blocks
 from mas_cli.checkpoints import is_checkpoint, load_checkpoint
 from mas_cli.config import refuse_other_settings
 from mas_cli.console import console, path_line
+from mas_cli.data import counterfactual_source
+from mas_cli.data.texts import TextTask
 from mas_cli.errors import ConfigError, StoreError
 from mas_cli.memory import release_free_heap
 from mas_cli.records import write_records
@@ -68,7 +78,7 @@ def align(cfg: DictConfig, wrapped: list[FrozenModel] = ()) -> AlignResult:
     are refused before anything is trained or written; missing models are trained first. A
     complete run is reused without taking its lock (a store the user cannot write is read all
     the same). `wrapped`: models wrapped in Python (mas.wrap), named in cfg.models by label."""
-    checkpoints = [load_checkpoint(t, cfg.task.name) for t in model_texts(cfg) if is_checkpoint(t)]
+    checkpoints = [load_checkpoint(t, model_task(cfg)) for t in model_texts(cfg) if is_checkpoint(t)]
     given = {m.spec.label: m for m in [*wrapped, *checkpoints]}
     plan = plan_alignment(cfg, {label: m.spec for label, m in given.items()})
     stored = [s for s in plan.specs if s.label not in given]
@@ -83,6 +93,7 @@ def align(cfg: DictConfig, wrapped: list[FrozenModel] = ()) -> AlignResult:
         for s in plan.specs
     ]
     plan = plan.with_k(check_models(plan.cfg, [describe(m, cfg.site, cfg.causal_model) for m in models]))
+    models, draw = counterfactual_source(plan.cfg, models)  # data files checked against the models
     wanted = fingerprint_of(plan, [m.identity() for m in models])
     entry = store.Entry(plan.run_dir, redo="refit with force=true", root=cfg.paths.root)
     if not cfg.force and (found := _reusable(entry, plan, wanted, models)) is not None:
@@ -91,7 +102,7 @@ def align(cfg: DictConfig, wrapped: list[FrozenModel] = ()) -> AlignResult:
         entry.adopt_finished()
         if not cfg.force and (found := _reusable(entry, plan, wanted, models)) is not None:
             return found
-        return fit(plan, entry, models, wanted, device)
+        return fit(plan, entry, models, wanted, device, draw)
 
 
 def _on(model: FrozenModel, device) -> FrozenModel:
@@ -124,11 +135,14 @@ def read_iia(path: Path) -> pd.DataFrame:
 
 def describe(model: FrozenModel, site: str, causal_model: str | None) -> Described:
     width = site_width_of(model.model, site, model.spec)
+    if isinstance(model.task, TextTask):  # a language model: its items name no causal variable
+        return Described(model.spec.label, width, ())
     return Described(model.spec.label, width, variables_of(model.task, causal_model, model.spec.label))
 
 
-def fit(plan: Plan, entry: store.Entry, models: list[FrozenModel], fingerprint: dict, device) -> AlignResult:
-    """Fit in the entry's work folder (force=true: from scratch), then publish it."""
+def fit(plan: Plan, entry: store.Entry, models: list[FrozenModel], fingerprint: dict, device, draw=None) -> AlignResult:
+    """Fit in the entry's work folder (force=true: from scratch), then publish it; `draw`: the
+    run's source of counterfactuals (mas_cli/data/; None: the task's causal model)."""
     cfg = plan.cfg
     work = entry.start(fresh=cfg.force)
     checkpoint = work / "checkpoint.pt"
@@ -136,7 +150,7 @@ def fit(plan: Plan, entry: store.Entry, models: list[FrozenModel], fingerprint: 
     swap = "+".join(swapped(cfg))
     console.print(f"counterfactual data: {len(plan.pairs)} direction(s), swap={swap}{mapped}, site={cfg.site}")
     try:
-        directions = make_directions(plan, models, device)
+        directions = make_directions(plan, models, device, draw)
     except ValueError as exc:  # the counterfactual generator found nothing it can express
         raise ConfigError(f"{exc}; map variables whose values both tasks can hold") from None
     for d in directions:
@@ -163,7 +177,7 @@ def fit(plan: Plan, entry: store.Entry, models: list[FrozenModel], fingerprint: 
     return AlignResult(plan.run_dir, rows, plan.specs, reused=False)
 
 
-def make_directions(plan: Plan, models: list[FrozenModel], device):
+def make_directions(plan: Plan, models: list[FrozenModel], device, draw=None):
     """Every direction's data: a block per swapped variable (and the null block)."""
     cfg = plan.cfg
     blocks = variable_blocks(cfg, min(m.at(cfg.site).width() for m in models))
@@ -179,6 +193,7 @@ def make_directions(plan: Plan, models: list[FrozenModel], device):
         cfg.cl.bank_size,
         causal_model=cfg.causal_model,
         by_task=swap_map(cfg),
+        draw=draw,
     )
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from mas_cli.alignment.methods import METHODS, Method, Pair, resolve_method
-from mas_cli.alignment.settings import ALIGN, swap_map, swapped
+from mas_cli.alignment.settings import ALIGN, data_source, swap_map, swapped
 from mas_cli.checkpoints import checkpoint_spec, is_checkpoint
 from mas_cli.console import console
+from mas_cli.data.texts import NAME as TEXT
 from mas_cli.errors import ConfigError
 from mas_cli.specs import ModelSpec, parse_spec
 from mas_cli.zoo import Described
@@ -47,7 +48,7 @@ def model_specs(cfg: DictConfig, wrapped: dict[str, ModelSpec] | None = None) ->
     raw = model_texts(cfg)
     if not raw:
         raise ConfigError("name the models to align: a=gru b=lstm, or models=[gru:0,gru:1,lstm:0]")
-    specs = [_spec(text, cfg.task.name, wrapped) for text in raw]
+    specs = [_spec(text, model_task(cfg), wrapped) for text in raw]
     if len(set(specs)) < len(specs):
         raise ConfigError(f"models {list(raw)} name the same model twice; each model appears once")
     return specs
@@ -59,6 +60,12 @@ def _spec(text, task: str, wrapped: dict[str, ModelSpec]) -> ModelSpec:
     if is_checkpoint(text):  # a local HuggingFace folder, loaded by the job (checkpoints.py)
         return checkpoint_spec(text, task)
     return parse_spec(text, task)
+
+
+def model_task(cfg: DictConfig) -> str:
+    """The task of the models a config names: the config's, or with data=continuation `text`
+    (language models reading the prompts of data.texts)."""
+    return TEXT if data_source(cfg) == "continuation" else cfg.task.name
 
 
 def model_texts(cfg: DictConfig) -> list:
@@ -84,11 +91,29 @@ def plan_alignment(cfg: DictConfig, wrapped: dict[str, ModelSpec] | None = None)
         )
     if several and method.one_variable:
         raise ConfigError(f"method={cfg.method} swaps one variable; drop the extra swap variables and null_block")
+    _check_data(cfg, method)
     cfg = OmegaConf.merge(cfg, {"method": method.name, "k": method.default_k if cfg.k is None else cfg.k})
     pairs = list(method.fixed_pairs) if method.fixed_pairs else parse_directions(cfg.directions, len(specs))
     latent_pairs = latent_directions(cfg, method, pairs, len(specs))
     run_dir = Path(cfg.paths.root) / "alignments" / ALIGN.run_name(cfg) / "+".join(s.slug for s in specs)
     return Plan(cfg, specs, pairs, latent_pairs, run_dir)
+
+
+def _check_data(cfg: DictConfig, method: Method) -> None:
+    """What only the task's causal model can give (latents matched by value, other hypotheses,
+    cross-task maps, the null block's unchanged base) is refused with other data."""
+    source = data_source(cfg)
+    if source == "task":
+        return
+    asks = [
+        (method.latent is not None, f"method={cfg.method} (it matches latents by causal values)"),
+        (cfg.causal_model is not None, "causal_model="),
+        (bool(swap_map(cfg)), "swap_by_task"),
+        (cfg.null_block, "null_block=true"),
+    ]
+    for asked, what in asks:
+        if asked:
+            raise ConfigError(f"data={source} has no causal model to draw {what} from; drop it or use data=task")
 
 
 def latent_directions(cfg: DictConfig, method: Method, pairs: list[Pair], m: int) -> list[Pair]:
@@ -127,7 +152,7 @@ def check_models(cfg: DictConfig, described: list[Described]) -> int:
         console.print(f"[yellow]warning:[/] k=full is capped at the smallest site width, {smallest}")
     if k > smallest:
         raise ConfigError(f"k={k} is larger than the smallest site width ({smallest}); choose k <= {smallest}")
-    for d in described:
+    for d in described if data_source(cfg) == "task" else ():  # other data name their own variables
         mapped = swap_map(cfg).get(d.label.split("/")[0])
         for variable in [mapped] if mapped else swapped(cfg):
             if variable != "full" and variable not in d.variables:

@@ -9,8 +9,9 @@ run name's suffixes (`mas-hidden-count-k16-s0-null-budget_paper-normalize_none`)
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mas_cli.alignment.methods import METHODS
 from mas_cli.config import (
@@ -23,6 +24,7 @@ from mas_cli.config import (
     seed_value,
     validate_models_on_demand,
 )
+from mas_cli.data import DATA_SOURCES, check_data_file, file_value
 from mas_cli.registry import Registry, Setting
 from mas_cli.tasks.causal import NULL_BLOCK
 
@@ -36,15 +38,41 @@ CL_LOSSES = ("both", "mse", "cos")
 
 def swapped(cfg: DictConfig) -> list[str]:
     """The swapped variables, one k-block each, in order (`swap=count` or `swap=[count,phase]`;
-    unset: the method's default)."""
-    if cfg.swap is None:
-        return [METHODS[cfg.method].default_swap]
+    unset: the method's default, or `full` with data=continuation)."""
+    if cfg.swap is None:  # a language model's items name no variable: the whole site's content moves
+        return ["full" if data_source(cfg) == "continuation" else METHODS[cfg.method].default_swap]
     return list(cfg.swap) if isinstance(cfg.swap, ListConfig) else [cfg.swap]
 
 
 def swap_map(cfg: DictConfig) -> dict[str, str]:
     """Tasks whose models swap another variable than `swap` (cross-task alignment)."""
     return {task: v for task, v in cfg.swap_by_task.items() if v is not None}
+
+
+def data_source(cfg: DictConfig) -> str:
+    """Where the run's counterfactual items come from (conf/data/: task, items, continuation)."""
+    return OmegaConf.select(cfg, "data.source", default="task")
+
+
+def _from(source: str):
+    return lambda cfg: data_source(cfg) == source
+
+
+def _stem(recorded: str) -> str:
+    """A data file's name, as file_value records it, in a form a folder name can hold."""
+    return re.sub(r"\W", "_", Path(recorded.split("@")[0]).stem)
+
+
+def _file_setting(key: str, source: str, tag: str) -> Setting:
+    """A data file: checked (rows and all) before anything runs; results record its name and
+    SHA-256, so a changed file is refused until force=true; the run directory says its name."""
+    return Setting(
+        key,
+        lambda v, cfg: check_data_file(v, key, source) if data_source(cfg) == source else None,
+        used=_from(source),
+        value=lambda cfg: file_value(OmegaConf.select(cfg, key, default=None)),
+        name=lambda v: f"-{tag}_{_stem(v)}",
+    )
 
 
 def _latent(cfg: DictConfig) -> bool:
@@ -155,6 +183,15 @@ ALIGN = Registry(
             name=lambda v: f"-map_{_map_text(v)}" if v else "",
         ),
         Setting("directions", _check_directions, text=_joined, name=_directions_name),
+        Setting("data.source", choice("data.source", DATA_SOURCES), name=lambda v: ""),  # its file says it below
+        _file_setting("data.path", "items", "items"),
+        _file_setting("data.texts", "continuation", "texts"),
+        Setting(
+            "data.new_tokens",
+            lambda v, cfg: positive_int(v, "data.new_tokens") if data_source(cfg) == "continuation" else None,
+            tag="new",
+            used=_from("continuation"),
+        ),
         Setting("budget", value=lambda cfg: cfg.budget.name, tag="budget"),
         Setting(
             "orthogonal_map",
