@@ -97,13 +97,14 @@ def align(models: list, root="outputs", budget: str = "quick", overrides=(), **s
     return fit(cfg, wrapped)
 
 
-def wrap(module, site: str, task: str = "count", name: str = "wrapped", embed: str | None = None):
+def wrap(module, site: str, task: str = "count", name: str = "wrapped", embed: str | None = None, tokenizer=None):
     """Any torch module mapping token ids [B, L] of `task`'s vocabulary to logits [B, L, V], as
     a model `align` accepts beside the zoo's: `site` (a module path) is its hidden site, `embed`
-    its embed site. Holds a frozen copy (mas_cli/wrapped.py)."""
+    its embed site. With a HuggingFace `tokenizer` it is a language model over the tokenizer's
+    vocabulary, for `data="continuation"` (docs/DATA.md). Holds a frozen copy (mas_cli/wrapped.py)."""
     from mas_cli.wrapped import wrap as wrapped
 
-    return wrapped(module, site, task, name, embed)
+    return wrapped(module, site, task, name, embed, tokenizer=tokenizer)
 
 
 def export_items(path: str | Path, root="outputs", budget: str = "quick", overrides=(), **settings) -> Path:

@@ -6,15 +6,16 @@ that holds only `pytorch_model.bin` is refused in one line. The model is wrapped
 module is (wrapped.py): a frozen copy whose weight digest goes into every result, so a fit is
 refused once a weight file changed. Its vocabulary must be the task's (the built-in tasks speak
 their own tokens), or, with data=continuation, it reads prompts with the tokenizer saved in the
-folder (`tokenizer.save_pretrained(dir)`); its `hidden` site is the output of the middle decoder layer (layer
-(n − 1) // 2, as the zoo's two-layer HF families), `embed` its input embedding, and any module
-path or `layer:<i>` works as `site=` too.
+folder (`tokenizer.save_pretrained(dir)`). Its `hidden` site is the output of the middle decoder
+layer (layer (n − 1) // 2, as the zoo's two-layer HF families), `embed` its input embedding, and
+any module path or `layer:<i>` works as `site=` too.
 
     results name it  <task>/local_<folder name>/0
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -50,7 +51,8 @@ def checkpoint_spec(text: str, task: str) -> ModelSpec:
 
 
 def _name(folder: Path) -> str:
-    return "local_" + re.sub(r"\W", "_", folder.resolve().name)  # never a zoo arch (hf_llama, ...)
+    # the folder's own name, `..` and `.` worked out but a link not followed (a store entry is one)
+    return "local_" + re.sub(r"\W", "_", Path(os.path.abspath(folder)).name)  # never a zoo arch (hf_llama, ...)
 
 
 def load_checkpoint(text: str, task: str):

@@ -14,7 +14,8 @@ import torch
 from mas_cli.errors import ConfigError
 from tests.conftest import result_files, run_cli
 
-WORDS = "the a cat dog sat ran on under mat rug big small red blue and then".split()
+WORDS = ["the", "a", "cat", "dog", "sat", "ran", "on", "under", "mat", "rug"]
+WORDS += ["big", "small", "red", "blue", "and", "then"]
 NEW = 6
 
 
@@ -66,9 +67,9 @@ def test_continuations_are_greedy_and_labels_are_the_source_next_token(tmp_path)
     models = with_texts(cfg, [load_checkpoint(f"hf:{f}", "text") for f in folders])
     draw = continuation_source(cfg, models)
     words = tokenizer()
-    for folder, model in zip(folders, models):
-        plain = transformers.AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
-        cf = draw(model, model, "full", 200, np.random.default_rng(1), "val")
+    for source, target in ((0, 1), (1, 0), (0, 0)):
+        plain = transformers.AutoModelForCausalLM.from_pretrained(folders[source], local_files_only=True)
+        cf = draw(models[source], models[target], "full", 200, np.random.default_rng(1), "val")
         for row in range(len(cf)):
             tau, tokens = int(cf.tau[row]), cf.tokens[row]
             prompt = _prompt_of(tokens, lines, words)

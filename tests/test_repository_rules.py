@@ -18,6 +18,7 @@ from mas_cli.alignment.methods import METHODS
 from mas_cli.alignment.plan import plan_alignment
 from mas_cli.alignment.settings import ALIGN, ALIGN_FNS
 from mas_cli.config import positive_int
+from mas_cli.data import DATA_SOURCES
 from mas_cli.errors import ConfigError
 from mas_cli.registry import Setting
 from mas_cli.reporting import write_report
@@ -52,8 +53,12 @@ def test_a_new_setting_is_one_registry_entry(tmp_path, monkeypatch):
 
 def test_every_setting_has_its_default_in_conf_and_a_check():
     defaults = compose_config("align", [])
+    options = [compose_config("align", [f"data={option}"]).data for option in DATA_SOURCES]
     for setting in ALIGN:
-        if setting.key != "budget":
+        group, _, key = setting.key.partition(".")
+        if group == "data" and key != "source":  # declared by the data option that uses it (a file: null until given)
+            assert any(key in option for option in options), setting.key
+        elif setting.key != "budget":
             assert setting.read(defaults) is not None or setting.key in ("k", "causal_model"), setting.key
     with pytest.raises(ConfigError, match="k must be a positive integer"):
         ALIGN.validate(compose_config("align", ["k=-1"]))
@@ -91,11 +96,19 @@ def _imports(path: Path) -> set[str]:
 FORBIDDEN = {
     "mas_cli.tasks": ("mas_cli.",),
     "mas_cli.models": ("mas_cli.alignment", "mas_cli.zoo", "mas_cli.training", "mas_cli.pipeline", "mas_cli.reporting"),
-    "mas_cli.alignment": ("mas_cli.pipeline", "mas_cli.reporting", "mas_cli.correlative", "mas_cli.api"),
+    "mas_cli.alignment": (
+        "mas_cli.pipeline",
+        "mas_cli.reporting",
+        "mas_cli.correlative",
+        "mas_cli.lm_case",
+        "mas_cli.api",
+    ),
     "mas_cli.zoo": ("mas_cli.alignment", "mas_cli.pipeline", "mas_cli.reporting", "mas_cli.correlative"),
     "mas_cli.correlative": ("mas_cli.alignment", "mas_cli.pipeline", "mas_cli.reporting", "mas_cli.api"),
     "mas_cli.reporting": ("mas_cli.pipeline", "mas_cli.api"),
     "mas_cli.pipeline": ("mas_cli.api",),
+    "mas_cli.data": ("mas_cli.alignment", "mas_cli.pipeline", "mas_cli.reporting", "mas_cli.lm_case", "mas_cli.api"),
+    "mas_cli.lm_case": ("mas_cli.pipeline", "mas_cli.reporting", "mas_cli.api"),
     "mas_cli.config": ("mas_cli.alignment", "mas_cli.models", "mas_cli.zoo", "mas_cli.continuation"),
     "mas_cli.continuation": (
         "mas_cli.alignment",

@@ -22,7 +22,7 @@ from mas_cli.alignment.directions import Direction
 from mas_cli.alignment.items import UNSCORED, counterfactuals_for, direction_data
 from mas_cli.alignment.job import read_alignment
 from mas_cli.alignment.scoring import Interventions, build_functions, unintervened
-from mas_cli.alignment.settings import swap_map
+from mas_cli.alignment.settings import data_source, swap_map
 from mas_cli.alignment.swaps import variable_blocks
 from mas_cli.errors import ConfigError, StoreError
 from mas_cli.specs import ModelSpec
@@ -68,6 +68,11 @@ class Alignment:
         the swap and without it, and whether each is right (the mean of `correct` is the IIA)."""
         for model in (source, target):
             self._function(model)  # a bad index gets its one line here
+        if data_source(self.cfg) != "task":
+            raise ConfigError(
+                f"intervene draws counterfactuals from the task's causal model; this alignment was fitted with "
+                f"data={data_source(self.cfg)} (its items.csv holds each item's verdict)"
+            )
         cfg, blocks = self.cfg, variable_blocks(self.cfg, min(m.at(self.cfg.site).width() for m in self.models))
         block = next((b for b in blocks if variable in (None, b.variable)), None)
         if block is None:

@@ -22,7 +22,12 @@ from mas_cli.reporting import write_report
 
 def run_pipeline(cfg: DictConfig, plan: PipelinePlan | None = None) -> dict:
     """Plan (unless given), run every stage in order, print the first setting's table, write the
-    report. Returns the summary; `failed` counts the refused jobs (the others still ran)."""
+    report. Returns the summary; `failed` counts the refused jobs (the others still ran).
+    experiment=lm_case has stages of its own (mas_cli/lm_case/run.py)."""
+    if cfg.pipeline.lm_case is not None:
+        from mas_cli.lm_case.run import run_lm_case
+
+        return run_lm_case(cfg)
     plan = plan_pipeline(cfg) if plan is None else plan
     stages = {
         "train": plan.train,
