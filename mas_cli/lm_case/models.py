@@ -12,13 +12,13 @@ refused in one line, never silently replaced.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from mas_cli import store
+from mas_cli.composition import plain
 from mas_cli.console import console, path_line
 from mas_cli.errors import ConfigError
 from mas_cli.lm_case import corpus
@@ -51,8 +51,8 @@ def ensure(entry: store.Entry, settings: dict, build) -> Path:
 
 def make_models(settings, root: Path, seed: int) -> dict[str, Path]:
     """Every model of the case (name -> folder), trained or reused: `base`, then `<style><i>`."""
-    plain = json.loads(json.dumps(dict(settings.model)))  # the architecture and schedule, as recorded
-    base_settings = {"seed": seed, "model": plain, "base_steps": settings.base_steps}
+    recorded = plain(settings.model)  # the architecture and schedule
+    base_settings = {"seed": seed, "model": recorded, "base_steps": settings.base_steps}
     folders = {"base": ensure(entry_of(root, "base"), base_settings, lambda work: _base(work, settings, seed))}
     for s, style in enumerate(corpus.STYLES):
         rng = np.random.default_rng([seed, 1, s])
@@ -77,7 +77,7 @@ def _base(work: Path, settings, seed: int) -> None:
     tokenizer = corpus.tokenizer()
     rng = np.random.default_rng([seed, 0])
     text = corpus.sentences(list(corpus.STYLES), settings.sentences, rng)
-    config = AutoConfig.for_model("llama", vocab_size=len(tokenizer), **settings.model.hf)
+    config = AutoConfig.for_model("llama", vocab_size=len(tokenizer), **plain(settings.model.hf))
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config)

@@ -18,12 +18,13 @@ from itertools import combinations
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
 from mas_cli.architectures import HF, require_extra
 from mas_cli.composition import compose_config, inherit_runtime
 from mas_cli.console import console, path_line
+from mas_cli.lm_case import corpus
 from mas_cli.lm_case.models import make_models, write_prompts
 from mas_cli.stats import t_interval
 from mas_cli.store import write_text
@@ -43,26 +44,48 @@ def run_lm_case(cfg: DictConfig) -> dict:
     tuned = [name for name in folders if name != "base"]
     rows = []
     for a, b in combinations(tuned, 2):
-        job = compose_config(
-            "align", [f"a=hf:{folders[a]}", f"b=hf:{folders[b]}", *alignment_overrides(settings, prompts)]
-        )
-        inherit_runtime(cfg, job)
-        job.seed = cfg.seed
+        job = pair_job(cfg, folders[a], folders[b], prompts)
         validate_align(job)
         val = align(job).rows.query("split == 'val'")
         kind = "within" if a.rstrip("0123456789") == b.rstrip("0123456789") else "across"
         rows.append({"a": a, "b": b, "kind": kind, "iia": val.iia.mean(), "iia_none": val.iia_none.mean()})
     pairs = pd.DataFrame(rows)
-    summary = summarise(pairs)
+    summary = summarise(pairs) | {"styles": style_shares(folders, prompts, job)}
+    if cfg.pipeline.report:  # the usual report of every fit (`mas report`), then the case's own beside it
+        from mas_cli.reporting import write_report as write_every_fit
+
+        write_every_fit(root, root / "report")
     write_report(root / "report", pairs, summary)
     print_summary(summary)
     path_line("report:", root / "report" / "lm_case.md")
     return {"models": len(folders), "alignments": len(pairs), "failed": 0}
 
 
-def alignment_overrides(settings, prompts: Path) -> list[str]:
-    """Every pair's `mas align` overrides: the case's data and its own settings."""
-    return ["data=continuation", f"data.texts={prompts}", "directions=cross", *settings.align]
+def pair_job(cfg: DictConfig, a: Path, b: Path, prompts: Path) -> DictConfig:
+    """One pair's `mas align` config: the case's data and settings, the pipeline's budget, root,
+    device and threads, then the case's own budget keys."""
+    own = list(cfg.pipeline.lm_case.align)
+    job = compose_config("align", [f"a=hf:{a}", f"b=hf:{b}", "data=continuation", f"data.texts={prompts}", *own])
+    inherit_runtime(cfg, job)
+    job = OmegaConf.merge(job, OmegaConf.from_dotlist([o for o in own if o.startswith("budget.")]))
+    job.directions, job.seed = "cross", cfg.seed  # the two directions between the models: the pair's IIA
+    return job
+
+
+def style_shares(folders: dict[str, Path], prompts: Path, job: DictConfig) -> pd.DataFrame:
+    """Per model, the share of prompts whose greedy continuation starts with a verb of each
+    style (the continuations the fits used): what fine-tuning did to each model."""
+    from mas_cli.checkpoints import load_checkpoint
+    from mas_cli.data.continuation import continuations, with_texts
+
+    rows = []
+    for name, folder in folders.items():
+        (model,) = with_texts(job, [load_checkpoint(f"hf:{folder}", "text")])
+        found = continuations(model, job.data.new_tokens, job.paths.root, "cpu")
+        verbs = [model.task.tokenizer.decode([c[0]]) for c in found]
+        shares = {style: sum(v in corpus.STYLES[style]["verbs"] for v in verbs) / len(verbs) for style in corpus.STYLES}
+        rows.append({"model": name, **shares})
+    return pd.DataFrame(rows)
 
 
 def summarise(pairs: pd.DataFrame) -> dict:
@@ -96,6 +119,7 @@ def _interval(group: dict) -> str:
 def write_report(folder: Path, pairs: pd.DataFrame, summary: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / "lm_case.csv", pairs.to_csv(index=False))
+    write_text(folder / "lm_case_styles.csv", summary["styles"].to_csv(index=False))
     lines = [
         "# The language-model case in miniature",
         "",
@@ -108,7 +132,12 @@ def write_report(folder: Path, pairs: pd.DataFrame, summary: dict) -> None:
     ]
     for kind, group in summary["groups"].items():
         lines.append(f"| {kind} | {group['pairs']} | {_interval(group)} | {group['iia_none']:.3f} |")
-    lines += ["", f"**{summary['verdict']}.**", "", "| a | b | kind | IIA | without |", "|---|---|---|---|---|"]
+    lines += ["", f"**{summary['verdict']}.**", ""]
+    lines += ["What fine-tuning did: the share of prompts each model continues with a verb of each style.", ""]
+    lines += ["| model | " + " | ".join(corpus.STYLES) + " |", "|---|" + "---|" * len(corpus.STYLES)]
+    for row in summary["styles"].itertuples(index=False):
+        lines.append(f"| {row[0]} | " + " | ".join(f"{v:.2f}" for v in row[1:]) + " |")
+    lines += ["", "| a | b | kind | IIA | without |", "|---|---|---|---|---|"]
     lines += [f"| {r.a} | {r.b} | {r.kind} | {r.iia:.3f} | {r.iia_none:.3f} |" for r in pairs.itertuples()]
     write_text(folder / "lm_case.md", "\n".join(lines) + "\n")
 
@@ -121,3 +150,6 @@ def print_summary(summary: dict) -> None:
         table.add_row(kind, str(group["pairs"]), _interval(group), f"{group['iia_none']:.3f}")
     console.print(table)
     console.print(summary["verdict"])
+    styles = summary["styles"]
+    said = ", ".join(f"{r.model} {r.harsh:.2f}/{r.kind:.2f}" for r in styles.itertuples())
+    console.print(f"prompts continued with a harsh/kind verb: {said}")
