@@ -267,6 +267,14 @@ MUTANTS = [
         ("tests/test_continuation_data.py",),
     ),
     Mutant(
+        "lm_case_pair_from_one_direction",
+        "a model pair's IIA in the language-model case is one direction's, not the mean of both",
+        "mas_cli/lm_case/run.py",
+        '"iia": val.iia.mean()',
+        '"iia": val.iia.iloc[0]',
+        ("tests/test_lm_case.py",),
+    ),
+    Mutant(
         "report_unit_per_direction",
         "a report cell's unit is a direction, so the two directions of one model pair count as two seeds",
         "mas_cli/reporting/cells.py",

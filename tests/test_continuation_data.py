@@ -98,7 +98,7 @@ def test_the_command_fits_offline_and_refuses_a_fit_of_changed_weights(tmp_path,
     path, _ = prompts(tmp_path)
     root = tmp_path / "out"
     args = [f"a=hf:{folders[0]}", f"b=hf:{folders[1]}", "data=continuation", f"data.texts={path}", "budget=smoke"]
-    args += ["site=embed", "k=8", f"paths.root={root}", f"data.new_tokens={NEW}"]
+    args += [f"paths.root={root}"]  # the command as it stands: the hidden site, k 16 of 16
     env = {"HF_HUB_OFFLINE": "1"}
     done = run_cli("align", *args, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
