@@ -82,8 +82,9 @@ def load_model(spec: str, root="outputs", device: str = "cpu", allow_undertraine
 
 def align(models: list, root="outputs", budget: str = "quick", overrides=(), **settings):
     """Like `mas align models=[...]`: fit (or reuse) one alignment. `models` holds specs
-    ("gru:0") and models from `wrap`. Returns an AlignResult (`run_dir`, `iia`: the iia.csv
-    rows, `specs`, `reused`)."""
+    ("gru:0") and models from `wrap`; `data=` a source's name ("items", ...) or a causal model of
+    your own (docs/DATA.md). Returns an AlignResult (`run_dir`, `iia`: the iia.csv rows, `specs`,
+    `reused`)."""
     from mas_cli.alignment.job import align as fit
     from mas_cli.alignment.plan import plan_alignment
     from mas_cli.alignment.settings import validate_align
@@ -91,10 +92,16 @@ def align(models: list, root="outputs", budget: str = "quick", overrides=(), **s
 
     wrapped = [m for m in models if isinstance(m, FrozenModel)]
     names = [m.spec.label if isinstance(m, FrozenModel) else m for m in models]
+    causal = settings.pop("data") if not isinstance(settings.get("data", ""), str) else None
+    if causal is not None:  # a causal model of your own: named, and fingerprinted by what it draws
+        from mas_cli.data.causal import behaviour, check_causal
+
+        check_causal(causal)
+        settings |= {"data": "causal", "data.name": str(causal.name), "data.behaviour": behaviour(causal)}
     cfg = config("align", root, overrides, models=names, budget=budget, **settings)
     validate_align(cfg)
     plan_alignment(cfg, {m.spec.label: m.spec for m in wrapped})
-    return fit(cfg, wrapped)
+    return fit(cfg, wrapped, causal)
 
 
 def wrap(module, site: str, task: str = "count", name: str = "wrapped", embed: str | None = None, tokenizer=None):

@@ -31,6 +31,7 @@ from mas_cli import seeds, store
 from mas_cli.architectures import names
 from mas_cli.composition import compose_config
 from mas_cli.continuation.sites import resolve_site
+from mas_cli.data.causal import CausalTask
 from mas_cli.data.texts import TextTask
 from mas_cli.errors import ConfigError
 from mas_cli.evaluation import EvalSet, task_accuracy
@@ -107,7 +108,8 @@ def wrap(
     """A FrozenModel of `module` (a frozen copy) named `<task>/<name>/0` in results, with `site`
     as its hidden site (and `embed` as its embed site); refusals name it `who` (default
     `mas.wrap(<name>)`). With a `tokenizer` it is a language model (`text/<name>/0`) over the
-    tokenizer's vocabulary, for data=continuation; `task` is then not used."""
+    tokenizer's vocabulary, for data=continuation; `task` is then not used. `task` may also be a
+    causal model of your own (mas_cli/data/causal.py): the model is then aligned with data=it."""
     if not isinstance(module, nn.Module):
         raise ConfigError(f"mas.wrap needs a torch.nn.Module, got {type(module).__name__}")
     if not isinstance(name, str) or not NAME.match(name) or name in names():
@@ -126,8 +128,8 @@ def wrap(
         _probe(model, found, who or f"mas.wrap({name})", sample=[[0, 1, 2, 3]] * 2)
         metrics = {"fingerprint": fingerprint, "trained_to_criterion": True, "criterion": None}
         return FrozenModel(ModelSpec(found.name, name, 0), None, model, found, metrics, digest)
-    cfg = compose_config("train", [f"task={task}"])
-    found = task_from_config(cfg.task)
+    cfg = compose_config("train", [] if not isinstance(task, str) else [f"task={task}"])
+    found = task_from_config(cfg.task) if isinstance(task, str) else CausalTask(task)  # a causal model of your own
     _probe(model, found, who or f"mas.wrap({name})")
     validation = EvalSet.draw(found, cfg.budget.val_size, seeds.training_validation(0), "train", "cpu")
     accuracy, _ = task_accuracy(model, validation)

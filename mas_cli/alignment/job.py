@@ -73,11 +73,12 @@ class AlignResult:
         return self.rows
 
 
-def align(cfg: DictConfig, wrapped: list[FrozenModel] = ()) -> AlignResult:
+def align(cfg: DictConfig, wrapped: list[FrozenModel] = (), causal=None) -> AlignResult:
     """Reuse the complete run for this config, or fit it (resuming a checkpoint). Bad settings
     are refused before anything is trained or written; missing models are trained first. A
     complete run is reused without taking its lock (a store the user cannot write is read all
-    the same). `wrapped`: models wrapped in Python (mas.wrap), named in cfg.models by label."""
+    the same). `wrapped`: models wrapped in Python (mas.wrap), named in cfg.models by label;
+    `causal`: the causal model of data=causal (mas_cli/data/causal.py)."""
     checkpoints = [load_checkpoint(t, model_task(cfg)) for t in model_texts(cfg) if is_checkpoint(t)]
     given = {m.spec.label: m for m in [*wrapped, *checkpoints]}
     plan = plan_alignment(cfg, {label: m.spec for label, m in given.items()})
@@ -93,7 +94,7 @@ def align(cfg: DictConfig, wrapped: list[FrozenModel] = ()) -> AlignResult:
         for s in plan.specs
     ]
     plan = plan.with_k(check_models(plan.cfg, [describe(m, cfg.site, cfg.causal_model) for m in models]))
-    models, draw = counterfactual_source(plan.cfg, models)  # data files checked against the models
+    models, draw = counterfactual_source(plan.cfg, models, causal)  # data files checked against the models
     wanted = fingerprint_of(plan, [m.identity() for m in models])
     entry = store.Entry(plan.run_dir, redo="refit with force=true", root=cfg.paths.root)
     if not cfg.force and (found := _reusable(entry, plan, wanted, models)) is not None:

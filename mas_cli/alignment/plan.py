@@ -100,7 +100,7 @@ def plan_alignment(cfg: DictConfig, wrapped: dict[str, ModelSpec] | None = None)
 
 
 def _check_data(cfg: DictConfig, method: Method) -> None:
-    """What only the task's causal model can give (latents matched by value, other hypotheses,
+    """What only a built-in task's causal model gives (latents matched by value, other hypotheses,
     cross-task maps, the null block's unchanged base) is refused with other data."""
     source = data_source(cfg)
     if source == "task":
@@ -113,7 +113,7 @@ def _check_data(cfg: DictConfig, method: Method) -> None:
     ]
     for asked, what in asks:
         if asked:
-            raise ConfigError(f"data={source} has no causal model to draw {what} from; drop it or use data=task")
+            raise ConfigError(f"data={source} cannot give {what}; drop it or use data=task")
 
 
 def latent_directions(cfg: DictConfig, method: Method, pairs: list[Pair], m: int) -> list[Pair]:

@@ -24,7 +24,7 @@ from mas_cli.config import (
     seed_value,
     validate_models_on_demand,
 )
-from mas_cli.data import DATA_SOURCES, check_data_file, file_value
+from mas_cli.data import DATA_SOURCES, check_causal_setting, check_data_file, file_value
 from mas_cli.registry import Registry, Setting
 from mas_cli.tasks.causal import NULL_BLOCK
 
@@ -186,6 +186,13 @@ ALIGN = Registry(
         Setting("data.source", choice("data.source", DATA_SOURCES), name=lambda v: ""),  # its file says it below
         _file_setting("data.path", "items", "items"),
         _file_setting("data.texts", "continuation", "texts"),
+        Setting(
+            "data.name",
+            lambda v, cfg: check_causal_setting(v, cfg) if data_source(cfg) == "causal" else None,
+            used=_from("causal"),
+            value=lambda cfg: f"{cfg.data.name}@{str(cfg.data.behaviour)[:16]}" if "name" in cfg.data else None,
+            name=lambda v: f"-causal_{_stem(v)}",
+        ),
         Setting(
             "data.new_tokens",
             lambda v, cfg: positive_int(v, "data.new_tokens") if data_source(cfg) == "continuation" else None,

@@ -23,7 +23,7 @@ from torch import nn
 
 from mas_cli.continuation.hooks import SiteRef, collect
 from mas_cli.errors import ConfigError
-from mas_cli.models.base import layer_stack
+from mas_cli.models.base import device_of, layer_stack
 
 PORTS = ("output", "input")
 
@@ -84,7 +84,7 @@ def probe_tokens(device) -> torch.Tensor:
 @torch.no_grad()
 def site_width(model: nn.Module, ref: SiteRef) -> int:
     """The width of the site's value, read off one probe forward pass."""
-    device = next(model.parameters()).device
+    device = device_of(model)
     return int(collect(model, site_module(model, ref), ref.port, probe_tokens(device), None).shape[-1])
 
 
@@ -105,7 +105,7 @@ def describe_sites(model: nn.Module) -> list[tuple[str, str, tuple[int, ...]]]:
 
         handles.append(module.register_forward_hook(record))
     try:
-        model(probe_tokens(next(model.parameters()).device))
+        model(probe_tokens(device_of(model)))
     finally:
         for handle in handles:
             handle.remove()

@@ -31,6 +31,7 @@ from mas_cli import store
 from mas_cli.console import path_line
 from mas_cli.data.texts import TextTask, is_validation, read_texts
 from mas_cli.errors import ConfigError, StoreError
+from mas_cli.models.base import device_of
 from mas_cli.tasks import Counterfactuals
 from mas_cli.tasks.vocab import PAD
 
@@ -66,7 +67,7 @@ def with_texts(cfg, models: list) -> list:
 def continuation_source(cfg, models: list):
     """The `draw` of data=continuation (models: as with_texts returns them)."""
     root, n_new = cfg.paths.root, cfg.data.new_tokens
-    device = next(iter(models[0].model.parameters())).device
+    device = device_of(models[0].model)
     made = {}  # model index -> its continuations, computed (or read) when a direction first needs them
 
     def continued(model) -> list[list[int]]:

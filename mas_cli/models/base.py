@@ -43,6 +43,14 @@ def layer_stack(root: nn.Module) -> str | None:
     return min(found)[2] if found else None
 
 
+def device_of(model: nn.Module) -> torch.device:
+    """Where a model lives: its first parameter's device, else its first buffer's (a hand-built
+    module may hold only buffers), else the CPU."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 def module_path(root: nn.Module, module: nn.Module) -> str:
     """The path of `module` inside `root` (as `root.named_modules()` names it)."""
     return next(path for path, found in root.named_modules() if found is module)
