@@ -41,18 +41,25 @@ from mas_cli.tasks import task_from_config
 from mas_cli.zoo import FrozenModel
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# transformers families whose causal-LM logits are the output embedding over the base model's last
+# hidden state, nothing after it (no soft-capping or logit scale): tests/test_padding.py checks each
+PLAIN_HEADS = ("llama", "qwen2", "gpt2", "gpt_neox", "mistral")
 
 
 class WrappedModule(nn.Module):
-    """A user's module with the zoo's site names; its logits are its `features` (the readout is
-    the identity), so task accuracy is measured as for the zoo's models."""
+    """A user's module with the zoo's site names. Its logits are its `features` (the readout is
+    the identity), or, for a HuggingFace family of PLAIN_HEADS, its features are the decoder's
+    last hidden state and its readout the LM head; task accuracy is measured as for the zoo's."""
 
     def __init__(self, module: nn.Module, sites: dict[str, str]):
         super().__init__()
         self.inner = module
         self.sites = sites
-        self.readout = nn.Identity()
         self.huggingface = hasattr(module, "config") and hasattr(module, "get_input_embeddings")
+        # A family whose logits are exactly its head over the decoder's last hidden state: the head
+        # is split off, so alignment runs it only where a prediction is scored (continuation/generic.py).
+        self.head_after_sites = self.huggingface and getattr(module.config, "model_type", None) in PLAIN_HEADS
+        self.readout = module.get_output_embeddings() if self.head_after_sites else nn.Identity()
 
     def site_root(self) -> nn.Module:
         return self.inner  # site paths read as the user's module prints them
@@ -68,6 +75,10 @@ class WrappedModule(nn.Module):
         return getattr(out, "logits", out)  # a HuggingFace model returns an output object
 
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
+        """What `readout` maps to logits: the decoder's last hidden state (a split head), else the logits."""
+        if self.head_after_sites:
+            inputs = padded_inputs(tokens, torch.ones_like(tokens))
+            return self.inner.base_model(**inputs, use_cache=False).last_hidden_state
         return self.forward(tokens)
 
 

@@ -63,3 +63,30 @@ def test_positions_count_real_tokens_only():
     tokens, real = padded([torch.tensor([5, 6, 7]), torch.tensor([8])], left=True)
     assert padded_inputs(tokens, real)["position_ids"].tolist() == [[0, 1, 2], [0, 0, 0]]
     assert padded_inputs(tokens, real)["attention_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+HEADS = FAMILIES | {
+    "qwen2": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "num_key_value_heads": 2, "max_position_embeddings": 64},
+    "gpt_neox": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                 "max_position_embeddings": 64},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("family", sorted(HEADS))
+@torch.no_grad()
+def test_a_split_head_over_the_features_is_the_model_own_logits(family):
+    """Alignment runs a wrapped language model to its decoder's last hidden state and its head
+    only where a prediction is scored (continuation/generic.py): for every family it splits,
+    that is transformers' own forward."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from mas_cli.wrapped import PLAIN_HEADS, WrappedModule
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(family, vocab_size=16, **HEADS[family])).eval()
+    wrapped = WrappedModule(model, {"hidden": "lm_head"})
+    assert family in PLAIN_HEADS and wrapped.head_after_sites
+    tokens, _ = padded(items(), left=False)
+    expected = model(**padded_inputs(tokens, torch.ones_like(tokens))).logits
+    torch.testing.assert_close(wrapped.readout(wrapped.features(tokens)), expected, atol=1e-5, rtol=1e-5)

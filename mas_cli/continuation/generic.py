@@ -9,8 +9,10 @@ Two kinds of intervention (the `site` setting):
     any other the site at τ alone is replaced by the intervened state, and the target continues
 
 Predictions come back only where a label is scored, as (logits [P, V], labels [P], item [P],
-column [P]); a label column means what the item kind says (alignment/items.py): for the embed
-site column j is position j, for every other site column j is position τ + j.
+column [P]); a model that says `head_after_sites` (its `features` pass every site, its `readout`
+is a language model's head) runs its head only at those positions. A label column means what
+the item kind says (alignment/items.py): for the embed site column j is position j, for every
+other site column j is position τ + j.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class Continuation:
         self.model, self.site = model, site
         self.ref = resolve_site(model, site)
         self.module = site_module(model, self.ref)
+        # A model whose `features` pass every site (a language model: features = the last hidden
+        # state, readout = its head) is run to its features; any other by its whole forward.
+        self.head_split = bool(getattr(model, "head_after_sites", False))
+        self.run = model.features if self.head_split else model
 
     def width(self) -> int:
         return site_width(self.model, self.ref)
@@ -64,18 +70,25 @@ class Continuation:
     def hidden(self, state: torch.Tensor, batch) -> Scored:
         """The site at τ becomes state [N, D]; the model runs on the whole input with it."""
         rows = torch.arange(len(state), device=state.device)
-        logits = patched(self.model, self.module, self.ref.port, batch.tokens, rows, batch.tau, state)
+        features = patched(self.run, self.module, self.ref.port, batch.tokens, rows, batch.tau, state)
         scored = batch.labels >= 0
         item, column = scored.nonzero(as_tuple=True)
-        return logits[item, batch.tau[item] + column], batch.labels[scored], item, column
+        return self.logits(features, item, batch.tau[item] + column), batch.labels[scored], item, column
 
     def embed(self, embeddings: torch.Tensor, batch) -> Scored:
         """The site (the input embedding) at every position becomes embeddings [N, C, D]."""
         scored = batch.labels >= 0
         every = torch.ones(embeddings.shape[:2], dtype=torch.bool, device=embeddings.device)
         rows, positions = every.nonzero(as_tuple=True)
-        logits = patched(
-            self.model, self.module, self.ref.port, batch.inputs, rows, positions, embeddings[rows, positions]
+        features = patched(
+            self.run, self.module, self.ref.port, batch.inputs, rows, positions, embeddings[rows, positions]
         )
         item, column = scored.nonzero(as_tuple=True)
-        return logits[item, column], batch.labels[scored], item, column
+        return self.logits(features, item, column), batch.labels[scored], item, column
+
+    def logits(self, features: torch.Tensor, item: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        """The logits at the scored positions ([P, V], in fp32 whatever the model's dtype); with a
+        model's head split off, the head runs only there (over every position it would be [N, L, V],
+        most of it never scored)."""
+        found = features[item, position]
+        return (self.model.readout(found) if self.head_split else found).float()

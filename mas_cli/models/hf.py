@@ -83,6 +83,7 @@ def padded_inputs(tokens: torch.Tensor, real: torch.Tensor) -> dict[str, torch.T
 class HuggingFaceModel(SequenceModel):
     Config = HuggingFaceConfig
     weights_format = "safetensors"
+    head_after_sites = True  # features (the decoder, every site inside it) then the head: generic.py
 
     def __init__(self, config: HuggingFaceConfig):
         super().__init__()
