@@ -55,12 +55,14 @@ def _name(folder: Path) -> str:
     return "local_" + re.sub(r"\W", "_", Path(os.path.abspath(folder)).name)  # never a zoo arch (hf_llama, ...)
 
 
-def load_checkpoint(text: str, task: str):
+def load_checkpoint(text: str, task: str, dtype: str = "float32"):
     """The checkpoint as a wrapped, frozen model (wrapped.py); for task `text` (data=continuation)
-    a language model with the folder's own tokenizer."""
+    a language model with the folder's own tokenizer; its weights held in `dtype` (float32 or
+    bfloat16, runtime.dtype)."""
     from mas_cli.architectures import HF, require_extra
 
     require_extra(HF, text)
+    import torch
     from transformers import AutoModelForCausalLM as CausalLM
     from transformers.utils import logging as hf_logging
 
@@ -74,7 +76,9 @@ def load_checkpoint(text: str, task: str):
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     try:
-        model = CausalLM.from_pretrained(folder, local_files_only=True, trust_remote_code=False, use_safetensors=True)
+        model = CausalLM.from_pretrained(
+            folder, local_files_only=True, trust_remote_code=False, use_safetensors=True, dtype=getattr(torch, dtype)
+        )
         tokenizer = _tokenizer(folder, text) if task == TEXT else None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{text}: transformers cannot load it offline ({reason(exc)})") from None

@@ -52,7 +52,14 @@ def override_key(override: str) -> str:
     return override.lstrip("+~").split("=")[0]
 
 
-RUNTIME_KEYS = ("budget", "paths", "device", "threads", "logger")  # what a config made inside a command inherits
+RUNTIME_KEYS = (
+    "budget",
+    "paths",
+    "device",
+    "threads",
+    "dtype",
+    "logger",
+)  # what a config made inside a command inherits
 
 
 def inherit_runtime(parent: DictConfig, child: DictConfig) -> None:

@@ -138,6 +138,9 @@ def validate_budget(budget: DictConfig) -> None:
     number_in(budget.criterion, "budget.criterion", 0, 1, "(0, 1]")
 
 
+DTYPES = ("float32", "bfloat16")  # what language models loaded from hf:<dir> may be held in
+
+
 def validate_runtime(cfg: DictConfig, writes_root: bool = True) -> None:
     """Device, threads, seed and paths.root: a folder, or one that can be made. An existing root
     may be read-only (a shared store whose results are reused; making a missing one is then
@@ -148,6 +151,7 @@ def validate_runtime(cfg: DictConfig, writes_root: bool = True) -> None:
 
         require(torch.cuda.is_available(), "device=cuda but no CUDA device is visible; use device=auto or cpu")
     positive_int(cfg.threads, "threads")
+    choice("dtype", DTYPES)(cfg.get("dtype", "float32"))
     require(
         cfg.threads <= MAX_THREADS, f"threads={cfg.threads} is more than this machine can use; at most {MAX_THREADS}"
     )

@@ -145,7 +145,7 @@ def defaults(config_name: str, budget: str | None, options: tuple = ()) -> DictC
     """Where every setting's default lives: the command's own YAML (conf/<config_name>.yaml),
     with `budget` the chosen budget's YAML (so each budget's values are its own defaults) except
     `budget.name`, which stays the default budget's name (the default of the `budget` setting),
-    and for each group of SETTING_GROUPS the chosen option's keys (`options`, as _options gives
+    the runtime's shared keys, and for each group of SETTING_GROUPS the chosen option's keys (`options`, as _options gives
     them; the group's default option otherwise), its own key kept at the default option's value."""
     conf = resources.files("mas_cli.conf")
     own = OmegaConf.load(conf / f"{config_name}.yaml")
@@ -156,6 +156,9 @@ def defaults(config_name: str, budget: str | None, options: tuple = ()) -> DictC
     if "budget" in chosen:
         own.budget = OmegaConf.load(conf / "budget" / f"{budget or chosen['budget']}.yaml")
         own.budget.name = chosen["budget"]
+    if "runtime" in chosen:  # what every command shares (device, dtype, ...): a global package
+        shared = OmegaConf.load(conf / "runtime" / f"{chosen['runtime']}.yaml")
+        own = OmegaConf.merge({k: v for k, v in shared.items() if k not in ("defaults", "hydra")}, own)
     picked = dict(options)
     for group in SETTING_GROUPS.keys() & set(chosen):
         own[group] = OmegaConf.load(conf / group / f"{picked.get(group, chosen[group])}.yaml")

@@ -137,3 +137,28 @@ def test_models_that_tokenise_differently_are_refused(tmp_path):
     zoo_like.task = object()
     with pytest.raises(ConfigError, match="needs language models with a tokenizer"):
         with_texts(cfg, [zoo_like])
+
+
+def test_bfloat16_models_are_aligned_by_float32_maps(tmp_path):
+    """runtime dtype=bfloat16 holds the checkpoints in bfloat16; what the maps read is cast to
+    float32 and the maps are trained and stored in float32."""
+    pytest.importorskip("transformers")
+    import mas_cli as mas
+    from mas_cli.alignment.job import read_alignment
+    from mas_cli.checkpoints import load_checkpoint
+
+    folders = save_gpt2s(tmp_path)
+    path, _ = prompts(tmp_path)
+    assert (
+        load_checkpoint(f"hf:{folders[0]}", "text", "bfloat16").model.inner.transformer.wte.weight.dtype
+        == torch.bfloat16
+    )
+    models = [f"hf:{f}" for f in folders]
+    overrides = [f"data.texts={path}", f"data.new_tokens={NEW}"]
+    fit = mas.align(
+        models, root=tmp_path / "o", budget="smoke", data="continuation", dtype="bfloat16", overrides=overrides
+    )
+    assert fit.run_dir.parent.name.endswith("-budget_smoke-dtype_bfloat16")
+    functions = read_alignment(fit.run_dir / "alignment.pt")["functions"]
+    assert functions and all(t.dtype == torch.float32 for t in functions.values() if t.is_floating_point())
+    assert set(fit.iia.dtype) == {"bfloat16"} and fit.iia.iia.between(0, 1).all()

@@ -79,7 +79,7 @@ def align(cfg: DictConfig, wrapped: list[FrozenModel] = (), causal=None) -> Alig
     complete run is reused without taking its lock (a store the user cannot write is read all
     the same). `wrapped`: models wrapped in Python (mas.wrap), named in cfg.models by label;
     `causal`: the causal model of data=causal (mas_cli/data/causal.py)."""
-    checkpoints = [load_checkpoint(t, model_task(cfg)) for t in model_texts(cfg) if is_checkpoint(t)]
+    checkpoints = [load_checkpoint(t, model_task(cfg), cfg.dtype) for t in model_texts(cfg) if is_checkpoint(t)]
     given = {m.spec.label: m for m in [*wrapped, *checkpoints]}
     plan = plan_alignment(cfg, {label: m.spec for label, m in given.items()})
     stored = [s for s in plan.specs if s.label not in given]

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mas_cli.alignment.methods import METHODS
 from mas_cli.config import (
+    DTYPES,
     boolean,
     choice,
     is_int,
@@ -207,6 +208,7 @@ ALIGN = Registry(
             used=lambda cfg: cfg.align_fn == "orthogonal",  # the other functions have no parametrisation
         ),
         Setting("normalize", choice("normalize", NORMALIZATIONS), tag="normalize"),
+        Setting("dtype", choice("dtype", DTYPES), tag="dtype"),  # the models' (runtime/default.yaml); maps stay fp32
         Setting("align_fn", choice("align_fn", ALIGN_FNS), tag="align_fn"),
         Setting("causal_model", _check_causal_model, tag="cm", text=lambda v: v or "task default"),
         Setting(

@@ -54,12 +54,13 @@ class Continuation:
     @torch.no_grad()
     def collect_at(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """The site at positions[b] of each row, [N, D] (in chunks of rows)."""
-        return in_chunks(lambda part, at: collect(self.model, self.module, self.ref.port, part, at), tokens, positions)
+        found = in_chunks(lambda part, at: collect(self.model, self.module, self.ref.port, part, at), tokens, positions)
+        return found.float()  # a bfloat16 model's site, as the float32 maps read it
 
     @torch.no_grad()
     def collect_all(self, tokens: torch.Tensor) -> torch.Tensor:
         """The site at every position, [N, L, D]."""
-        return in_chunks(lambda part: collect(self.model, self.module, self.ref.port, part), tokens)
+        return in_chunks(lambda part: collect(self.model, self.module, self.ref.port, part), tokens).float()
 
     def prepare(self, tokens: torch.Tensor, tau: torch.Tensor) -> dict[str, torch.Tensor]:
         """What a target's items keep for a hidden-site continuation (alignment/items.py's

@@ -39,7 +39,7 @@ SET_PER_JOB = {
     },
     "train": {"task": "pipeline.tasks", "arch": "pipeline.archs", "seed": "pipeline.seeds"},
 }
-SHARED = {"budget", "paths", "device", "threads", "seed"}  # the pipeline's own, passed to every job
+SHARED = {"budget", "paths", "device", "threads", "dtype", "seed"}  # the pipeline's own, passed to every job
 
 
 @dataclass(eq=False)
