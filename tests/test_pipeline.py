@@ -105,6 +105,7 @@ def test_every_preset_is_tested():
         "arithmetic_vs_count",
         "baselines",
         "embedding_site",
+        "lm_case",  # tests/test_lm_case.py runs it, shrunk
         "paper",
         "seeds_and_archs",
         "subspace_sweep",

@@ -105,10 +105,10 @@ FORBIDDEN = {
     ),
     "mas_cli.zoo": ("mas_cli.alignment", "mas_cli.pipeline", "mas_cli.reporting", "mas_cli.correlative"),
     "mas_cli.correlative": ("mas_cli.alignment", "mas_cli.pipeline", "mas_cli.reporting", "mas_cli.api"),
-    "mas_cli.reporting": ("mas_cli.pipeline", "mas_cli.api"),
+    "mas_cli.reporting": ("mas_cli.pipeline", "mas_cli.lm_case", "mas_cli.api"),
     "mas_cli.pipeline": ("mas_cli.api",),
     "mas_cli.data": ("mas_cli.alignment", "mas_cli.pipeline", "mas_cli.reporting", "mas_cli.lm_case", "mas_cli.api"),
-    "mas_cli.lm_case": ("mas_cli.pipeline", "mas_cli.reporting", "mas_cli.api"),
+    "mas_cli.lm_case": ("mas_cli.pipeline", "mas_cli.api"),
     "mas_cli.config": ("mas_cli.alignment", "mas_cli.models", "mas_cli.zoo", "mas_cli.continuation"),
     "mas_cli.continuation": (
         "mas_cli.alignment",
