@@ -109,8 +109,8 @@ MUTANTS = [
         "generic_scores_one_position_late",
         "the generic path scores the logits one position after each label's",
         "mas_cli/continuation/generic.py",
-        "logits[item, batch.tau[item] + column], batch.labels[scored]",
-        "logits[item, (batch.tau[item] + column + 1) % logits.shape[1]], batch.labels[scored]",
+        "self.logits(features, item, batch.tau[item] + column), batch.labels[scored]",
+        "self.logits(features, item, (batch.tau[item] + column + 1) % features.shape[1]), batch.labels[scored]",
         ("tests/test_continuation.py",),
     ),
     Mutant(
