@@ -145,8 +145,9 @@ def defaults(config_name: str, budget: str | None, options: tuple = ()) -> DictC
     """Where every setting's default lives: the command's own YAML (conf/<config_name>.yaml),
     with `budget` the chosen budget's YAML (so each budget's values are its own defaults) except
     `budget.name`, which stays the default budget's name (the default of the `budget` setting),
-    the runtime's shared keys, and for each group of SETTING_GROUPS the chosen option's keys (`options`, as _options gives
-    them; the group's default option otherwise), its own key kept at the default option's value."""
+    the runtime's shared keys, and for each group of SETTING_GROUPS the chosen option's keys
+    (`options`, as _options gives them; the group's default option otherwise), its own key kept
+    at the default option's value."""
     conf = resources.files("mas_cli.conf")
     own = OmegaConf.load(conf / f"{config_name}.yaml")
     chosen = {}
