@@ -162,3 +162,17 @@ def test_bfloat16_models_are_aligned_by_float32_maps(tmp_path):
     functions = read_alignment(fit.run_dir / "alignment.pt")["functions"]
     assert functions and all(t.dtype == torch.float32 for t in functions.values() if t.is_floating_point())
     assert set(fit.iia.dtype) == {"bfloat16"} and fit.iia.iia.between(0, 1).all()
+
+
+def test_zoo_models_and_a_missing_prompt_file_are_refused_before_anything_is_written(tmp_path):
+    path, _ = prompts(tmp_path)
+    root = tmp_path / "out"
+    for args, said in (
+        (["a=gru", "b=lstm", f"data.texts={path}"], "gru is a zoo model: give hf:<dir> folders"),
+        (["a=gru", "b=lstm"], "data=continuation needs data.texts=<file>"),
+        (["a=gru", "b=lstm", f"data.texts={tmp_path}/none.txt"], "no such file"),
+    ):
+        done = run_cli("align", "data=continuation", *args, f"paths.root={root}", cwd=tmp_path)
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert said in done.stderr
+    assert not root.exists()

@@ -59,6 +59,11 @@ def _spec(text, task: str, wrapped: dict[str, ModelSpec]) -> ModelSpec:
         return wrapped[text]
     if is_checkpoint(text):  # a local HuggingFace folder, loaded by the job (checkpoints.py)
         return checkpoint_spec(text, task)
+    if task == TEXT:
+        raise ConfigError(
+            f"data=continuation aligns language models with a tokenizer; {text} is a zoo model: give hf:<dir> "
+            "folders, or mas.wrap(module, site=..., tokenizer=...) from Python"
+        )
     return parse_spec(text, task)
 
 
