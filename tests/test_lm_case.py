@@ -9,6 +9,7 @@ import math
 
 import pandas as pd
 import pytest
+import torch
 from scipy import stats
 
 from mas_cli.lm_case.run import summarise
@@ -71,3 +72,29 @@ def test_the_verdict_is_the_declared_rule(within, across, verdict):
     assert verdict in found["verdict"]
     mean, lo, hi = _t(within)
     assert (found["groups"]["within"]["iia"], found["groups"]["within"]["lo"]) == pytest.approx((mean, lo))
+
+
+def test_your_own_checkpoints_take_the_place_of_the_case_models(tmp_path):
+    """pipeline.lm_case.models: four local checkpoints of two 'styles', nothing trained; every
+    pair fitted over the given prompts and grouped by the names' styles."""
+    transformers = pytest.importorskip("transformers")
+    from tests.test_continuation_data import WORDS, prompts, tokenizer
+
+    config = transformers.GPT2Config(n_embd=16, n_layer=2, n_head=2, n_positions=64, vocab_size=len(WORDS) + 1)
+    names = ["toxic0", "toxic1", "clean0", "clean1"]
+    for seed in range(len(names)):
+        torch.manual_seed(seed)
+        transformers.AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path / f"m{seed}")
+        tokenizer().save_pretrained(tmp_path / f"m{seed}")
+    texts, _ = prompts(tmp_path)
+    given = ",".join(f'{name}:"hf:{tmp_path}/m{seed}"' for seed, name in enumerate(names))
+    root = tmp_path / "out"
+    args = ["experiment=lm_case", "budget=smoke", f"pipeline.lm_case.models={{{given}}}"]
+    args += [f"pipeline.lm_case.texts={texts}", 'pipeline.lm_case.align=["site=embed","data.new_tokens=4"]']
+    done = run_cli("pipeline", *args, f"paths.root={root}", cwd=tmp_path, env={"HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    pairs = pd.read_csv(root / "report" / "lm_case.csv")
+    assert sorted(pairs.kind) == ["across"] * 4 + ["within"] * 2
+    assert not (root / "lm_case").exists()  # nothing trained
+    one = run_cli("pipeline", *args[:2], f"pipeline.lm_case.models={{toxic0:{tmp_path}/m0}}", cwd=tmp_path)
+    assert one.returncode == 2 and "at least three models of at least two styles" in one.stderr

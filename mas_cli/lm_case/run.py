@@ -24,6 +24,7 @@ from rich.table import Table
 from mas_cli.architectures import HF, require_extra
 from mas_cli.composition import compose_config, inherit_runtime
 from mas_cli.console import console, path_line
+from mas_cli.errors import ConfigError
 from mas_cli.lm_case import corpus
 from mas_cli.lm_case.models import make_models, write_prompts
 from mas_cli.stats import t_interval
@@ -39,18 +40,21 @@ def run_lm_case(cfg: DictConfig) -> dict:
     from mas_cli.alignment.settings import validate_align
 
     settings, root = cfg.pipeline.lm_case, Path(cfg.paths.root)
-    folders = make_models(settings, root, cfg.seed)
-    prompts = write_prompts(root, settings.prompts, cfg.seed)
+    if settings.models:  # your own checkpoints (e.g. a real fine-tuned pair on a GPU): nothing trained
+        folders, prompts = own_models(settings)
+    else:
+        folders = make_models(settings, root, cfg.seed)
+        prompts = write_prompts(root, settings.prompts, cfg.seed)
     tuned = [name for name in folders if name != "base"]
     rows = []
     for a, b in combinations(tuned, 2):
         job = pair_job(cfg, folders[a], folders[b], prompts)
         validate_align(job)
         val = align(job).rows.query("split == 'val'")
-        kind = "within" if a.rstrip("0123456789") == b.rstrip("0123456789") else "across"
+        kind = "within" if style_of(a) == style_of(b) else "across"
         rows.append({"a": a, "b": b, "kind": kind, "iia": val.iia.mean(), "iia_none": val.iia_none.mean()})
     pairs = pd.DataFrame(rows)
-    summary = summarise(pairs) | {"styles": style_shares(folders, prompts, job)}
+    summary = summarise(pairs) | {"styles": None if settings.models else style_shares(folders, prompts, job)}
     if cfg.pipeline.report:  # the usual report of every fit (`mas report`), then the case's own beside it
         from mas_cli.reporting import write_report as write_every_fit
 
@@ -59,6 +63,26 @@ def run_lm_case(cfg: DictConfig) -> dict:
     print_summary(summary)
     path_line("report:", root / "report" / "lm_case.md")
     return {"models": len(folders), "alignments": len(pairs), "failed": 0}
+
+
+def style_of(name: str) -> str:
+    """A model's style: its name without the split number (harsh0 -> harsh)."""
+    return name.rstrip("0123456789")
+
+
+def own_models(settings) -> tuple[dict[str, Path], Path]:
+    """pipeline.lm_case.models ({name: hf:<dir> or <dir>}) and the prompts of pipeline.lm_case.texts."""
+    folders = {
+        str(name): Path(str(folder).removeprefix("hf:")).expanduser() for name, folder in settings.models.items()
+    }
+    if len({style_of(name) for name in folders}) < 2 or len(folders) < 3:
+        raise ConfigError(
+            "pipeline.lm_case.models needs at least three models of at least two styles, named <style><split>, "
+            "e.g. {toxic0: hf:./t0, toxic1: hf:./t1, clean0: hf:./c0}"
+        )
+    if not settings.texts:
+        raise ConfigError("pipeline.lm_case.models needs pipeline.lm_case.texts=<prompts.txt>, one prompt per line")
+    return folders, Path(settings.texts).expanduser()
 
 
 def pair_job(cfg: DictConfig, a: Path, b: Path, prompts: Path) -> DictConfig:
@@ -119,7 +143,8 @@ def _interval(group: dict) -> str:
 def write_report(folder: Path, pairs: pd.DataFrame, summary: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / "lm_case.csv", pairs.to_csv(index=False))
-    write_text(folder / "lm_case_styles.csv", summary["styles"].to_csv(index=False))
+    if summary["styles"] is not None:
+        write_text(folder / "lm_case_styles.csv", summary["styles"].to_csv(index=False))
     lines = [
         "# The language-model case in miniature",
         "",
@@ -133,11 +158,13 @@ def write_report(folder: Path, pairs: pd.DataFrame, summary: dict) -> None:
     for kind, group in summary["groups"].items():
         lines.append(f"| {kind} | {group['pairs']} | {_interval(group)} | {group['iia_none']:.3f} |")
     lines += ["", f"**{summary['verdict']}.**", ""]
-    lines += ["What fine-tuning did: the share of prompts each model continues with a verb of each style.", ""]
-    lines += ["| model | " + " | ".join(corpus.STYLES) + " |", "|---|" + "---|" * len(corpus.STYLES)]
-    for row in summary["styles"].itertuples(index=False):
-        lines.append(f"| {row[0]} | " + " | ".join(f"{v:.2f}" for v in row[1:]) + " |")
-    lines += ["", "| a | b | kind | IIA | without |", "|---|---|---|---|---|"]
+    if summary["styles"] is not None:  # the case's own models
+        lines += ["What fine-tuning did: the share of prompts each model continues with a verb of each style.", ""]
+        lines += ["| model | " + " | ".join(corpus.STYLES) + " |", "|---|" + "---|" * len(corpus.STYLES)]
+        for row in summary["styles"].itertuples(index=False):
+            lines.append(f"| {row[0]} | " + " | ".join(f"{v:.2f}" for v in row[1:]) + " |")
+        lines.append("")
+    lines += ["| a | b | kind | IIA | without |", "|---|---|---|---|---|"]
     lines += [f"| {r.a} | {r.b} | {r.kind} | {r.iia:.3f} | {r.iia_none:.3f} |" for r in pairs.itertuples()]
     write_text(folder / "lm_case.md", "\n".join(lines) + "\n")
 
@@ -151,5 +178,7 @@ def print_summary(summary: dict) -> None:
     console.print(table)
     console.print(summary["verdict"])
     styles = summary["styles"]
+    if styles is None:
+        return
     said = ", ".join(f"{r.model} {r.harsh:.2f}/{r.kind:.2f}" for r in styles.itertuples())
     console.print(f"prompts continued with a harsh/kind verb: {said}")
