@@ -97,17 +97,14 @@ def continuations(model, new_tokens: int, root, device) -> list[list[int]]:
     """The model's greedy continuation of each prompt: from its store entry, or computed once."""
     key = hashlib.sha256(f"{model.weights}|{_texts_digest(model.task)}|{new_tokens}".encode()).hexdigest()[:20]
     entry = store.Entry(Path(root) / "continuations" / model.spec.slug / key, redo="delete it", root=root)
-    folder = entry.current()
-    if folder is None:
-        with entry.exclusive(lambda: path_line("waiting: another job is continuing the prompts", entry.path)):
-            entry.adopt_finished()
-            folder = entry.current()
-            if folder is None:
-                work = entry.start(fresh=True)
-                found = greedy(model, new_tokens, device)
-                payload = {"format": FORMAT, "weights": model.weights, "new_tokens": new_tokens, "continuations": found}
-                store.write_json(work / "continuations.json", payload)
-                folder = entry.publish(["continuations.json"])
+
+    def build(work: Path) -> list[str]:
+        found = greedy(model, new_tokens, device)
+        payload = {"format": FORMAT, "weights": model.weights, "new_tokens": new_tokens, "continuations": found}
+        store.write_json(work / "continuations.json", payload)
+        return ["continuations.json"]
+
+    folder = entry.made_once(build, lambda: path_line("waiting: another job is continuing the prompts", entry.path))
     return _checked(store.read_json(folder / "continuations.json", f"delete {entry.path}"), model, new_tokens, entry)
 
 

@@ -33,16 +33,13 @@ def entry_of(root: Path, name: str) -> store.Entry:
 def ensure(entry: store.Entry, settings: dict, build) -> Path:
     """The entry's folder, made by `build(work_folder)` unless a complete one exists; one made
     with other settings is refused."""
-    folder = entry.current()
-    if folder is None:
-        with entry.exclusive(lambda: path_line("waiting: another job is making", entry.path)):
-            entry.adopt_finished()
-            folder = entry.current()
-            if folder is None:
-                work = entry.start(fresh=True)
-                build(work)
-                store.write_json(work / MADE, {"settings": settings})
-                folder = entry.publish(sorted(p.name for p in work.iterdir() if p.is_file()))
+
+    def write(work: Path) -> list[str]:
+        build(work)
+        store.write_json(work / MADE, {"settings": settings})
+        return sorted(p.name for p in work.iterdir() if p.is_file())
+
+    folder = entry.made_once(write, lambda: path_line("waiting: another job is making", entry.path))
     made = store.read_json(folder / MADE, f"delete {entry.path}").get("settings")
     if made != settings:
         raise ConfigError(f"{entry.path} was made with other settings; delete it or give another paths.root")

@@ -140,6 +140,19 @@ class Entry:
         with exclusive(self.path, waiting):
             yield
 
+    def made_once(self, build: Callable[[Path], list[str]], waiting: Callable[[], None]) -> Path:
+        """The complete version's folder; without one, `build(work folder)` writes a version (and
+        returns its file names) under the lock, unless another job published one meanwhile."""
+        folder = self.current()
+        if folder is not None:
+            return folder
+        with self.exclusive(waiting):
+            self.adopt_finished()
+            folder = self.current()
+            if folder is None:
+                folder = self.publish(build(self.start(fresh=True)))
+        return folder
+
     def start(self, fresh: bool = False) -> Path:
         """The work folder for a new version: kept from an interrupted run (its checkpoint
         resumes), emptied when `fresh`; stray temporary files of a killed write are removed.
