@@ -127,6 +127,8 @@ def export_items(path: str | Path, root="outputs", budget: str = "quick", overri
     from mas_cli.data.items_file import item_rows, write_items
     from mas_cli.tasks import task_from_config
 
+    if Path(path).exists():  # a file of the user's is never replaced
+        raise ConfigError(f"{path} exists; give export_items another path or delete it")
     cfg = config("align", root, overrides, budget=budget, **settings)
     validate_align(cfg)
     if len(swapped(cfg)) != 1 or cfg.null_block:

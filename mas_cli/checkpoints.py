@@ -25,6 +25,7 @@ from mas_cli.specs import ModelSpec
 
 PREFIX = "hf:"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+NO_CODE_NO_PICKLE = {"trust_remote_code": False, "use_safetensors": True}  # never the folder's code, never a pickle
 
 
 def is_checkpoint(text) -> bool:
@@ -76,9 +77,8 @@ def load_checkpoint(text: str, task: str, dtype: str = "float32"):
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     try:
-        model = CausalLM.from_pretrained(
-            folder, local_files_only=True, trust_remote_code=False, use_safetensors=True, dtype=getattr(torch, dtype)
-        )
+        held = getattr(torch, dtype)  # float32 or bfloat16 (runtime dtype)
+        model = CausalLM.from_pretrained(folder, local_files_only=True, **NO_CODE_NO_PICKLE, dtype=held)
         tokenizer = _tokenizer(folder, text) if task == TEXT else None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{text}: transformers cannot load it offline ({reason(exc)})") from None

@@ -262,8 +262,8 @@ MUTANTS = [
         "greedy_reads_the_last_column",
         "greedy continuation reads each prompt's next token at the batch's last column (padding)",
         "mas_cli/data/continuation.py",
-        "logits[rows, lengths - 1].argmax(-1)",
-        "logits[rows, -1].argmax(-1)",
+        "readout(features[rows, lengths - 1]).argmax(-1)",
+        "readout(features[rows, -1]).argmax(-1)",
         ("tests/test_continuation_data.py",),
     ),
     Mutant(

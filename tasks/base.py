@@ -71,6 +71,14 @@ def capped(quantities: np.ndarray, up_to: int | None) -> np.ndarray:
     return quantities[quantities <= max(up_to, int(quantities.min()))]
 
 
+def right_padded(rows) -> np.ndarray:
+    """Token rows of different lengths as int64 [N, longest], PAD after each row's end."""
+    out = np.full((len(rows), max(len(r) for r in rows)), PAD, dtype=np.int64)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
 def targets_of(tokens: np.ndarray) -> np.ndarray:
     """Next-token targets: targets[:, p] = tokens[:, p+1], PAD past the end."""
     targets = np.full_like(tokens, PAD)

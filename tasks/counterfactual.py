@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Sequences, Task
+from .base import Sequences, Task, right_padded
 from .causal import CausalModel, Free, OutOfRange
-from .vocab import EOS, PAD
+from .vocab import EOS
 
 
 @dataclass
@@ -182,23 +182,15 @@ def _draw_items(models, variables, base, source, tau, sigma, rng, max_length):
         yield tokens, b, s, tau[i], sigma[i], tuple(state[v] for v in model.variables), before
 
 
-def _pad(rows: list) -> np.ndarray:
-    width = max(len(r) for r in rows)
-    out = np.full((len(rows), width), PAD, dtype=np.int64)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-    return out
-
-
 def _stack(task: Task, rows: list[tuple], variable: str, variables: tuple[str, ...]) -> Counterfactuals:
-    tokens = _pad([r[0] for r in rows])
+    tokens = right_padded([r[0] for r in rows])
     tau = np.array([r[3] for r in rows], dtype=np.int64)
     after_tau = np.arange(tokens.shape[1])[None, :] >= tau[:, None]
     return Counterfactuals(
         tokens=tokens,
         label_mask=task.response_mask(tokens) & after_tau,
-        base=_pad([r[1] for r in rows]),
-        source=_pad([r[2] for r in rows]),
+        base=right_padded([r[1] for r in rows]),
+        source=right_padded([r[2] for r in rows]),
         tau=tau,
         sigma=np.array([r[4] for r in rows], dtype=np.int64),
         variable=variable,

@@ -33,7 +33,7 @@ import numpy as np
 
 from mas_cli.errors import ConfigError
 from mas_cli.tasks import Counterfactuals
-from mas_cli.tasks.base import Sequences
+from mas_cli.tasks.base import Sequences, right_padded
 
 MEMBERS = ("name", "vocab", "variables", "sample", "run", "render", "position")
 FINGERPRINT_ITEMS = 32  # items per variable drawn (seed 0) to fingerprint the model's behaviour
@@ -74,7 +74,7 @@ class CausalTask:
         for _ in range(n):
             inputs = self.causal.sample(rng)
             rows.append(_rendered(self.causal, inputs, self.causal.run(inputs, None)))
-        tokens = _pad([r[0] for r in rows])
+        tokens = right_padded([r[0] for r in rows])
         for row, (_, scored) in zip(tokens, rows):
             self._scored[row.tobytes()] = scored
         lengths = np.array([len(r[0]) for r in rows], dtype=np.int64)
@@ -103,20 +103,13 @@ def _rendered(causal, inputs, values) -> tuple[list[int], list[int]]:
     return tokens, scored
 
 
-def _pad(rows: list[list[int]]) -> np.ndarray:
-    out = np.zeros((len(rows), max(len(r) for r in rows)), dtype=np.int64)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-    return out
-
-
 def counterfactuals(causal, variable: str, n: int, rng: np.random.Generator, same_position: bool) -> Counterfactuals:
     """n items swapping `variable` from a source's run into a base's (see the module's docstring)."""
     if variable not in causal.variables:
         have = ", ".join(causal.variables)
         raise ConfigError(f"swap={variable} is not a variable of {causal.name}; choose one of {have}")
     rows = [_item(causal, variable, rng, same_position) for _ in range(n)]
-    tokens = _pad([r["tokens"] for r in rows])
+    tokens = right_padded([r["tokens"] for r in rows])
     mask = np.zeros(tokens.shape, dtype=bool)
     for i, r in enumerate(rows):
         mask[i, [p for p in r["scored"] if p >= r["tau"]]] = True
@@ -124,8 +117,8 @@ def counterfactuals(causal, variable: str, n: int, rng: np.random.Generator, sam
     return Counterfactuals(
         tokens=tokens,
         label_mask=mask,
-        base=_pad([r["base"] for r in rows]),
-        source=_pad([r["source"] for r in rows]),
+        base=right_padded([r["base"] for r in rows]),
+        source=right_padded([r["source"] for r in rows]),
         tau=np.array([r["tau"] for r in rows], dtype=np.int64),
         sigma=np.array([r["sigma"] for r in rows], dtype=np.int64),
         variable=variable,

@@ -33,6 +33,7 @@ from mas_cli.data.texts import TextTask, is_validation, read_texts
 from mas_cli.errors import ConfigError, StoreError
 from mas_cli.models.base import device_of
 from mas_cli.tasks import Counterfactuals
+from mas_cli.tasks.base import right_padded
 from mas_cli.tasks.vocab import PAD
 
 FORMAT = "mas-continuations/1"
@@ -81,11 +82,8 @@ def continuation_source(cfg, models: list):
         offsets = rng.integers(n_new, size=n)  # τ = len(prompt) - 1 + offset: next token = continuation[offset]
         sequences = [source.task.encoded[p] + continued(source)[p] for p in picked]
         tau = np.array([len(source.task.encoded[p]) - 1 + o for p, o in zip(picked, offsets)], dtype=np.int64)
-        tokens = np.full((n, int(tau.max()) + 2), PAD, dtype=np.int64)
-        full = np.full((n, max(len(s) for s in sequences)), PAD, dtype=np.int64)
-        for row, seq in enumerate(sequences):
-            tokens[row, : tau[row] + 2] = seq[: tau[row] + 2]
-            full[row, : len(seq)] = seq
+        tokens = right_padded([seq[: t + 2] for seq, t in zip(sequences, tau)])  # up to the label at τ + 1
+        full = right_padded(sequences)
         mask = np.zeros(tokens.shape, dtype=bool)
         mask[np.arange(n), tau] = True
         return Counterfactuals(tokens, mask, full, full, tau, tau.copy(), variable, {}, {})
@@ -133,7 +131,8 @@ def _checked(payload: dict, model, new_tokens: int, entry) -> list[list[int]]:
 def greedy(model, new_tokens: int, device) -> list[list[int]]:
     """Each prompt continued by the model's most likely next token, `new_tokens` times. Prompts
     are right-padded in a batch: a causal model's predictions at real positions do not see
-    the padding after them."""
+    the padding after them. The model is a wrapped one (wrapped.py): its readout, a language
+    model's head where it is split off, runs only at the positions read."""
     out = []
     for first in range(0, len(model.task.encoded), BATCH):
         prompts = model.task.encoded[first : first + BATCH]
@@ -142,9 +141,9 @@ def greedy(model, new_tokens: int, device) -> list[list[int]]:
         for row, ids in enumerate(prompts):
             tokens[row, : len(ids)] = torch.tensor(ids)
         rows = torch.arange(len(prompts), device=device)
-        for _ in range(new_tokens):
-            logits = model.model(tokens[:, : int(lengths.max())])
-            tokens[rows, lengths] = logits[rows, lengths - 1].argmax(-1)
+        for _ in range(new_tokens):  # the head (readout) only at each prompt's last token
+            features = model.model.features(tokens[:, : int(lengths.max())])
+            tokens[rows, lengths] = model.model.readout(features[rows, lengths - 1]).argmax(-1)
             lengths = lengths + 1
         out += [tokens[row, len(ids) : len(ids) + new_tokens].tolist() for row, ids in enumerate(prompts)]
     return out

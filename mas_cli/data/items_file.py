@@ -40,6 +40,7 @@ import numpy as np
 
 from mas_cli.errors import ConfigError
 from mas_cli.tasks import Counterfactuals
+from mas_cli.tasks.base import right_padded
 from mas_cli.tasks.vocab import PAD
 
 SPLITS = ("train", "val")
@@ -230,7 +231,7 @@ def split_items(items: list[Item], split: str, variable: str, seed: int) -> list
 
 def counterfactuals(items: list[Item], variable: str) -> Counterfactuals:
     """The items as the alignment's counterfactuals (tasks.Counterfactuals)."""
-    tokens = _pad([i.tokens for i in items])
+    tokens = right_padded([i.tokens for i in items])
     mask = np.zeros(tokens.shape, dtype=bool)
     for row, item in enumerate(items):
         mask[row, list(item.scored)] = True
@@ -242,21 +243,14 @@ def counterfactuals(items: list[Item], variable: str) -> Counterfactuals:
     return Counterfactuals(
         tokens=tokens,
         label_mask=mask,
-        base=_pad([i.base for i in items]),
-        source=_pad([i.source for i in items]),
+        base=right_padded([i.base for i in items]),
+        source=right_padded([i.source for i in items]),
         tau=np.array([i.tau for i in items], dtype=np.int64),
         sigma=np.array([i.sigma for i in items], dtype=np.int64),
         variable=variable,
         values={name: column("after", name) for name in names},
         before={name: column("before", name) for name in names},
     )
-
-
-def _pad(rows: list[tuple[int, ...]]) -> np.ndarray:
-    out = np.full((len(rows), max(len(r) for r in rows)), PAD, dtype=np.int64)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-    return out
 
 
 def item_rows(cf: Counterfactuals, split: str) -> list[dict]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mas_cli.errors import ConfigError
-from mas_cli.tasks.base import Sequences
+from mas_cli.tasks.base import Sequences, right_padded
 
 NAME = "text"  # how results name these models' task: text/local_<folder>/0
 VALIDATION_EVERY = 5  # every fifth prompt (lines 5, 10, ...) validates; the rest train
@@ -86,10 +86,7 @@ class TextTask:
             raise ConfigError("a language model reads the prompts of data.texts; align it with data=continuation")
         chosen = [self.encoded[i] for i in rng.integers(len(self.encoded), size=n)]
         lengths = np.array([len(c) for c in chosen], dtype=np.int64)
-        tokens = np.zeros((n, int(lengths.max())), dtype=np.int64)
-        for row, ids in enumerate(chosen):
-            tokens[row, : len(ids)] = ids
-        return Sequences(tokens, lengths, np.zeros(n, dtype=np.int64))
+        return Sequences(right_padded(chosen), lengths, np.zeros(n, dtype=np.int64))
 
     def causal_model(self, name=None):
         raise ValueError("texts have no causal model; their items come from data=continuation")
