@@ -121,7 +121,7 @@ def train(model, ids: np.ndarray, steps: int, schedule, rng: np.random.Generator
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         model.eval()
-    return float(loss)
+    return loss.detach().item()
 
 
 def write_prompts(root: Path, n: int, seed: int) -> Path:

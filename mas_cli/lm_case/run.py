@@ -180,5 +180,9 @@ def print_summary(summary: dict) -> None:
     styles = summary["styles"]
     if styles is None:
         return
-    said = ", ".join(f"{r.model} {r.harsh:.2f}/{r.kind:.2f}" for r in styles.itertuples())
-    console.print(f"prompts continued with a harsh/kind verb: {said}")
+    shares = Table(title="what fine-tuning did: prompts continued with a verb of each style")
+    for column in styles.columns:
+        shares.add_column(column, justify="left" if column == "model" else "right")
+    for row in styles.itertuples(index=False):
+        shares.add_row(row[0], *(f"{v:.2f}" for v in row[1:]))
+    console.print(shares)
